@@ -1,0 +1,13 @@
+//! Pure domain of erp-bridge: the M3 table catalogue and message-type mappings (row -> message).
+//! No I/O lives here; this is the hot path and it is benchmarked.
+
+pub mod catalog;
+pub mod compiled;
+pub mod convert;
+pub mod error;
+pub mod names;
+pub mod spec;
+
+pub use compiled::{CompiledMapping, EntityKey, Projection};
+pub use error::{MappingError, ValueError};
+pub use spec::{FieldSpec, FieldType, MappingSpec};
