@@ -1,1 +1,175 @@
-fn main() {}
+//! The `erp-bridge` command line: `up` (the whole product, with the embedded M3 simulator by
+//! default), `sim` (the simulator alone) and `mapping lint`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use erp_bridge::config::Config;
+use erp_bridge::App;
+
+#[derive(Parser)]
+#[command(name = "erp-bridge", version, about = "Bridge Infor M3 to messages and read models")]
+struct Cli {
+    /// TOML configuration file (settings can also come from ERP_BRIDGE__SECTION__KEY variables).
+    #[arg(long, global = true, env = "ERP_BRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run erp-bridge: connector, store and API; starts an embedded M3 simulator unless
+    /// `connection.ionapi_file` is configured.
+    Up {
+        /// Folder for the store and generated files.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// HTTP listen address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Changes per second made by simulated M3 users.
+        #[arg(long)]
+        changes_per_second: Option<f64>,
+        /// Items seeded into the simulator.
+        #[arg(long)]
+        items: Option<usize>,
+        /// `.ionapi` file of a real M3 (instead of the simulator).
+        #[arg(long)]
+        ionapi: Option<PathBuf>,
+    },
+    /// Run the M3 simulator alone and print its `.ionapi` file.
+    Sim {
+        /// Listen address of the simulated ION API gateway.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+        /// Items to seed.
+        #[arg(long, default_value_t = 1000)]
+        items: usize,
+        /// Changes per second made by simulated users.
+        #[arg(long, default_value_t = 3.0)]
+        changes_per_second: f64,
+    },
+    /// Mapping tools.
+    Mapping {
+        #[command(subcommand)]
+        command: MappingCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MappingCommand {
+    /// Validate mapping files (JSON) against the standard M3 catalogue.
+    Lint {
+        /// Mapping files.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up {
+            data_dir,
+            listen,
+            changes_per_second,
+            items,
+            ionapi,
+        } => {
+            let mut cfg = Config::load(cli.config.as_deref())?;
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(l) = listen {
+                cfg.http.listen = l;
+            }
+            if let Some(c) = changes_per_second {
+                anyhow::ensure!(c >= 0.0 && c.is_finite(), "--changes-per-second: expected a number >= 0, got {c}");
+                cfg.simulator.changes_per_second = c;
+            }
+            if let Some(i) = items {
+                cfg.simulator.items = i;
+            }
+            if let Some(f) = ionapi {
+                cfg.connection.ionapi_file = Some(f);
+            }
+            let app = App::start(cfg).await?;
+            let c = &app.connection;
+            println!("erp-bridge is up");
+            if let Some(sim) = &app.simulator_url {
+                println!("  M3 simulator (ION API gateway): {sim}");
+            }
+            println!("  .ionapi file in use:            {}", app.ionapi_file.display());
+            println!("  health / readiness:             {0}/healthz  {0}/readyz", app.api_url);
+            println!("  status:                         {}/api/connections/{c}/status", app.api_url);
+            println!("  messages (CloudEvents):         {}/api/connections/{c}/messages?after=0&limit=20", app.api_url);
+            println!("  read model:                     {}/api/connections/{c}/read-models/items?limit=20", app.api_url);
+            println!("  JSON Schema:                    {}/api/connections/{c}/schemas/ItemUpdated", app.api_url);
+            println!("Press Ctrl-C to stop.");
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            println!("stopping...");
+            app.shutdown().await;
+            println!("stopped; the next start resumes from the stored cursor");
+        }
+        Command::Sim {
+            listen,
+            items,
+            changes_per_second,
+        } => {
+            let sim = m3_sim::Simulator::new(m3_sim::SimConfig {
+                items,
+                ..Default::default()
+            });
+            let running = sim.serve(listen).await.with_context(|| format!("--listen {listen}"))?;
+            println!("M3 simulator at {}", running.base_url);
+            println!("{}", serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?);
+            let workload = sim.start_workload(changes_per_second);
+            tokio::signal::ctrl_c().await?;
+            workload.abort();
+            running.shutdown().await;
+        }
+        Command::Mapping {
+            command: MappingCommand::Lint { files },
+        } => {
+            let mut failed = 0;
+            for f in &files {
+                match lint(f) {
+                    Ok(summary) => println!("{}: ok ({summary})", f.display()),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{}: {e:#}", f.display());
+                    }
+                }
+            }
+            anyhow::ensure!(failed == 0, "{failed} of {} mapping files have errors", files.len());
+        }
+    }
+    Ok(())
+}
+
+fn lint(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).context("cannot read")?;
+    let spec: mapping::MappingSpec = serde_json::from_str(&text)?;
+    let table = mapping::catalog::standard_table(&spec.table).ok_or_else(|| {
+        let names: Vec<String> = mapping::catalog::standard_tables().into_iter().map(|t| t.name).collect();
+        let hint = mapping::names::closest(&spec.table, names.iter().map(String::as_str))
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "mapping `{}`: table: `{}` is not in the standard catalogue ({}){hint}",
+            spec.name,
+            spec.table,
+            names.join(", ")
+        )
+    })?;
+    let m = mapping::CompiledMapping::compile(&spec, &table)?;
+    Ok(format!("{} on {}, {} fields, resource /{}", m.name, m.table, m.fields.len(), m.resource))
+}

@@ -1,1 +1,12 @@
-//! placeholder
+//! The connector: turns M3 tables into messages. Sources (initial load, polling on the change
+//! timestamp, key reconciliation for deletes) read M3, mappings project rows, and every page is
+//! written to the store's outbox together with the cursor that produced it.
+
+pub mod connector;
+pub mod error;
+pub mod query;
+pub mod status;
+
+pub use connector::{Connector, ConnectorSettings, MappingSource};
+pub use error::PipelineError;
+pub use status::{Connectivity, ConnectorStatus, StatusBoard, TableStatus};

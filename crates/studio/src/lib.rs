@@ -1,1 +1,8 @@
-//! placeholder
+//! The HTTP API of erp-bridge: health and readiness, the message log, read models and JSON Schemas.
+
+mod error;
+mod routes;
+pub mod schema;
+
+pub use error::ApiError;
+pub use routes::{router, AppState, ConnectionRuntime};

@@ -1,0 +1,186 @@
+//! Configuration: typed, with defaults, then an optional TOML file, then `ERP_BRIDGE__...`
+//! environment variables (`ERP_BRIDGE__HTTP__LISTEN=0.0.0.0:8080`), then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything `erp-bridge up` needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder holding the store (`erp-bridge.db`) and generated files.
+    pub data_dir: PathBuf,
+    /// HTTP API.
+    pub http: HttpConfig,
+    /// The M3 connection.
+    pub connection: ConnectionConfig,
+    /// The embedded M3 simulator, used when `connection.ionapi_file` is not set.
+    pub simulator: SimulatorConfig,
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+}
+
+/// One M3 connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// Connection name, used in API paths and CloudEvents sources.
+    pub name: String,
+    /// `.ionapi` file of a real M3; unset = start the embedded simulator and generate one.
+    pub ionapi_file: Option<PathBuf>,
+    /// Company (`cono`) to read; the service account's default when unset.
+    pub company: Option<u32>,
+    /// Pause between polls of a caught-up table.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Pause between key reconciliations (delete detection).
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+    /// How far before the stored cursor each poll re-reads.
+    #[serde(with = "humantime_serde")]
+    pub overlap: Duration,
+    /// Rows per `EXPORTMI` page.
+    pub page_size: u32,
+    /// `EXPORTMI` column separator; must not occur in the data.
+    pub separator: char,
+}
+
+/// The embedded simulator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// Address of the simulated ION API gateway; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Number of seeded items in `MITMAS`.
+    pub items: usize,
+    /// Seed of the generated data.
+    pub seed: u64,
+    /// Changes per second made by simulated M3 users (0 = none).
+    pub changes_per_second: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            http: HttpConfig::default(),
+            connection: ConnectionConfig::default(),
+            simulator: SimulatorConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+        }
+    }
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            name: "demo".into(),
+            ionapi_file: None,
+            company: None,
+            poll_interval: Duration::from_secs(2),
+            reconcile_interval: Duration::from_secs(30),
+            overlap: Duration::from_secs(5),
+            page_size: 1000,
+            separator: '~',
+        }
+    }
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            items: 1000,
+            seed: 42,
+            changes_per_second: 3.0,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Defaults, then `file` (if given, it must exist), then `ERP_BRIDGE__...` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError(format!("file {} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("ERP_BRIDGE__").split("__"));
+        let cfg: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.connection;
+        let ok = !c.name.is_empty()
+            && c.name
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_');
+        if !ok {
+            return Err(ConfigError(format!(
+                "connection.name: expected lower-case letters, digits, `-` or `_`, got {:?}",
+                c.name
+            )));
+        }
+        if !(1..=100_000).contains(&c.page_size) {
+            return Err(ConfigError(format!(
+                "connection.page_size: expected 1 to 100000, got {}",
+                c.page_size
+            )));
+        }
+        if !(self.simulator.changes_per_second >= 0.0 && self.simulator.changes_per_second.is_finite()) {
+            return Err(ConfigError(format!(
+                "simulator.changes_per_second: expected a number >= 0, got {}",
+                self.simulator.changes_per_second
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[connection]\npoll_interval = \"250ms\"\nname = \"prod\"\n").unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.connection.poll_interval, Duration::from_millis(250));
+        assert_eq!(c.connection.name, "prod");
+        assert_eq!(c.connection.page_size, 1000);
+        std::fs::write(&f, "[connection]\npol_interval = \"1s\"\n").unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("pol_interval"), "{err}");
+        std::fs::write(&f, "[connection]\nname = \"Bad Name\"\n").unwrap();
+        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("connection.name"));
+    }
+}

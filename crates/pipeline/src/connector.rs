@@ -1,0 +1,512 @@
+//! The hosted connector: one task per deployed mapping running the initial load, then polling on
+//! the `(LMTS, key)` cursor with an overlap window, plus periodic key reconciliation to find
+//! deletes. Every page is one store transaction: messages, entity state and cursor together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mapping::catalog::Table;
+use mapping::{CompiledMapping, EntityKey, MappingSpec};
+use m3::{M3Client, M3Error};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use store::{Batch, Change, ChangeOp, Cursor, NewMessage, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{info, instrument, warn};
+
+use crate::error::PipelineError;
+use crate::query::paged_select;
+use crate::status::{Connectivity, StatusBoard};
+
+/// Tuning of the connector loops.
+#[derive(Debug, Clone)]
+pub struct ConnectorSettings {
+    /// Connection name (appears in topics, CloudEvents source and API paths).
+    pub connection: String,
+    /// Pause between polls of a table when it is caught up.
+    pub poll_interval: Duration,
+    /// Pause between key reconciliations (delete detection).
+    pub reconcile_interval: Duration,
+    /// Rows per `EXPORTMI/Select` page.
+    pub page_size: u32,
+    /// How far before the stored cursor each poll re-reads, for changes committed out of order.
+    pub overlap: Duration,
+    /// `EXPORTMI` column separator; must not occur in the data.
+    pub separator: char,
+}
+
+impl ConnectorSettings {
+    /// Defaults for a connection name.
+    pub fn new(connection: &str) -> Self {
+        Self {
+            connection: connection.to_string(),
+            poll_interval: Duration::from_secs(2),
+            reconcile_interval: Duration::from_secs(30),
+            page_size: 1000,
+            overlap: Duration::from_secs(5),
+            separator: '~',
+        }
+    }
+}
+
+/// A deployed mapping and the table it reads.
+#[derive(Debug, Clone)]
+pub struct MappingSource {
+    /// The compiled mapping.
+    pub mapping: Arc<CompiledMapping>,
+    /// Its table's metadata.
+    pub table: Arc<Table>,
+    /// Fingerprint of the mapping definition; a changed mapping starts a new initial load.
+    pub fingerprint: String,
+}
+
+impl MappingSource {
+    /// Compile a mapping against its table.
+    pub fn new(spec: &MappingSpec, table: Table) -> Result<Self, mapping::MappingError> {
+        let mapping = CompiledMapping::compile(spec, &table)?;
+        let canonical = serde_json::to_string(spec).expect("mapping specs serialise");
+        Ok(Self {
+            mapping: Arc::new(mapping),
+            table: Arc::new(table),
+            fingerprint: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())),
+        })
+    }
+}
+
+/// Where a mapping's source stands; stored as the cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+enum Position {
+    /// Reading all rows in key order; `after` is the last key read, `high_water` the newest
+    /// change timestamp when the load started (polling resumes from there).
+    InitialLoad { after: Option<Vec<String>>, high_water: i64 },
+    /// Polling changes with a timestamp at or after `lmts` minus the overlap.
+    Polling { lmts: i64 },
+}
+
+/// The connector of one connection.
+pub struct Connector {
+    client: Arc<M3Client>,
+    store: Store,
+    settings: Arc<ConnectorSettings>,
+    status: StatusBoard,
+    sources: Vec<MappingSource>,
+}
+
+impl Connector {
+    /// A connector over `sources`, reporting into a fresh status board.
+    pub fn new(client: Arc<M3Client>, store: Store, settings: ConnectorSettings, sources: Vec<MappingSource>) -> Self {
+        let status = StatusBoard::default();
+        for s in &sources {
+            status.table(s.mapping.name.as_str(), |t| t.table = s.table.name.clone());
+        }
+        Self {
+            client,
+            store,
+            settings: Arc::new(settings),
+            status,
+            sources,
+        }
+    }
+
+    /// The status board the connector reports into.
+    pub fn status(&self) -> StatusBoard {
+        self.status.clone()
+    }
+
+    /// Start one task per mapping; they stop when `shutdown` turns true.
+    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        self.sources
+            .iter()
+            .map(|src| {
+                let worker = Worker {
+                    client: self.client.clone(),
+                    store: self.store.clone(),
+                    settings: self.settings.clone(),
+                    status: self.status.clone(),
+                    src: src.clone(),
+                    columns: Vec::new(),
+                    lmts_index: 0,
+                };
+                tokio::spawn(worker.run(shutdown.clone()))
+            })
+            .collect()
+    }
+}
+
+struct Worker {
+    client: Arc<M3Client>,
+    store: Store,
+    settings: Arc<ConnectorSettings>,
+    status: StatusBoard,
+    src: MappingSource,
+    /// Columns selected from M3: the mapping's, then the timestamp if unmapped.
+    columns: Vec<String>,
+    lmts_index: usize,
+}
+
+impl Worker {
+    fn name(&self) -> &str {
+        self.src.mapping.name.as_str()
+    }
+
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        self.columns = self.src.mapping.columns();
+        let lmts = self.src.table.column_for_field("LMTS");
+        self.lmts_index = match self.columns.iter().position(|c| *c == lmts) {
+            Some(i) => i,
+            None => {
+                self.columns.push(lmts);
+                self.columns.len() - 1
+            }
+        };
+        let mut failures = 0u32;
+        let mut next_reconcile = Instant::now() + self.settings.reconcile_interval;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let wait = match self.step(&mut next_reconcile).await {
+                Ok(more) => {
+                    failures = 0;
+                    if more {
+                        Duration::ZERO
+                    } else {
+                        self.settings.poll_interval
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    let retry_after = match &e {
+                        PipelineError::M3(m) => m.retry_after(),
+                        _ => None,
+                    };
+                    let wait = retry_after.unwrap_or_else(|| backoff(failures));
+                    warn!(connection = %self.settings.connection, mapping = self.name(), error = %e, retry_in = ?wait, "step failed; retrying");
+                    self.status.table(self.name(), |t| {
+                        t.errors += 1;
+                        t.last_error = Some(e.to_string());
+                    });
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// One unit of work. Returns whether more work is waiting right away.
+    async fn step(&mut self, next_reconcile: &mut Instant) -> Result<bool, PipelineError> {
+        let stored = self.store.cursor(&self.settings.connection, self.name()).await?;
+        let position = match stored {
+            Some(c) if c.fingerprint == self.src.fingerprint => {
+                serde_json::from_value(c.position).map_err(|e| PipelineError::Cursor {
+                    mapping: self.name().to_string(),
+                    detail: e.to_string(),
+                })?
+            }
+            other => {
+                if other.is_some() {
+                    info!(connection = %self.settings.connection, mapping = self.name(), "mapping changed; re-exporting");
+                }
+                Position::InitialLoad {
+                    after: None,
+                    high_water: self.max_lmts().await?,
+                }
+            }
+        };
+        match position {
+            Position::InitialLoad { after, high_water } => self.initial_load_page(after, high_water).await,
+            Position::Polling { lmts } => {
+                if Instant::now() >= *next_reconcile {
+                    self.reconcile().await?;
+                    *next_reconcile = Instant::now() + self.settings.reconcile_interval;
+                }
+                self.poll(lmts).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn select(&self, query: &str, columns: usize) -> Result<Vec<Vec<String>>, PipelineError> {
+        let r = self
+            .client
+            .export_select(query, self.settings.separator, columns, self.settings.page_size)
+            .await;
+        self.observe(&r);
+        Ok(r?)
+    }
+
+    fn observe<T>(&self, r: &Result<T, M3Error>) {
+        let (state, message) = match r {
+            Ok(_) => (Connectivity::Healthy, None),
+            Err(e @ M3Error::Authentication { .. }) => (Connectivity::AuthenticationFailed, Some(e.to_string())),
+            Err(e @ M3Error::NotAuthorised { .. }) => (Connectivity::AuthorizationFailed, Some(e.to_string())),
+            Err(e) if e.is_transient() => (Connectivity::Failing, Some(e.to_string())),
+            // M3 answered (NOK or odd shape): it is reachable.
+            Err(e) => (Connectivity::Healthy, Some(e.to_string())),
+        };
+        self.status.update(|s| {
+            s.m3 = state;
+            if message.is_some() {
+                s.m3_message = message;
+            }
+        });
+    }
+
+    async fn max_lmts(&self) -> Result<i64, PipelineError> {
+        let lmts = self.src.table.column_for_field("LMTS");
+        let q = format!("{lmts} from {} order by {lmts} desc", self.src.table.name);
+        let r = self.client.export_select(&q, self.settings.separator, 1, 1).await;
+        self.observe(&r);
+        Ok(r?
+            .first()
+            .and_then(|row| row[0].trim().parse::<i64>().ok())
+            .unwrap_or(0))
+    }
+
+    #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
+    async fn initial_load_page(&self, after: Option<Vec<String>>, high_water: i64) -> Result<bool, PipelineError> {
+        self.status.table(self.name(), |t| t.phase = "initial-load".into());
+        let keys = self.src.mapping.key_columns();
+        let q = paged_select(&self.src.table, &self.columns, &keys, after.as_deref(), None);
+        let rows = self.select(&q, self.columns.len()).await?;
+        let full = rows.len() as u32 >= self.settings.page_size;
+        let key_idx: Vec<usize> = keys
+            .iter()
+            .map(|k| self.columns.iter().position(|c| c == k).expect("key columns are selected"))
+            .collect();
+        let next = if full {
+            let last = rows.last().expect("a full page has rows");
+            Position::InitialLoad {
+                after: Some(key_idx.iter().map(|&i| last[i].trim().to_string()).collect()),
+                high_water,
+            }
+        } else {
+            info!(connection = %self.settings.connection, mapping = self.name(), "initial load done; polling");
+            Position::Polling { lmts: high_water }
+        };
+        self.write(&rows, next).await?;
+        Ok(full)
+    }
+
+    #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
+    async fn poll(&self, cursor_lmts: i64) -> Result<(), PipelineError> {
+        self.status.table(self.name(), |t| t.phase = "polling".into());
+        let lmts_col = self.columns[self.lmts_index].clone();
+        let start = cursor_lmts - self.settings.overlap.as_millis() as i64;
+        let mut order = vec![lmts_col.clone()];
+        order.extend(self.src.mapping.key_columns());
+        let order_idx: Vec<usize> = order
+            .iter()
+            .map(|k| self.columns.iter().position(|c| c == k).expect("order columns are selected"))
+            .collect();
+        let since = format!("{lmts_col} >= {start}");
+        let mut after: Option<Vec<String>> = None;
+        let mut newest = cursor_lmts;
+        let mut newest_seen = None;
+        loop {
+            let q = paged_select(&self.src.table, &self.columns, &order, after.as_deref(), Some(&since));
+            let rows = self.select(&q, self.columns.len()).await?;
+            let full = rows.len() as u32 >= self.settings.page_size;
+            if let Some(last) = rows.last() {
+                after = Some(order_idx.iter().map(|&i| last[i].trim().to_string()).collect());
+                let t = parse_lmts(&last[self.lmts_index]);
+                newest = newest.max(t);
+                newest_seen = Some(t);
+            }
+            self.write(&rows, Position::Polling { lmts: newest }).await?;
+            if !full {
+                break;
+            }
+        }
+        let now = chrono::Utc::now();
+        self.status.table(self.name(), |t| {
+            t.last_poll = Some(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            if let Some(seen) = newest_seen {
+                t.lag_ms = Some((now.timestamp_millis() - seen).max(0));
+            }
+        });
+        Ok(())
+    }
+
+    /// Map rows into changes and write them with the cursor, in one transaction.
+    async fn write(&self, rows: &[Vec<String>], next: Position) -> Result<(), PipelineError> {
+        let m = &self.src.mapping;
+        let mut changes = Vec::with_capacity(rows.len());
+        let mut rejected = 0u64;
+        for row in rows {
+            let refs: Vec<&str> = row.iter().map(String::as_str).collect();
+            let lmts = parse_lmts(&row[self.lmts_index]);
+            match m.apply(&refs) {
+                Ok(p) => {
+                    let key = p.key.to_string();
+                    let position = format!("{lmts}:{:016x}", p.hash);
+                    changes.push(Change {
+                        message: self.message(&m.updated_type(), &key, &position, lmts, p.payload.clone()),
+                        key,
+                        op: ChangeOp::Upsert {
+                            hash: p.hash,
+                            state: p.payload,
+                        },
+                    });
+                }
+                Err(e) => {
+                    rejected += 1;
+                    warn!(connection = %self.settings.connection, mapping = self.name(), key = %m.key_of(&refs), error = %e, "row cannot be mapped; skipped");
+                    self.status.table(self.name(), |t| t.last_error = Some(e.to_string()));
+                }
+            }
+        }
+        let batch = Batch {
+            connection: self.settings.connection.clone(),
+            mapping: self.name().to_string(),
+            changes,
+            cursor: Some(Cursor {
+                fingerprint: self.src.fingerprint.clone(),
+                position: serde_json::to_value(&next).expect("positions serialise"),
+            }),
+        };
+        let applied = self.store.apply_batch(&batch).await?;
+        self.status.table(self.name(), |t| {
+            t.rows_seen += rows.len() as u64;
+            t.messages += applied.emitted as u64;
+            t.unchanged += applied.unchanged as u64;
+            t.rejected_rows += rejected;
+        });
+        Ok(())
+    }
+
+    fn message(&self, ty: &str, key: &str, position: &str, lmts: i64, payload: String) -> NewMessage {
+        let conn = &self.settings.connection;
+        let time = chrono::DateTime::from_timestamp_millis(lmts)
+            .filter(|_| lmts > 0)
+            .unwrap_or_else(chrono::Utc::now);
+        NewMessage {
+            id: event_id(&[conn, self.name(), key, position]),
+            ty: ty.to_string(),
+            source: format!("erp-bridge/{conn}/{}", self.src.table.name),
+            subject: key.to_string(),
+            time: time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            dataschema: format!("/api/connections/{conn}/schemas/{ty}"),
+            payload,
+        }
+    }
+
+    /// Find deletes: list every key in M3 (keys only, paged), mark them seen, and emit
+    /// `...Deleted` for stored keys that were not seen and did not change during the listing.
+    #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
+    async fn reconcile(&self) -> Result<(), PipelineError> {
+        let conn = &self.settings.connection;
+        let keys = self.src.mapping.key_columns();
+        let round = chrono::Utc::now().timestamp_millis();
+        let max_seq = self.store.last_seq().await?;
+        let mut after: Option<Vec<String>> = None;
+        loop {
+            let q = paged_select(&self.src.table, &keys, &keys, after.as_deref(), None);
+            let rows = self.select(&q, keys.len()).await?;
+            let full = rows.len() as u32 >= self.settings.page_size;
+            let page: Vec<String> = rows
+                .iter()
+                .map(|r| EntityKey(r.iter().map(|v| v.trim().to_string()).collect()).to_string())
+                .collect();
+            self.store.mark_seen(conn, self.name(), round, &page).await?;
+            after = rows.last().map(|r| r.iter().map(|v| v.trim().to_string()).collect());
+            if !full {
+                break;
+            }
+        }
+        let gone = self.store.unseen_keys(conn, self.name(), round, max_seq).await?;
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let m = &self.src.mapping;
+        let mut changes = Vec::with_capacity(gone.len());
+        for key in gone {
+            let Some(parsed) = EntityKey::parse(&key, keys.len()) else {
+                warn!(connection = %conn, mapping = self.name(), key = %key, "stored key has the wrong shape; skipped");
+                continue;
+            };
+            let payload = match m.deleted_payload(&parsed) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(connection = %conn, mapping = self.name(), key = %key, error = %e, "deleted key cannot be mapped; skipped");
+                    continue;
+                }
+            };
+            changes.push(Change {
+                message: self.message(&m.deleted_type(), &key, &format!("deleted:{round}"), 0, payload),
+                key,
+                op: ChangeOp::Delete,
+            });
+        }
+        let found = changes.len() as u64;
+        let batch = Batch {
+            connection: conn.clone(),
+            mapping: self.name().to_string(),
+            changes,
+            cursor: None,
+        };
+        let applied = self.store.apply_batch(&batch).await?;
+        info!(connection = %conn, mapping = self.name(), deletes = found, "key reconciliation found deletes");
+        self.status.table(self.name(), |t| {
+            t.deletes_found += found;
+            t.messages += applied.emitted as u64;
+        });
+        Ok(())
+    }
+}
+
+fn parse_lmts(v: &str) -> i64 {
+    v.trim().parse().unwrap_or(0)
+}
+
+/// A stable CloudEvents id: the same change always yields the same id, formatted as a UUID.
+pub fn event_id(parts: &[&str]) -> String {
+    let joined = parts.join("\u{1f}");
+    let h = xxhash_rust::xxh3::xxh3_128(joined.as_bytes());
+    let b = h.to_be_bytes();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at 60 s, +-25 %.
+fn backoff(failures: u32) -> Duration {
+    let base = 1000u64.saturating_mul(1 << failures.saturating_sub(1).min(6)).min(60_000);
+    let jitter = rand::thread_rng().gen_range(0.75..1.25);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_stable_and_distinct() {
+        assert_eq!(event_id(&["a", "b"]), event_id(&["a", "b"]));
+        assert_ne!(event_id(&["a", "b"]), event_id(&["ab", ""]));
+        assert_eq!(event_id(&["a"]).len(), 36);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(1250));
+        assert!(backoff(3) >= Duration::from_millis(3000));
+        assert!(backoff(30) <= Duration::from_millis(75_000));
+    }
+
+    #[test]
+    fn positions_round_trip_as_tagged_json() {
+        let p = Position::InitialLoad {
+            after: Some(vec!["100".into(), "A1".into()]),
+            high_water: 7,
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["phase"], "initial-load");
+        assert_eq!(serde_json::from_value::<Position>(v).unwrap(), p);
+    }
+}

@@ -1,0 +1,15 @@
+//! Errors of the connector loops.
+
+/// A connector step failed; the loop retries with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// M3 refused or failed a call.
+    #[error(transparent)]
+    M3(#[from] m3::M3Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A stored cursor could not be read back.
+    #[error("stored cursor of mapping `{mapping}` is unreadable: {detail}")]
+    Cursor { mapping: String, detail: String },
+}

@@ -1,0 +1,97 @@
+//! What goes into and comes out of the store.
+
+use serde::{Deserialize, Serialize};
+
+/// A message to append to the outbox, with its CloudEvents attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Stable CloudEvents `id` (same change -> same id).
+    pub id: String,
+    /// CloudEvents `type` (`ItemUpdated`).
+    pub ty: String,
+    /// CloudEvents `source` (`erp-bridge/<connection>/<table>`).
+    pub source: String,
+    /// CloudEvents `subject`: the entity key.
+    pub subject: String,
+    /// CloudEvents `time`, RFC 3339.
+    pub time: String,
+    /// CloudEvents `dataschema`.
+    pub dataschema: String,
+    /// JSON payload.
+    pub payload: String,
+}
+
+/// What a change does to an entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOp {
+    /// New mapped state with its content hash; skipped if the hash is unchanged.
+    Upsert { hash: u64, state: String },
+    /// The entity is gone; skipped if it is not known.
+    Delete,
+}
+
+/// One change of one entity and the message it emits if it is a real change.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// Entity key (textual form).
+    pub key: String,
+    /// Upsert or delete.
+    pub op: ChangeOp,
+    /// The message to append if the change is not a no-op.
+    pub message: NewMessage,
+}
+
+/// A source's position, opaque to the store, with the mapping fingerprint it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Fingerprint of the mapping the cursor was produced with; a different mapping restarts.
+    pub fingerprint: String,
+    /// Source-defined position (JSON).
+    pub position: serde_json::Value,
+}
+
+/// Changes of one mapping plus the cursor after them, written atomically.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Connection name.
+    pub connection: String,
+    /// Mapping (message type) name.
+    pub mapping: String,
+    /// Changes in order.
+    pub changes: Vec<Change>,
+    /// The cursor to store with them, if it moved.
+    pub cursor: Option<Cursor>,
+}
+
+/// A message read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Position in the log.
+    pub seq: i64,
+    /// CloudEvents `id`.
+    pub id: String,
+    /// CloudEvents `type`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// CloudEvents `source`.
+    pub source: String,
+    /// CloudEvents `subject`.
+    pub subject: String,
+    /// CloudEvents `time`.
+    pub time: String,
+    /// CloudEvents `dataschema`.
+    pub dataschema: String,
+    /// Mapping that produced it.
+    pub mapping: String,
+    /// JSON payload.
+    pub payload: String,
+}
+
+/// A page of a read model.
+#[derive(Debug, Clone)]
+pub struct ReadModelPage {
+    /// (key, state JSON) in key order.
+    pub items: Vec<(String, String)>,
+    /// Key to pass as `after` for the next page, if there is one.
+    pub next: Option<String>,
+}

@@ -1,0 +1,421 @@
+//! The SQLite store: one file in the data folder, WAL mode, migrations embedded in the binary.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tracing::instrument;
+
+use crate::error::StoreError;
+use crate::model::{Batch, ChangeOp, Cursor, ReadModelPage, StoredMessage};
+
+/// Outcome of [`Store::apply_batch`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Messages appended.
+    pub emitted: usize,
+    /// Changes dropped because nothing mapped changed (or an unknown key was deleted).
+    pub unchanged: usize,
+}
+
+/// The store. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Open (creating if needed) the store file at `path` and migrate it.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let url = format!("sqlite://{}", path.display());
+        let opts = SqliteConnectOptions::from_str(&url)
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The stored cursor of a mapping.
+    pub async fn cursor(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
+        let row = sqlx::query("SELECT fingerprint, position FROM cursors WHERE connection = ? AND mapping = ?")
+            .bind(connection)
+            .bind(mapping)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let position: String = r.get(1);
+            Ok(Cursor {
+                fingerprint: r.get(0),
+                position: serde_json::from_str(&position).map_err(|e| StoreError::Corrupt {
+                    what: "cursor",
+                    detail: e.to_string(),
+                })?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Apply a batch atomically: changed entities are updated and their messages appended; no-op
+    /// changes are dropped by content hash; the cursor is stored in the same transaction.
+    #[instrument(skip_all, fields(connection = %batch.connection, mapping = %batch.mapping, changes = batch.changes.len()))]
+    pub async fn apply_batch(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut applied = Applied::default();
+        let time = now();
+        for change in &batch.changes {
+            let known: Option<i64> =
+                sqlx::query_scalar("SELECT hash FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                    .bind(&batch.connection)
+                    .bind(&batch.mapping)
+                    .bind(&change.key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let real = match (&change.op, known) {
+                (ChangeOp::Upsert { hash, .. }, Some(k)) => k != *hash as i64,
+                (ChangeOp::Upsert { .. }, None) => true,
+                (ChangeOp::Delete, known) => known.is_some(),
+            };
+            if !real {
+                applied.unchanged += 1;
+                continue;
+            }
+            let m = &change.message;
+            let seq: i64 = sqlx::query_scalar(
+                "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+            )
+            .bind(&batch.connection)
+            .bind(&batch.mapping)
+            .bind(&m.id)
+            .bind(&m.ty)
+            .bind(&m.source)
+            .bind(&m.subject)
+            .bind(&m.time)
+            .bind(&m.dataschema)
+            .bind(&m.payload)
+            .fetch_one(&mut *tx)
+            .await?;
+            match &change.op {
+                ChangeOp::Upsert { hash, state } => {
+                    sqlx::query(
+                        "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?)
+                         ON CONFLICT (connection, mapping, key)
+                         DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
+                                       updated_at = excluded.updated_at",
+                    )
+                    .bind(&batch.connection)
+                    .bind(&batch.mapping)
+                    .bind(&change.key)
+                    .bind(*hash as i64)
+                    .bind(state)
+                    .bind(seq)
+                    .bind(&time)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                ChangeOp::Delete => {
+                    sqlx::query("DELETE FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                        .bind(&batch.connection)
+                        .bind(&batch.mapping)
+                        .bind(&change.key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            applied.emitted += 1;
+        }
+        if let Some(c) = &batch.cursor {
+            sqlx::query(
+                "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (connection, mapping) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     position = excluded.position, updated_at = excluded.updated_at",
+            )
+            .bind(&batch.connection)
+            .bind(&batch.mapping)
+            .bind(&c.fingerprint)
+            .bind(c.position.to_string())
+            .bind(&time)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Messages of a connection after `after` (exclusive), oldest first, optionally of one type or subject.
+    pub async fn messages(
+        &self,
+        connection: &str,
+        after: i64,
+        limit: u32,
+        ty: Option<&str>,
+        subject: Option<&str>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, id, type, source, subject, time, dataschema, mapping, payload FROM outbox
+             WHERE connection = ? AND seq > ? AND (?3 IS NULL OR type = ?3) AND (?4 IS NULL OR subject = ?4)
+             ORDER BY seq LIMIT ?5",
+        )
+        .bind(connection)
+        .bind(after)
+        .bind(ty)
+        .bind(subject)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredMessage {
+                seq: r.get(0),
+                id: r.get(1),
+                ty: r.get(2),
+                source: r.get(3),
+                subject: r.get(4),
+                time: r.get(5),
+                dataschema: r.get(6),
+                mapping: r.get(7),
+                payload: r.get(8),
+            })
+            .collect())
+    }
+
+    /// The highest message sequence number (0 when empty).
+    pub async fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The current state of one entity.
+    pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT state FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                .bind(connection)
+                .bind(mapping)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// A page of entities in key order after `after`, where every `(field, value)` filter matches
+    /// the field's value rendered as text. Field names must have been validated by the caller.
+    pub async fn entities(
+        &self,
+        connection: &str,
+        mapping: &str,
+        after: Option<&str>,
+        limit: u32,
+        filters: &[(String, String)],
+    ) -> Result<ReadModelPage, StoreError> {
+        let mut sql = String::from(
+            "SELECT key, state FROM entities WHERE connection = ? AND mapping = ? AND (? IS NULL OR key > ?)",
+        );
+        for _ in filters {
+            sql.push_str(" AND CAST(json_extract(state, ?) AS TEXT) = ?");
+        }
+        sql.push_str(" ORDER BY key LIMIT ?");
+        let mut q = sqlx::query(&sql).bind(connection).bind(mapping).bind(after).bind(after);
+        for (field, value) in filters {
+            q = q.bind(format!("$.\"{field}\"")).bind(value);
+        }
+        let rows = q.bind(limit + 1).fetch_all(&self.pool).await?;
+        let mut items: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(ReadModelPage { items, next })
+    }
+
+    /// Number of entities of a mapping.
+    pub async fn entity_count(&self, connection: &str, mapping: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM entities WHERE connection = ? AND mapping = ?")
+                .bind(connection)
+                .bind(mapping)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Key reconciliation, step 1: mark these keys as present in M3 in round `round`.
+    pub async fn mark_seen(&self, connection: &str, mapping: &str, round: i64, keys: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for k in keys {
+            sqlx::query("UPDATE entities SET seen = ? WHERE connection = ? AND mapping = ? AND key = ?")
+                .bind(round)
+                .bind(connection)
+                .bind(mapping)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Key reconciliation, step 2: keys not seen in round `round` whose last change is not newer
+    /// than `max_seq` (the log position when the round started): these vanished from M3.
+    pub async fn unseen_keys(
+        &self,
+        connection: &str,
+        mapping: &str,
+        round: i64,
+        max_seq: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT key FROM entities WHERE connection = ? AND mapping = ? AND seen <> ? AND seq <= ? ORDER BY key",
+        )
+        .bind(connection)
+        .bind(mapping)
+        .bind(round)
+        .bind(max_seq)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Change, NewMessage};
+
+    fn msg(id: &str, ty: &str, key: &str) -> NewMessage {
+        NewMessage {
+            id: id.into(),
+            ty: ty.into(),
+            source: "erp-bridge/demo/MITMAS".into(),
+            subject: key.into(),
+            time: now(),
+            dataschema: "x".into(),
+            payload: "{}".into(),
+        }
+    }
+
+    fn upsert(key: &str, hash: u64, state: &str) -> Change {
+        Change {
+            key: key.into(),
+            op: ChangeOp::Upsert {
+                hash,
+                state: state.into(),
+            },
+            message: msg(&format!("{key}-{hash}"), "ItemUpdated", key),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_dedupe_by_hash_and_store_the_cursor_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let cursor = Cursor {
+            fingerprint: "f1".into(),
+            position: serde_json::json!({"lmts": 5}),
+        };
+        let batch = Batch {
+            connection: "demo".into(),
+            mapping: "Item".into(),
+            changes: vec![
+                upsert("100|A", 1, r#"{"status":"20","n":1}"#),
+                upsert("100|B", 2, r#"{"status":"90","n":2}"#),
+                upsert("100|A", 1, r#"{"status":"20","n":1}"#),
+            ],
+            cursor: Some(cursor.clone()),
+        };
+        let a = store.apply_batch(&batch).await.unwrap();
+        assert_eq!((a.emitted, a.unchanged), (2, 1));
+        assert_eq!(store.cursor("demo", "Item").await.unwrap(), Some(cursor));
+        let del = Batch {
+            connection: "demo".into(),
+            mapping: "Item".into(),
+            changes: vec![
+                Change {
+                    key: "100|B".into(),
+                    op: ChangeOp::Delete,
+                    message: msg("d", "ItemDeleted", "100|B"),
+                },
+                Change {
+                    key: "100|Z".into(),
+                    op: ChangeOp::Delete,
+                    message: msg("dz", "ItemDeleted", "100|Z"),
+                },
+            ],
+            cursor: None,
+        };
+        assert_eq!(store.apply_batch(&del).await.unwrap().emitted, 1);
+        let log = store.messages("demo", 0, 10, None, None).await.unwrap();
+        let types: Vec<_> = log.iter().map(|m| (m.ty.as_str(), m.subject.as_str())).collect();
+        assert_eq!(types, vec![("ItemUpdated", "100|A"), ("ItemUpdated", "100|B"), ("ItemDeleted", "100|B")]);
+        assert_eq!(store.entity("demo", "Item", "100|B").await.unwrap(), None);
+        assert!(store.entity("demo", "Item", "100|A").await.unwrap().is_some());
+        assert_eq!(store.messages("demo", 2, 10, Some("ItemDeleted"), None).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn entity_pages_filter_on_fields_and_reconciliation_finds_unseen_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let changes = (0..5)
+            .map(|i| upsert(&format!("100|K{i}"), i, &format!(r#"{{"status":"{}","n":{i}}}"#, if i % 2 == 0 { "20" } else { "90" })))
+            .collect();
+        let batch = Batch {
+            connection: "demo".into(),
+            mapping: "Item".into(),
+            changes,
+            cursor: None,
+        };
+        store.apply_batch(&batch).await.unwrap();
+        let p = store.entities("demo", "Item", None, 2, &[]).await.unwrap();
+        assert_eq!(p.items.len(), 2);
+        assert_eq!(p.next.as_deref(), Some("100|K1"));
+        let p = store.entities("demo", "Item", p.next.as_deref(), 10, &[]).await.unwrap();
+        assert_eq!(p.items.len(), 3);
+        assert_eq!(p.next, None);
+        let f = store
+            .entities("demo", "Item", None, 10, &[("status".into(), "90".into())])
+            .await
+            .unwrap();
+        assert_eq!(f.items.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["100|K1", "100|K3"]);
+        let f = store.entities("demo", "Item", None, 10, &[("n".into(), "4".into())]).await.unwrap();
+        assert_eq!(f.items.len(), 1, "numbers compare by their text");
+        let max = store.last_seq().await.unwrap();
+        store
+            .mark_seen("demo", "Item", 1, &["100|K0".into(), "100|K2".into(), "100|K3".into(), "100|K4".into()])
+            .await
+            .unwrap();
+        assert_eq!(store.unseen_keys("demo", "Item", 1, max).await.unwrap(), vec!["100|K1"]);
+        assert!(store.unseen_keys("demo", "Item", 1, 0).await.unwrap().is_empty());
+    }
+}
