@@ -154,7 +154,9 @@ impl Config {
                 c.page_size
             )));
         }
-        if !(self.simulator.changes_per_second >= 0.0 && self.simulator.changes_per_second.is_finite()) {
+        if !(self.simulator.changes_per_second >= 0.0
+            && self.simulator.changes_per_second.is_finite())
+        {
             return Err(ConfigError(format!(
                 "simulator.changes_per_second: expected a number >= 0, got {}",
                 self.simulator.changes_per_second
@@ -172,7 +174,11 @@ mod tests {
     fn file_values_override_defaults_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(&f, "[connection]\npoll_interval = \"250ms\"\nname = \"prod\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "[connection]\npoll_interval = \"250ms\"\nname = \"prod\"\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&f)).unwrap();
         assert_eq!(c.connection.poll_interval, Duration::from_millis(250));
         assert_eq!(c.connection.name, "prod");
@@ -181,6 +187,9 @@ mod tests {
         let err = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(err.contains("pol_interval"), "{err}");
         std::fs::write(&f, "[connection]\nname = \"Bad Name\"\n").unwrap();
-        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("connection.name"));
+        assert!(Config::load(Some(&f))
+            .unwrap_err()
+            .to_string()
+            .contains("connection.name"));
     }
 }

@@ -53,17 +53,26 @@ impl App {
                     seed: cfg.simulator.seed,
                     ..Default::default()
                 });
-                let running = sim.serve(cfg.simulator.listen).await.context("simulator.listen")?;
+                let running = sim
+                    .serve(cfg.simulator.listen)
+                    .await
+                    .context("simulator.listen")?;
                 let path = cfg.data_dir.join("m3-simulator.ionapi");
                 let text = serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?;
-                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 let workload = sim.start_workload(cfg.simulator.changes_per_second);
                 (path, Some((running, workload)))
             }
         };
-        let text = std::fs::read_to_string(&ionapi_file)
-            .with_context(|| format!("connection.ionapi_file: cannot read {}", ionapi_file.display()))?;
-        let ion = IonApi::parse(&text).with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
+        let text = std::fs::read_to_string(&ionapi_file).with_context(|| {
+            format!(
+                "connection.ionapi_file: cannot read {}",
+                ionapi_file.display()
+            )
+        })?;
+        let ion = IonApi::parse(&text)
+            .with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
         let client = Arc::new(M3Client::new(
             ion,
             ClientOptions {

@@ -9,7 +9,11 @@ use erp_bridge::config::Config;
 use erp_bridge::App;
 
 #[derive(Parser)]
-#[command(name = "erp-bridge", version, about = "Bridge Infor M3 to messages and read models")]
+#[command(
+    name = "erp-bridge",
+    version,
+    about = "Bridge Infor M3 to messages and read models"
+)]
 struct Cli {
     /// TOML configuration file (settings can also come from ERP_BRIDGE__SECTION__KEY variables).
     #[arg(long, global = true, env = "ERP_BRIDGE_CONFIG")]
@@ -92,7 +96,10 @@ async fn main() -> anyhow::Result<()> {
                 cfg.http.listen = l;
             }
             if let Some(c) = changes_per_second {
-                anyhow::ensure!(c >= 0.0 && c.is_finite(), "--changes-per-second: expected a number >= 0, got {c}");
+                anyhow::ensure!(
+                    c >= 0.0 && c.is_finite(),
+                    "--changes-per-second: expected a number >= 0, got {c}"
+                );
                 cfg.simulator.changes_per_second = c;
             }
             if let Some(i) = items {
@@ -107,14 +114,28 @@ async fn main() -> anyhow::Result<()> {
             if let Some(sim) = &app.simulator_url {
                 println!("  M3 simulator (ION API gateway): {sim}");
             }
-            println!("  .ionapi file in use:            {}", app.ionapi_file.display());
-            println!("  health / readiness:             {0}/healthz  {0}/readyz", app.api_url);
-            println!("  status:                         {}/api/connections/{c}/status", app.api_url);
+            println!(
+                "  .ionapi file in use:            {}",
+                app.ionapi_file.display()
+            );
+            println!(
+                "  health / readiness:             {0}/healthz  {0}/readyz",
+                app.api_url
+            );
+            println!(
+                "  status:                         {}/api/connections/{c}/status",
+                app.api_url
+            );
             println!("  messages (CloudEvents):         {}/api/connections/{c}/messages?after=0&limit=20", app.api_url);
             println!("  read model:                     {}/api/connections/{c}/read-models/items?limit=20", app.api_url);
-            println!("  JSON Schema:                    {}/api/connections/{c}/schemas/ItemUpdated", app.api_url);
+            println!(
+                "  JSON Schema:                    {}/api/connections/{c}/schemas/ItemUpdated",
+                app.api_url
+            );
             println!("Press Ctrl-C to stop.");
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            tokio::signal::ctrl_c()
+                .await
+                .context("waiting for Ctrl-C")?;
             println!("stopping...");
             app.shutdown().await;
             println!("stopped; the next start resumes from the stored cursor");
@@ -128,9 +149,15 @@ async fn main() -> anyhow::Result<()> {
                 items,
                 ..Default::default()
             });
-            let running = sim.serve(listen).await.with_context(|| format!("--listen {listen}"))?;
+            let running = sim
+                .serve(listen)
+                .await
+                .with_context(|| format!("--listen {listen}"))?;
             println!("M3 simulator at {}", running.base_url);
-            println!("{}", serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?
+            );
             let workload = sim.start_workload(changes_per_second);
             tokio::signal::ctrl_c().await?;
             workload.abort();
@@ -149,7 +176,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            anyhow::ensure!(failed == 0, "{failed} of {} mapping files have errors", files.len());
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} of {} mapping files have errors",
+                files.len()
+            );
         }
     }
     Ok(())
@@ -159,7 +190,10 @@ fn lint(path: &std::path::Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path).context("cannot read")?;
     let spec: mapping::MappingSpec = serde_json::from_str(&text)?;
     let table = mapping::catalog::standard_table(&spec.table).ok_or_else(|| {
-        let names: Vec<String> = mapping::catalog::standard_tables().into_iter().map(|t| t.name).collect();
+        let names: Vec<String> = mapping::catalog::standard_tables()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         let hint = mapping::names::closest(&spec.table, names.iter().map(String::as_str))
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_default();
@@ -171,5 +205,11 @@ fn lint(path: &std::path::Path) -> anyhow::Result<String> {
         )
     })?;
     let m = mapping::CompiledMapping::compile(&spec, &table)?;
-    Ok(format!("{} on {}, {} fields, resource /{}", m.name, m.table, m.fields.len(), m.resource))
+    Ok(format!(
+        "{} on {}, {} fields, resource /{}",
+        m.name,
+        m.table,
+        m.fields.len(),
+        m.resource
+    ))
 }

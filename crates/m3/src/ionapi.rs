@@ -62,10 +62,18 @@ impl IonApi {
         let v: Value = serde_json::from_str(text).map_err(|e| IonApiError::NotJson {
             line: e.line(),
             column: e.column(),
-            message: e.to_string().split(" at line").next().unwrap_or_default().to_string(),
+            message: e
+                .to_string()
+                .split(" at line")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
         })?;
         let obj = v.as_object().ok_or(IonApiError::NotAnObject)?;
-        let get = |key: &'static str, meaning: &'static str, hint: &'static str| -> Result<String, IonApiError> {
+        let get = |key: &'static str,
+                   meaning: &'static str,
+                   hint: &'static str|
+         -> Result<String, IonApiError> {
             match obj.get(key) {
                 None | Some(Value::Null) => Err(IonApiError::Missing { key, meaning, hint }),
                 Some(Value::String(s)) if s.trim().is_empty() => Err(IonApiError::Invalid {
@@ -110,10 +118,13 @@ impl IonApi {
             app_name: get("cn", "application name", "").unwrap_or_default(),
             client_id: get("ci", "client id", "")?,
             client_secret: Secret::new(get("cs", "client secret", "")?),
-            gateway_url: url("iu", "ION API gateway URL")?.trim_end_matches('/').to_string(),
+            gateway_url: url("iu", "ION API gateway URL")?
+                .trim_end_matches('/')
+                .to_string(),
             auth_url,
             token_path: get("ot", "token path", "")?,
-            revoke_path: get("or", "revoke path", "").unwrap_or_else(|_| "revoke_token.oauth2".into()),
+            revoke_path: get("or", "revoke path", "")
+                .unwrap_or_else(|_| "revoke_token.oauth2".into()),
             tenant,
             saak,
             sask: Secret::new(sask),
@@ -158,10 +169,19 @@ mod tests {
     #[test]
     fn a_backend_service_file_parses_and_hides_its_secrets() {
         let ion = IonApi::parse(&good().to_string()).unwrap();
-        assert_eq!(ion.token_url(), "https://mingle-sso.example.com:443/ACME_PRD/as/token.oauth2");
-        assert_eq!(ion.mi_base(), "https://mingle-ionapi.example.com/ACME_PRD/M3/m3api-rest");
+        assert_eq!(
+            ion.token_url(),
+            "https://mingle-sso.example.com:443/ACME_PRD/as/token.oauth2"
+        );
+        assert_eq!(
+            ion.mi_base(),
+            "https://mingle-ionapi.example.com/ACME_PRD/M3/m3api-rest"
+        );
         let dbg = format!("{ion:?}");
-        assert!(!dbg.contains("s3cret") && !dbg.contains("topsecret"), "{dbg}");
+        assert!(
+            !dbg.contains("s3cret") && !dbg.contains("topsecret"),
+            "{dbg}"
+        );
     }
 
     #[test]
@@ -169,7 +189,10 @@ mod tests {
         let mut v = good();
         v.as_object_mut().unwrap().remove("saak");
         let err = IonApi::parse(&v.to_string()).unwrap_err().to_string();
-        assert!(err.starts_with(".ionapi file: key `saak` (service account access key) is missing"), "{err}");
+        assert!(
+            err.starts_with(".ionapi file: key `saak` (service account access key) is missing"),
+            "{err}"
+        );
         assert!(err.contains("Create Service Account"), "{err}");
     }
 
@@ -183,11 +206,20 @@ mod tests {
         );
         let mut v = good();
         v["pu"] = serde_json::json!("not a url");
-        assert!(IonApi::parse(&v.to_string()).unwrap_err().to_string().contains("key `pu`"));
+        assert!(IonApi::parse(&v.to_string())
+            .unwrap_err()
+            .to_string()
+            .contains("key `pu`"));
         let mut v = good();
         v["saak"] = serde_json::json!("OTHER#x");
-        assert!(IonApi::parse(&v.to_string()).unwrap_err().to_string().contains("`ACME_PRD#`"));
-        assert!(matches!(IonApi::parse("{\"ti\": "), Err(IonApiError::NotJson { line: 1, .. })));
+        assert!(IonApi::parse(&v.to_string())
+            .unwrap_err()
+            .to_string()
+            .contains("`ACME_PRD#`"));
+        assert!(matches!(
+            IonApi::parse("{\"ti\": "),
+            Err(IonApiError::NotJson { line: 1, .. })
+        ));
         assert_eq!(IonApi::parse("[]").unwrap_err(), IonApiError::NotAnObject);
     }
 }

@@ -219,7 +219,13 @@ pub fn standard_tables() -> Vec<Table> {
         build("MITMAS", "MM", "Item master", MITMAS, &["CONO", "ITNO"]),
         build("OCUSMA", "OK", "Customer master", OCUSMA, &["CONO", "CUNO"]),
         build("CIDMAS", "ID", "Supplier master", CIDMAS, &["CONO", "SUNO"]),
-        build("OOHEAD", "OA", "Customer order head", OOHEAD, &["CONO", "ORNO"]),
+        build(
+            "OOHEAD",
+            "OA",
+            "Customer order head",
+            OOHEAD,
+            &["CONO", "ORNO"],
+        ),
         build(
             "OOLINE",
             "OB",
@@ -256,6 +262,13 @@ mod tests {
             }
             assert!(t.column(&format!("{}LMTS", t.prefix)).is_some());
         }
-        assert_eq!(standard_table("MITMAS").unwrap().column("MMITNO").unwrap().field(), "ITNO");
+        assert_eq!(
+            standard_table("MITMAS")
+                .unwrap()
+                .column("MMITNO")
+                .unwrap()
+                .field(),
+            "ITNO"
+        );
     }
 }

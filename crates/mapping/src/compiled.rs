@@ -104,7 +104,10 @@ impl CompiledMapping {
                     index,
                     table: table.name.clone(),
                     column: f.column.clone(),
-                    suggestion: names::closest(&f.column, table.columns.iter().map(|c| c.name.as_str())),
+                    suggestion: names::closest(
+                        &f.column,
+                        table.columns.iter().map(|c| c.name.as_str()),
+                    ),
                 });
             };
             if !names::is_valid_field_name(&f.name) {
@@ -122,7 +125,11 @@ impl CompiledMapping {
                 });
             }
             if !cols_seen.insert(column.clone()) {
-                return Err(MappingError::DuplicateColumn { mapping, index, column });
+                return Err(MappingError::DuplicateColumn {
+                    mapping,
+                    index,
+                    column,
+                });
             }
             let ty = match f.ty {
                 Some(ty) => {
@@ -152,7 +159,11 @@ impl CompiledMapping {
                 &f.name,
                 &column,
                 ty,
-                if f.description.is_empty() { &col.description } else { &f.description },
+                if f.description.is_empty() {
+                    &col.description
+                } else {
+                    &f.description
+                },
                 table.primary_key.contains(&column),
             ));
         }
@@ -170,21 +181,36 @@ impl CompiledMapping {
                 names_seen.insert(name.clone());
                 fields.insert(
                     0,
-                    compiled_field(&name, k, default_type(col.kind, col.decimals), &col.description, true),
+                    compiled_field(
+                        &name,
+                        k,
+                        default_type(col.kind, col.decimals),
+                        &col.description,
+                        true,
+                    ),
                 );
             }
         }
         let key_fields = table
             .primary_key
             .iter()
-            .map(|k| fields.iter().position(|f| &f.column == k).expect("key added above"))
+            .map(|k| {
+                fields
+                    .iter()
+                    .position(|f| &f.column == k)
+                    .expect("key added above")
+            })
             .collect();
         let resource = match &spec.resource {
             Some(r) => {
                 let ok = !r.is_empty()
-                    && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                    && r.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
                 if !ok {
-                    return Err(MappingError::BadResource { mapping, got: r.clone() });
+                    return Err(MappingError::BadResource {
+                        mapping,
+                        got: r.clone(),
+                    });
                 }
                 r.clone()
             }
@@ -217,17 +243,28 @@ impl CompiledMapping {
 
     /// The primary-key columns, in key order.
     pub fn key_columns(&self) -> Vec<String> {
-        self.key_fields.iter().map(|&i| self.fields[i].column.clone()).collect()
+        self.key_fields
+            .iter()
+            .map(|&i| self.fields[i].column.clone())
+            .collect()
     }
 
     /// The key fields (domain names), in key order.
     pub fn key_field_names(&self) -> Vec<&str> {
-        self.key_fields.iter().map(|&i| self.fields[i].name.as_str()).collect()
+        self.key_fields
+            .iter()
+            .map(|&i| self.fields[i].name.as_str())
+            .collect()
     }
 
     /// The entity key of a row laid out as [`Self::columns`].
     pub fn key_of(&self, row: &[&str]) -> EntityKey {
-        EntityKey(self.key_fields.iter().map(|&i| row[i].trim().to_string()).collect())
+        EntityKey(
+            self.key_fields
+                .iter()
+                .map(|&i| row[i].trim().to_string())
+                .collect(),
+        )
     }
 
     /// Map a row laid out as [`Self::columns`] (extra trailing values are ignored) to the
@@ -248,7 +285,10 @@ impl CompiledMapping {
         let mut payload = String::with_capacity(64);
         self.write_object(
             &mut payload,
-            self.key_fields.iter().map(|&i| &self.fields[i]).zip(key.0.iter().map(String::as_str)),
+            self.key_fields
+                .iter()
+                .map(|&i| &self.fields[i])
+                .zip(key.0.iter().map(String::as_str)),
         )?;
         Ok(payload)
     }
@@ -303,7 +343,13 @@ fn default_type(kind: ColumnKind, decimals: u8) -> FieldType {
     }
 }
 
-fn compiled_field(name: &str, column: &str, ty: FieldType, description: &str, is_key: bool) -> CompiledField {
+fn compiled_field(
+    name: &str,
+    column: &str,
+    ty: FieldType,
+    description: &str,
+    is_key: bool,
+) -> CompiledField {
     let mut prefix = String::new();
     convert::write_json_str(&mut prefix, name);
     prefix.push(':');
@@ -324,14 +370,26 @@ mod tests {
     use crate::spec::{default_item_mapping, FieldSpec};
 
     fn item() -> CompiledMapping {
-        CompiledMapping::compile(&default_item_mapping(), &standard_table("MITMAS").unwrap()).unwrap()
+        CompiledMapping::compile(&default_item_mapping(), &standard_table("MITMAS").unwrap())
+            .unwrap()
     }
 
     #[test]
     fn a_row_becomes_a_typed_payload_with_a_content_hash() {
         let m = item();
-        assert_eq!(m.columns()[..2], ["MMCONO".to_string(), "MMITNO".to_string()]);
-        let row = ["100", "A100           ", "Bolt M8  ", "Zinc \"plated\"", "20", "PCS", "FG "];
+        assert_eq!(
+            m.columns()[..2],
+            ["MMCONO".to_string(), "MMITNO".to_string()]
+        );
+        let row = [
+            "100",
+            "A100           ",
+            "Bolt M8  ",
+            "Zinc \"plated\"",
+            "20",
+            "PCS",
+            "FG ",
+        ];
         let p = m.apply(&row).unwrap();
         assert_eq!(p.key.to_string(), "100|A100");
         let v: serde_json::Value = serde_json::from_str(&p.payload).unwrap();
@@ -340,16 +398,41 @@ mod tests {
             serde_json::json!({"company":100,"itemNumber":"A100","name":"Bolt M8","description":"Zinc \"plated\"","status":"20","unit":"PCS","itemType":"FG"})
         );
         // Padding differences do not change the content hash; a real change does.
-        let same = m.apply(&["100", "A100", "Bolt M8", "Zinc \"plated\"", "20", "PCS", "FG"]).unwrap();
+        let same = m
+            .apply(&[
+                "100",
+                "A100",
+                "Bolt M8",
+                "Zinc \"plated\"",
+                "20",
+                "PCS",
+                "FG",
+            ])
+            .unwrap();
         assert_eq!(same.hash, p.hash);
-        let changed = m.apply(&["100", "A100", "Bolt M10", "Zinc \"plated\"", "20", "PCS", "FG"]).unwrap();
+        let changed = m
+            .apply(&[
+                "100",
+                "A100",
+                "Bolt M10",
+                "Zinc \"plated\"",
+                "20",
+                "PCS",
+                "FG",
+            ])
+            .unwrap();
         assert_ne!(changed.hash, p.hash);
-        assert_eq!(m.deleted_payload(&p.key).unwrap(), r#"{"company":100,"itemNumber":"A100"}"#);
+        assert_eq!(
+            m.deleted_payload(&p.key).unwrap(),
+            r#"{"company":100,"itemNumber":"A100"}"#
+        );
     }
 
     #[test]
     fn bad_values_name_the_column_and_field() {
-        let err = item().apply(&["1X0", "A100", "", "", "", "", ""]).unwrap_err();
+        let err = item()
+            .apply(&["1X0", "A100", "", "", "", "", ""])
+            .unwrap_err();
         assert_eq!(err.column, "MMCONO");
         assert_eq!(err.field, "company");
         assert!(err.to_string().contains("expected an integer"), "{err}");
@@ -381,7 +464,10 @@ mod tests {
         let mut spec = default_item_mapping();
         spec.fields[3].name = "name".into();
         let err = CompiledMapping::compile(&spec, &table).unwrap_err();
-        assert!(matches!(err, MappingError::DuplicateField { index: 3, .. }), "{err}");
+        assert!(
+            matches!(err, MappingError::DuplicateField { index: 3, .. }),
+            "{err}"
+        );
         let mut spec = default_item_mapping();
         spec.fields.push(FieldSpec {
             column: "MMLMDT".into(),

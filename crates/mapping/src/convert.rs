@@ -136,7 +136,10 @@ mod tests {
         let mut s = String::new();
         write_json_str(&mut s, "a\"b\\c\nd\u{1}é");
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
-        assert_eq!(serde_json::from_str::<String>(&s).unwrap(), "a\"b\\c\nd\u{1}é");
+        assert_eq!(
+            serde_json::from_str::<String>(&s).unwrap(),
+            "a\"b\\c\nd\u{1}é"
+        );
     }
 
     #[test]
@@ -154,7 +157,10 @@ mod tests {
         assert_eq!(run(write_integer, "100 ").as_deref(), Some("100"));
         assert_eq!(run(write_integer, "100.00").as_deref(), Some("100"));
         assert_eq!(run(write_integer, "1.5"), None);
-        assert_eq!(run(write_date, "20261125").as_deref(), Some("\"2026-11-25\""));
+        assert_eq!(
+            run(write_date, "20261125").as_deref(),
+            Some("\"2026-11-25\"")
+        );
         assert_eq!(run(write_date, "0").as_deref(), Some("null"));
         assert_eq!(run(write_date, "20261325"), None);
         assert_eq!(run(write_boolean, "1").as_deref(), Some("true"));

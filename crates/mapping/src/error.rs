@@ -45,7 +45,9 @@ pub enum MappingError {
         kind: crate::catalog::ColumnKind,
         ty: String,
     },
-    #[error("mapping `{mapping}`: resource: expected lower-case letters, digits and `-`, got {got:?}")]
+    #[error(
+        "mapping `{mapping}`: resource: expected lower-case letters, digits and `-`, got {got:?}"
+    )]
     BadResource { mapping: String, got: String },
 }
 

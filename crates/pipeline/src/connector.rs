@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use m3::{M3Client, M3Error};
 use mapping::catalog::Table;
 use mapping::{CompiledMapping, EntityKey, MappingSpec};
-use m3::{M3Client, M3Error};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use store::{Batch, Change, ChangeOp, Cursor, NewMessage, Store};
@@ -81,7 +81,10 @@ impl MappingSource {
 enum Position {
     /// Reading all rows in key order; `after` is the last key read, `high_water` the newest
     /// change timestamp when the load started (polling resumes from there).
-    InitialLoad { after: Option<Vec<String>>, high_water: i64 },
+    InitialLoad {
+        after: Option<Vec<String>>,
+        high_water: i64,
+    },
     /// Polling changes with a timestamp at or after `lmts` minus the overlap.
     Polling { lmts: i64 },
 }
@@ -97,7 +100,12 @@ pub struct Connector {
 
 impl Connector {
     /// A connector over `sources`, reporting into a fresh status board.
-    pub fn new(client: Arc<M3Client>, store: Store, settings: ConnectorSettings, sources: Vec<MappingSource>) -> Self {
+    pub fn new(
+        client: Arc<M3Client>,
+        store: Store,
+        settings: ConnectorSettings,
+        sources: Vec<MappingSource>,
+    ) -> Self {
         let status = StatusBoard::default();
         for s in &sources {
             status.table(s.mapping.name.as_str(), |t| t.table = s.table.name.clone());
@@ -201,14 +209,16 @@ impl Worker {
 
     /// One unit of work. Returns whether more work is waiting right away.
     async fn step(&mut self, next_reconcile: &mut Instant) -> Result<bool, PipelineError> {
-        let stored = self.store.cursor(&self.settings.connection, self.name()).await?;
+        let stored = self
+            .store
+            .cursor(&self.settings.connection, self.name())
+            .await?;
         let position = match stored {
-            Some(c) if c.fingerprint == self.src.fingerprint => {
-                serde_json::from_value(c.position).map_err(|e| PipelineError::Cursor {
+            Some(c) if c.fingerprint == self.src.fingerprint => serde_json::from_value(c.position)
+                .map_err(|e| PipelineError::Cursor {
                     mapping: self.name().to_string(),
                     detail: e.to_string(),
-                })?
-            }
+                })?,
             other => {
                 if other.is_some() {
                     info!(connection = %self.settings.connection, mapping = self.name(), "mapping changed; re-exporting");
@@ -220,7 +230,9 @@ impl Worker {
             }
         };
         match position {
-            Position::InitialLoad { after, high_water } => self.initial_load_page(after, high_water).await,
+            Position::InitialLoad { after, high_water } => {
+                self.initial_load_page(after, high_water).await
+            }
             Position::Polling { lmts } => {
                 if Instant::now() >= *next_reconcile {
                     self.reconcile().await?;
@@ -235,7 +247,12 @@ impl Worker {
     async fn select(&self, query: &str, columns: usize) -> Result<Vec<Vec<String>>, PipelineError> {
         let r = self
             .client
-            .export_select(query, self.settings.separator, columns, self.settings.page_size)
+            .export_select(
+                query,
+                self.settings.separator,
+                columns,
+                self.settings.page_size,
+            )
             .await;
         self.observe(&r);
         Ok(r?)
@@ -244,8 +261,12 @@ impl Worker {
     fn observe<T>(&self, r: &Result<T, M3Error>) {
         let (state, message) = match r {
             Ok(_) => (Connectivity::Healthy, None),
-            Err(e @ M3Error::Authentication { .. }) => (Connectivity::AuthenticationFailed, Some(e.to_string())),
-            Err(e @ M3Error::NotAuthorised { .. }) => (Connectivity::AuthorizationFailed, Some(e.to_string())),
+            Err(e @ M3Error::Authentication { .. }) => {
+                (Connectivity::AuthenticationFailed, Some(e.to_string()))
+            }
+            Err(e @ M3Error::NotAuthorised { .. }) => {
+                (Connectivity::AuthorizationFailed, Some(e.to_string()))
+            }
             Err(e) if e.is_transient() => (Connectivity::Failing, Some(e.to_string())),
             // M3 answered (NOK or odd shape): it is reachable.
             Err(e) => (Connectivity::Healthy, Some(e.to_string())),
@@ -261,7 +282,10 @@ impl Worker {
     async fn max_lmts(&self) -> Result<i64, PipelineError> {
         let lmts = self.src.table.column_for_field("LMTS");
         let q = format!("{lmts} from {} order by {lmts} desc", self.src.table.name);
-        let r = self.client.export_select(&q, self.settings.separator, 1, 1).await;
+        let r = self
+            .client
+            .export_select(&q, self.settings.separator, 1, 1)
+            .await;
         self.observe(&r);
         Ok(r?
             .first()
@@ -270,20 +294,41 @@ impl Worker {
     }
 
     #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
-    async fn initial_load_page(&self, after: Option<Vec<String>>, high_water: i64) -> Result<bool, PipelineError> {
-        self.status.table(self.name(), |t| t.phase = "initial-load".into());
+    async fn initial_load_page(
+        &self,
+        after: Option<Vec<String>>,
+        high_water: i64,
+    ) -> Result<bool, PipelineError> {
+        self.status
+            .table(self.name(), |t| t.phase = "initial-load".into());
         let keys = self.src.mapping.key_columns();
-        let q = paged_select(&self.src.table, &self.columns, &keys, after.as_deref(), None);
+        let q = paged_select(
+            &self.src.table,
+            &self.columns,
+            &keys,
+            after.as_deref(),
+            None,
+        );
         let rows = self.select(&q, self.columns.len()).await?;
         let full = rows.len() as u32 >= self.settings.page_size;
         let key_idx: Vec<usize> = keys
             .iter()
-            .map(|k| self.columns.iter().position(|c| c == k).expect("key columns are selected"))
+            .map(|k| {
+                self.columns
+                    .iter()
+                    .position(|c| c == k)
+                    .expect("key columns are selected")
+            })
             .collect();
         let next = if full {
             let last = rows.last().expect("a full page has rows");
             Position::InitialLoad {
-                after: Some(key_idx.iter().map(|&i| last[i].trim().to_string()).collect()),
+                after: Some(
+                    key_idx
+                        .iter()
+                        .map(|&i| last[i].trim().to_string())
+                        .collect(),
+                ),
                 high_water,
             }
         } else {
@@ -296,30 +341,48 @@ impl Worker {
 
     #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
     async fn poll(&self, cursor_lmts: i64) -> Result<(), PipelineError> {
-        self.status.table(self.name(), |t| t.phase = "polling".into());
+        self.status
+            .table(self.name(), |t| t.phase = "polling".into());
         let lmts_col = self.columns[self.lmts_index].clone();
         let start = cursor_lmts - self.settings.overlap.as_millis() as i64;
         let mut order = vec![lmts_col.clone()];
         order.extend(self.src.mapping.key_columns());
         let order_idx: Vec<usize> = order
             .iter()
-            .map(|k| self.columns.iter().position(|c| c == k).expect("order columns are selected"))
+            .map(|k| {
+                self.columns
+                    .iter()
+                    .position(|c| c == k)
+                    .expect("order columns are selected")
+            })
             .collect();
         let since = format!("{lmts_col} >= {start}");
         let mut after: Option<Vec<String>> = None;
         let mut newest = cursor_lmts;
         let mut newest_seen = None;
         loop {
-            let q = paged_select(&self.src.table, &self.columns, &order, after.as_deref(), Some(&since));
+            let q = paged_select(
+                &self.src.table,
+                &self.columns,
+                &order,
+                after.as_deref(),
+                Some(&since),
+            );
             let rows = self.select(&q, self.columns.len()).await?;
             let full = rows.len() as u32 >= self.settings.page_size;
             if let Some(last) = rows.last() {
-                after = Some(order_idx.iter().map(|&i| last[i].trim().to_string()).collect());
+                after = Some(
+                    order_idx
+                        .iter()
+                        .map(|&i| last[i].trim().to_string())
+                        .collect(),
+                );
                 let t = parse_lmts(&last[self.lmts_index]);
                 newest = newest.max(t);
                 newest_seen = Some(t);
             }
-            self.write(&rows, Position::Polling { lmts: newest }).await?;
+            self.write(&rows, Position::Polling { lmts: newest })
+                .await?;
             if !full {
                 break;
             }
@@ -347,7 +410,13 @@ impl Worker {
                     let key = p.key.to_string();
                     let position = format!("{lmts}:{:016x}", p.hash);
                     changes.push(Change {
-                        message: self.message(&m.updated_type(), &key, &position, lmts, p.payload.clone()),
+                        message: self.message(
+                            &m.updated_type(),
+                            &key,
+                            &position,
+                            lmts,
+                            p.payload.clone(),
+                        ),
                         key,
                         op: ChangeOp::Upsert {
                             hash: p.hash,
@@ -358,7 +427,8 @@ impl Worker {
                 Err(e) => {
                     rejected += 1;
                     warn!(connection = %self.settings.connection, mapping = self.name(), key = %m.key_of(&refs), error = %e, "row cannot be mapped; skipped");
-                    self.status.table(self.name(), |t| t.last_error = Some(e.to_string()));
+                    self.status
+                        .table(self.name(), |t| t.last_error = Some(e.to_string()));
                 }
             }
         }
@@ -381,7 +451,14 @@ impl Worker {
         Ok(())
     }
 
-    fn message(&self, ty: &str, key: &str, position: &str, lmts: i64, payload: String) -> NewMessage {
+    fn message(
+        &self,
+        ty: &str,
+        key: &str,
+        position: &str,
+        lmts: i64,
+        payload: String,
+    ) -> NewMessage {
         let conn = &self.settings.connection;
         let time = chrono::DateTime::from_timestamp_millis(lmts)
             .filter(|_| lmts > 0)
@@ -414,13 +491,20 @@ impl Worker {
                 .iter()
                 .map(|r| EntityKey(r.iter().map(|v| v.trim().to_string()).collect()).to_string())
                 .collect();
-            self.store.mark_seen(conn, self.name(), round, &page).await?;
-            after = rows.last().map(|r| r.iter().map(|v| v.trim().to_string()).collect());
+            self.store
+                .mark_seen(conn, self.name(), round, &page)
+                .await?;
+            after = rows
+                .last()
+                .map(|r| r.iter().map(|v| v.trim().to_string()).collect());
             if !full {
                 break;
             }
         }
-        let gone = self.store.unseen_keys(conn, self.name(), round, max_seq).await?;
+        let gone = self
+            .store
+            .unseen_keys(conn, self.name(), round, max_seq)
+            .await?;
         if gone.is_empty() {
             return Ok(());
         }
@@ -439,7 +523,13 @@ impl Worker {
                 }
             };
             changes.push(Change {
-                message: self.message(&m.deleted_type(), &key, &format!("deleted:{round}"), 0, payload),
+                message: self.message(
+                    &m.deleted_type(),
+                    &key,
+                    &format!("deleted:{round}"),
+                    0,
+                    payload,
+                ),
                 key,
                 op: ChangeOp::Delete,
             });
@@ -471,12 +561,21 @@ pub fn event_id(parts: &[&str]) -> String {
     let h = xxhash_rust::xxh3::xxh3_128(joined.as_bytes());
     let b = h.to_be_bytes();
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at 60 s, +-25 %.
 fn backoff(failures: u32) -> Duration {
-    let base = 1000u64.saturating_mul(1 << failures.saturating_sub(1).min(6)).min(60_000);
+    let base = 1000u64
+        .saturating_mul(1 << failures.saturating_sub(1).min(6))
+        .min(60_000);
     let jitter = rand::thread_rng().gen_range(0.75..1.25);
     Duration::from_millis((base as f64 * jitter) as u64)
 }

@@ -65,12 +65,18 @@ impl Store {
     }
 
     /// The stored cursor of a mapping.
-    pub async fn cursor(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
-        let row = sqlx::query("SELECT fingerprint, position FROM cursors WHERE connection = ? AND mapping = ?")
-            .bind(connection)
-            .bind(mapping)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn cursor(
+        &self,
+        connection: &str,
+        mapping: &str,
+    ) -> Result<Option<Cursor>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, position FROM cursors WHERE connection = ? AND mapping = ?",
+        )
+        .bind(connection)
+        .bind(mapping)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             let position: String = r.get(1);
             Ok(Cursor {
@@ -92,13 +98,14 @@ impl Store {
         let mut applied = Applied::default();
         let time = now();
         for change in &batch.changes {
-            let known: Option<i64> =
-                sqlx::query_scalar("SELECT hash FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
-                    .bind(&batch.connection)
-                    .bind(&batch.mapping)
-                    .bind(&change.key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let known: Option<i64> = sqlx::query_scalar(
+                "SELECT hash FROM entities WHERE connection = ? AND mapping = ? AND key = ?",
+            )
+            .bind(&batch.connection)
+            .bind(&batch.mapping)
+            .bind(&change.key)
+            .fetch_optional(&mut *tx)
+            .await?;
             let real = match (&change.op, known) {
                 (ChangeOp::Upsert { hash, .. }, Some(k)) => k != *hash as i64,
                 (ChangeOp::Upsert { .. }, None) => true,
@@ -144,12 +151,14 @@ impl Store {
                     .await?;
                 }
                 ChangeOp::Delete => {
-                    sqlx::query("DELETE FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
-                        .bind(&batch.connection)
-                        .bind(&batch.mapping)
-                        .bind(&change.key)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "DELETE FROM entities WHERE connection = ? AND mapping = ? AND key = ?",
+                    )
+                    .bind(&batch.connection)
+                    .bind(&batch.mapping)
+                    .bind(&change.key)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
             applied.emitted += 1;
@@ -211,21 +220,28 @@ impl Store {
 
     /// The highest message sequence number (0 when empty).
     pub async fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// The current state of one entity.
-    pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT state FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
-                .bind(connection)
-                .bind(mapping)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
+    pub async fn entity(
+        &self,
+        connection: &str,
+        mapping: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT state FROM entities WHERE connection = ? AND mapping = ? AND key = ?",
         )
+        .bind(connection)
+        .bind(mapping)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// A page of entities in key order after `after`, where every `(field, value)` filter matches
@@ -245,12 +261,17 @@ impl Store {
             sql.push_str(" AND CAST(json_extract(state, ?) AS TEXT) = ?");
         }
         sql.push_str(" ORDER BY key LIMIT ?");
-        let mut q = sqlx::query(&sql).bind(connection).bind(mapping).bind(after).bind(after);
+        let mut q = sqlx::query(&sql)
+            .bind(connection)
+            .bind(mapping)
+            .bind(after)
+            .bind(after);
         for (field, value) in filters {
             q = q.bind(format!("$.\"{field}\"")).bind(value);
         }
         let rows = q.bind(limit + 1).fetch_all(&self.pool).await?;
-        let mut items: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut items: Vec<(String, String)> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|(k, _)| k.clone())
@@ -263,25 +284,35 @@ impl Store {
     /// Number of entities of a mapping.
     pub async fn entity_count(&self, connection: &str, mapping: &str) -> Result<i64, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM entities WHERE connection = ? AND mapping = ?")
-                .bind(connection)
-                .bind(mapping)
-                .fetch_one(&self.pool)
-                .await?,
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM entities WHERE connection = ? AND mapping = ?",
+            )
+            .bind(connection)
+            .bind(mapping)
+            .fetch_one(&self.pool)
+            .await?,
         )
     }
 
     /// Key reconciliation, step 1: mark these keys as present in M3 in round `round`.
-    pub async fn mark_seen(&self, connection: &str, mapping: &str, round: i64, keys: &[String]) -> Result<(), StoreError> {
+    pub async fn mark_seen(
+        &self,
+        connection: &str,
+        mapping: &str,
+        round: i64,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for k in keys {
-            sqlx::query("UPDATE entities SET seen = ? WHERE connection = ? AND mapping = ? AND key = ?")
-                .bind(round)
-                .bind(connection)
-                .bind(mapping)
-                .bind(k)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE entities SET seen = ? WHERE connection = ? AND mapping = ? AND key = ?",
+            )
+            .bind(round)
+            .bind(connection)
+            .bind(mapping)
+            .bind(k)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -376,11 +407,32 @@ mod tests {
         };
         assert_eq!(store.apply_batch(&del).await.unwrap().emitted, 1);
         let log = store.messages("demo", 0, 10, None, None).await.unwrap();
-        let types: Vec<_> = log.iter().map(|m| (m.ty.as_str(), m.subject.as_str())).collect();
-        assert_eq!(types, vec![("ItemUpdated", "100|A"), ("ItemUpdated", "100|B"), ("ItemDeleted", "100|B")]);
+        let types: Vec<_> = log
+            .iter()
+            .map(|m| (m.ty.as_str(), m.subject.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                ("ItemUpdated", "100|A"),
+                ("ItemUpdated", "100|B"),
+                ("ItemDeleted", "100|B")
+            ]
+        );
         assert_eq!(store.entity("demo", "Item", "100|B").await.unwrap(), None);
-        assert!(store.entity("demo", "Item", "100|A").await.unwrap().is_some());
-        assert_eq!(store.messages("demo", 2, 10, Some("ItemDeleted"), None).await.unwrap().len(), 1);
+        assert!(store
+            .entity("demo", "Item", "100|A")
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            store
+                .messages("demo", 2, 10, Some("ItemDeleted"), None)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -388,7 +440,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db")).await.unwrap();
         let changes = (0..5)
-            .map(|i| upsert(&format!("100|K{i}"), i, &format!(r#"{{"status":"{}","n":{i}}}"#, if i % 2 == 0 { "20" } else { "90" })))
+            .map(|i| {
+                upsert(
+                    &format!("100|K{i}"),
+                    i,
+                    &format!(
+                        r#"{{"status":"{}","n":{i}}}"#,
+                        if i % 2 == 0 { "20" } else { "90" }
+                    ),
+                )
+            })
             .collect();
         let batch = Batch {
             connection: "demo".into(),
@@ -400,22 +461,48 @@ mod tests {
         let p = store.entities("demo", "Item", None, 2, &[]).await.unwrap();
         assert_eq!(p.items.len(), 2);
         assert_eq!(p.next.as_deref(), Some("100|K1"));
-        let p = store.entities("demo", "Item", p.next.as_deref(), 10, &[]).await.unwrap();
+        let p = store
+            .entities("demo", "Item", p.next.as_deref(), 10, &[])
+            .await
+            .unwrap();
         assert_eq!(p.items.len(), 3);
         assert_eq!(p.next, None);
         let f = store
             .entities("demo", "Item", None, 10, &[("status".into(), "90".into())])
             .await
             .unwrap();
-        assert_eq!(f.items.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["100|K1", "100|K3"]);
-        let f = store.entities("demo", "Item", None, 10, &[("n".into(), "4".into())]).await.unwrap();
+        assert_eq!(
+            f.items.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            vec!["100|K1", "100|K3"]
+        );
+        let f = store
+            .entities("demo", "Item", None, 10, &[("n".into(), "4".into())])
+            .await
+            .unwrap();
         assert_eq!(f.items.len(), 1, "numbers compare by their text");
         let max = store.last_seq().await.unwrap();
         store
-            .mark_seen("demo", "Item", 1, &["100|K0".into(), "100|K2".into(), "100|K3".into(), "100|K4".into()])
+            .mark_seen(
+                "demo",
+                "Item",
+                1,
+                &[
+                    "100|K0".into(),
+                    "100|K2".into(),
+                    "100|K3".into(),
+                    "100|K4".into(),
+                ],
+            )
             .await
             .unwrap();
-        assert_eq!(store.unseen_keys("demo", "Item", 1, max).await.unwrap(), vec!["100|K1"]);
-        assert!(store.unseen_keys("demo", "Item", 1, 0).await.unwrap().is_empty());
+        assert_eq!(
+            store.unseen_keys("demo", "Item", 1, max).await.unwrap(),
+            vec!["100|K1"]
+        );
+        assert!(store
+            .unseen_keys("demo", "Item", 1, 0)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

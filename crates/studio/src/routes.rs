@@ -47,8 +47,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/messages", get(messages))
         .route("/api/connections/{c}/mappings", get(mappings))
         .route("/api/connections/{c}/schemas/{ty}", get(schema))
-        .route("/api/connections/{c}/read-models/{resource}", get(read_model_list))
-        .route("/api/connections/{c}/read-models/{resource}/{key}", get(read_model_get))
+        .route(
+            "/api/connections/{c}/read-models/{resource}",
+            get(read_model_list),
+        )
+        .route(
+            "/api/connections/{c}/read-models/{resource}/{key}",
+            get(read_model_get),
+        )
         .with_state(state)
 }
 
@@ -78,7 +84,10 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(json!({"ready": problems.is_empty(), "problems": problems})))
+    (
+        code,
+        Json(json!({"ready": problems.is_empty(), "problems": problems})),
+    )
 }
 
 fn connection<'a>(st: &'a AppState, name: &str) -> Result<&'a ConnectionRuntime, ApiError> {
@@ -103,11 +112,17 @@ async fn list_connections(State(st): State<AppState>) -> impl IntoResponse {
     Json(json!({ "connections": list }))
 }
 
-async fn status(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn status(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(connection(&st, &c)?.status.snapshot()))
 }
 
-async fn mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn mappings(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let list: Vec<Value> = conn
         .mappings
@@ -128,7 +143,10 @@ async fn mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<i
     Ok(Json(json!({ "mappings": list })))
 }
 
-async fn schema(State(st): State<AppState>, Path((c, ty)): Path<(String, String)>) -> Result<impl IntoResponse, ApiError> {
+async fn schema(
+    State(st): State<AppState>,
+    Path((c, ty)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let id = format!("/api/connections/{c}/schemas/{ty}");
     conn.mappings
@@ -151,12 +169,19 @@ struct MessagesQuery {
     key: Option<String>,
 }
 
-fn parse_param<T: std::str::FromStr>(name: &str, v: Option<&str>, default: T, expected: &str) -> Result<T, ApiError> {
+fn parse_param<T: std::str::FromStr>(
+    name: &str,
+    v: Option<&str>,
+    default: T,
+    expected: &str,
+) -> Result<T, ApiError> {
     match v {
         None => Ok(default),
-        Some(s) => s
-            .parse()
-            .map_err(|_| ApiError::BadRequest(format!("query parameter `{name}`: expected {expected}, got {s:?}"))),
+        Some(s) => s.parse().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "query parameter `{name}`: expected {expected}, got {s:?}"
+            ))
+        }),
     }
 }
 
@@ -176,7 +201,12 @@ async fn messages(
     Path(c): Path<String>,
     q: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("{}; expected after, limit, type, key", e.body_text())))?;
+    let Query(q) = q.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "{}; expected after, limit, type, key",
+            e.body_text()
+        ))
+    })?;
     connection(&st, &c)?;
     let after: i64 = parse_param("after", q.after.as_deref(), 0, "a message sequence number")?;
     let limit = parse_limit(q.limit.as_deref())?;
@@ -205,14 +235,24 @@ async fn messages(
     Ok(Json(json!({ "messages": messages, "next": next })))
 }
 
-fn resource<'a>(conn: &'a ConnectionRuntime, resource: &str) -> Result<&'a Arc<CompiledMapping>, ApiError> {
-    conn.mappings.iter().find(|m| m.resource == resource).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "connection `{}` has no read model `{resource}`; it has: {}",
-            conn.name,
-            conn.mappings.iter().map(|m| m.resource.as_str()).collect::<Vec<_>>().join(", ")
-        ))
-    })
+fn resource<'a>(
+    conn: &'a ConnectionRuntime,
+    resource: &str,
+) -> Result<&'a Arc<CompiledMapping>, ApiError> {
+    conn.mappings
+        .iter()
+        .find(|m| m.resource == resource)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "connection `{}` has no read model `{resource}`; it has: {}",
+                conn.name,
+                conn.mappings
+                    .iter()
+                    .map(|m| m.resource.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
 }
 
 async fn read_model_list(
@@ -239,7 +279,10 @@ async fn read_model_list(
         filters.push((k.clone(), v.clone()));
     }
     filters.sort();
-    let page = st.store.entities(&c, m.name.as_str(), after, limit, &filters).await?;
+    let page = st
+        .store
+        .entities(&c, m.name.as_str(), after, limit, &filters)
+        .await?;
     let items: Vec<Value> = page
         .items
         .into_iter()
@@ -263,7 +306,12 @@ async fn read_model_get(
         )));
     }
     match st.store.entity(&c, m.name.as_str(), &key).await? {
-        Some(state) => Ok(Json(serde_json::from_str::<Value>(&state).unwrap_or(Value::Null))),
-        None => Err(ApiError::NotFound(format!("{} `{key}` does not exist", m.name))),
+        Some(state) => Ok(Json(
+            serde_json::from_str::<Value>(&state).unwrap_or(Value::Null),
+        )),
+        None => Err(ApiError::NotFound(format!(
+            "{} `{key}` does not exist",
+            m.name
+        ))),
     }
 }

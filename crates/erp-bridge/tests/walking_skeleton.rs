@@ -1,0 +1,437 @@
+//! End to end through public interfaces: a simulated M3 on port 0, erp-bridge on port 0, and
+//! assertions over the HTTP API (message log, read models, health).
+
+use std::path::Path;
+use std::time::Duration;
+
+use erp_bridge::config::Config;
+use erp_bridge::App;
+use m3_sim::{RunningSim, SimConfig, Simulator};
+use serde_json::Value;
+
+const ITEMS: usize = 150;
+
+struct Env {
+    sim: Simulator,
+    _running: RunningSim,
+    dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let sim = Simulator::new(SimConfig {
+            items: ITEMS,
+            seed: 7,
+            ..Default::default()
+        });
+        let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ion = sim.ionapi(&running.base_url);
+        std::fs::write(dir.path().join("m3.ionapi"), ion.to_string()).unwrap();
+        Env {
+            sim,
+            _running: running,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn config(&self) -> Config {
+        config_for(self.dir.path(), &self.dir.path().join("m3.ionapi"))
+    }
+
+    async fn start(&self) -> App {
+        App::start(self.config()).await.expect("app starts")
+    }
+
+    async fn get(&self, app: &App, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", app.api_url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Every message in the log, oldest first.
+    async fn all_messages(&self, app: &App) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let (s, v) = self
+                .get(
+                    app,
+                    &format!("/api/connections/demo/messages?after={after}&limit=1000"),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            let page = v["messages"].as_array().unwrap().clone();
+            if page.is_empty() {
+                return out;
+            }
+            after = v["next"].as_i64().unwrap();
+            out.extend(page);
+        }
+    }
+
+    async fn status(&self, app: &App) -> Value {
+        self.get(app, "/api/connections/demo/status").await.1["tables"]["Item"].clone()
+    }
+
+    /// Wait until the connector has finished `n` more polls than now.
+    async fn polls(&self, app: &App, n: usize) {
+        for _ in 0..n {
+            let before = self.status(app).await["last_poll"].clone();
+            eventually("a poll to finish", || async {
+                self.status(app).await["last_poll"] != before
+            })
+            .await;
+        }
+    }
+
+    async fn loaded(&self, app: &App) {
+        eventually("the initial load to finish", || async {
+            let s = self.status(app).await;
+            s["phase"] == "polling" && !s["last_poll"].is_null()
+        })
+        .await;
+    }
+}
+
+fn config_for(dir: &Path, ionapi: &Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.data_dir = dir.join("data");
+    cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.connection.ionapi_file = Some(ionapi.to_path_buf());
+    cfg.connection.poll_interval = Duration::from_millis(100);
+    cfg.connection.reconcile_interval = Duration::from_millis(300);
+    cfg.connection.page_size = 40; // several pages, so paging is exercised
+    cfg
+}
+
+/// Wait (up to 30 s) for a condition; fail naming what was awaited.
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn of_subject<'a>(messages: &'a [Value], key: &str) -> Vec<&'a Value> {
+    messages.iter().filter(|m| m["subject"] == key).collect()
+}
+
+fn key_path(key: &str) -> String {
+    key.replace('|', "%7C")
+}
+
+#[tokio::test]
+async fn initial_load_emits_every_item_once_with_cloudevents_attributes() {
+    let env = Env::new().await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    let messages = env.all_messages(&app).await;
+    assert_eq!(messages.len(), ITEMS);
+    let rows = env.sim.rows("MITMAS");
+    let m = &messages[0];
+    assert_eq!(m["specversion"], "1.0");
+    assert_eq!(m["type"], "ItemUpdated");
+    assert_eq!(m["source"], "erp-bridge/demo/MITMAS");
+    assert_eq!(m["datacontenttype"], "application/json");
+    assert_eq!(m["dataschema"], "/api/connections/demo/schemas/ItemUpdated");
+    assert_eq!(m["id"].as_str().unwrap().len(), 36);
+    let first = &rows[0];
+    let key = format!("100|{}", first["MMITNO"]);
+    let msg = of_subject(&messages, &key);
+    assert_eq!(msg.len(), 1, "one message for {key}");
+    assert_eq!(msg[0]["data"]["itemNumber"], first["MMITNO"].as_str());
+    assert_eq!(msg[0]["data"]["name"], first["MMITDS"].as_str());
+    assert_eq!(msg[0]["data"]["company"], 100);
+    // The read model holds every item, paged.
+    let (s, page) = env
+        .get(&app, "/api/connections/demo/read-models/items?limit=100")
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 100);
+    let next = page["next"].as_str().unwrap().to_string();
+    let (_, page2) = env
+        .get(
+            &app,
+            &format!(
+                "/api/connections/demo/read-models/items?limit=100&after={}",
+                key_path(&next)
+            ),
+        )
+        .await;
+    assert_eq!(page2["items"].as_array().unwrap().len(), ITEMS - 100);
+    assert!(page2["next"].is_null());
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_changed_item_yields_exactly_one_item_updated_and_updates_the_read_model() {
+    let env = Env::new().await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    let itno = env.sim.rows("MITMAS")[10]["MMITNO"].clone();
+    let key = format!("100|{itno}");
+    env.sim
+        .update(
+            "MITMAS",
+            &["100", &itno],
+            &[("MMITDS", "Renamed by a test"), ("MMSTAT", "50")],
+        )
+        .unwrap();
+    let path = format!("/api/connections/demo/read-models/items/{}", key_path(&key));
+    eventually("the read model to show the change", || async {
+        env.get(&app, &path).await.1["name"] == "Renamed by a test"
+    })
+    .await;
+    // Several more polls re-read the overlap window; they must not repeat the message.
+    env.polls(&app, 3).await;
+    let messages = env.all_messages(&app).await;
+    let mine = of_subject(&messages, &key);
+    assert_eq!(mine.len(), 2, "initial load + one change: {mine:?}");
+    assert_eq!(mine[1]["type"], "ItemUpdated");
+    assert_eq!(mine[1]["data"]["status"], "50");
+    assert_ne!(mine[0]["id"], mine[1]["id"]);
+    // A change of an unmapped column is not a change of the message: nothing is emitted.
+    env.sim
+        .update("MITMAS", &["100", &itno], &[("MMPUPR", "12.5")])
+        .unwrap();
+    env.polls(&app, 3).await;
+    assert_eq!(of_subject(&env.all_messages(&app).await, &key).len(), 2);
+    // Filtering the read model by field.
+    let (s, v) = env
+        .get(
+            &app,
+            "/api/connections/demo/read-models/items?status=50&limit=1000",
+        )
+        .await;
+    assert_eq!(s, 200);
+    let items = v["items"].as_array().unwrap();
+    assert!(items.iter().any(|i| i["itemNumber"] == itno.as_str()));
+    assert!(items.iter().all(|i| i["status"] == "50"), "{items:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_new_item_and_a_deleted_item_reach_the_log_and_the_read_model() {
+    let env = Env::new().await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    env.sim
+        .insert(
+            "MITMAS",
+            &[
+                ("MMCONO", "100"),
+                ("MMITNO", "ZZ-NEW-1"),
+                ("MMITDS", "Brand new"),
+                ("MMSTAT", "20"),
+                ("MMUNMS", "PCS"),
+                ("MMITTY", "FG"),
+            ],
+        )
+        .unwrap();
+    let victim = env.sim.rows("MITMAS")[3]["MMITNO"].clone();
+    let victim_key = format!("100|{victim}");
+    env.sim.delete("MITMAS", &["100", &victim]).unwrap();
+    let deleted_path = format!(
+        "/api/connections/demo/read-models/items/{}",
+        key_path(&victim_key)
+    );
+    eventually("the deleted item to leave the read model", || async {
+        env.get(&app, &deleted_path).await.0 == 404
+    })
+    .await;
+    eventually("the new item to appear", || async {
+        env.get(
+            &app,
+            "/api/connections/demo/read-models/items/100%7CZZ-NEW-1",
+        )
+        .await
+        .0 == 200
+    })
+    .await;
+    let messages = env.all_messages(&app).await;
+    let gone = of_subject(&messages, &victim_key);
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    assert_eq!(gone[1]["type"], "ItemDeleted");
+    assert_eq!(
+        gone[1]["data"],
+        serde_json::json!({"company": 100, "itemNumber": victim})
+    );
+    assert_eq!(of_subject(&messages, "100|ZZ-NEW-1").len(), 1);
+    // Reconciliation keeps running; the delete is reported once.
+    env.polls(&app, 5).await;
+    let deletes = env
+        .all_messages(&app)
+        .await
+        .into_iter()
+        .filter(|m| m["type"] == "ItemDeleted")
+        .count();
+    assert_eq!(deletes, 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_cursor_without_duplicates() {
+    let env = Env::new().await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    app.shutdown().await;
+    // M3 keeps changing while erp-bridge is down.
+    let rows = env.sim.rows("MITMAS");
+    let changed: Vec<String> = rows
+        .iter()
+        .step_by(30)
+        .map(|r| r["MMITNO"].clone())
+        .collect();
+    for (i, itno) in changed.iter().enumerate() {
+        env.sim
+            .update(
+                "MITMAS",
+                &["100", itno],
+                &[("MMITDS", &format!("While down {i}"))],
+            )
+            .unwrap();
+    }
+    let app = env.start().await;
+    eventually("the changes made while down", || async {
+        let messages = env.all_messages(&app).await;
+        messages.len() >= ITEMS + changed.len()
+    })
+    .await;
+    env.polls(&app, 3).await;
+    let messages = env.all_messages(&app).await;
+    assert_eq!(
+        messages.len(),
+        ITEMS + changed.len(),
+        "no re-export, no duplicates"
+    );
+    for itno in &changed {
+        assert_eq!(
+            of_subject(&messages, &format!("100|{itno}")).len(),
+            2,
+            "{itno}"
+        );
+    }
+    let status = env.status(&app).await;
+    assert!(
+        status["rows_seen"].as_u64().unwrap() < ITEMS as u64,
+        "resumed polling instead of re-reading the table: {status}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_clear_errors_for_bad_requests() {
+    let env = Env::new().await;
+    let app = env.start().await;
+    assert_eq!(env.get(&app, "/healthz").await.0, 200);
+    eventually("readiness", || async {
+        env.get(&app, "/readyz").await.0 == 200
+    })
+    .await;
+    let (s, v) = env
+        .get(&app, "/api/connections/demo/read-models/items/100%7CNOPE")
+        .await;
+    assert_eq!(s, 404);
+    assert_eq!(v["error"]["code"], "not_found");
+    let (s, v) = env
+        .get(&app, "/api/connections/demo/read-models/items/justone")
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("company, itemNumber"),
+        "{v}"
+    );
+    let (s, v) = env
+        .get(&app, "/api/connections/demo/read-models/items?colour=red")
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("`colour`"),
+        "{v}"
+    );
+    let (s, v) = env
+        .get(&app, "/api/connections/demo/messages?limit=0")
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("`limit`"),
+        "{v}"
+    );
+    assert_eq!(env.get(&app, "/api/connections/nope/messages").await.0, 404);
+    assert_eq!(
+        env.get(&app, "/api/connections/demo/read-models/orders")
+            .await
+            .0,
+        404
+    );
+    let (s, schema) = env
+        .get(&app, "/api/connections/demo/schemas/ItemDeleted")
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        schema["required"],
+        serde_json::json!(["company", "itemNumber"])
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn readiness_fails_with_wrong_credentials_and_names_the_cause() {
+    let env = Env::new().await;
+    let mut ion: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap())
+            .unwrap();
+    ion["sask"] = Value::String("wrong".into());
+    let f = env.dir.path().join("wrong.ionapi");
+    std::fs::write(&f, ion.to_string()).unwrap();
+    let app = App::start(config_for(env.dir.path(), &f)).await.unwrap();
+    eventually("the authentication failure to show", || async {
+        let (s, v) = env.get(&app, "/readyz").await;
+        s == 503
+            && v["problems"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("AuthenticationFailed")
+    })
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_ionapi_file_without_saak_is_rejected_naming_the_key() {
+    let env = Env::new().await;
+    let mut ion: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap())
+            .unwrap();
+    ion.as_object_mut().unwrap().remove("saak");
+    let f = env.dir.path().join("browser-app.ionapi");
+    std::fs::write(&f, ion.to_string()).unwrap();
+    let err = match App::start(config_for(env.dir.path(), &f)).await {
+        Ok(_) => panic!("an .ionapi without saak must be refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("key `saak` (service account access key) is missing"),
+        "{err}"
+    );
+    assert!(err.contains("browser-app.ionapi"), "{err}");
+}

@@ -1,0 +1,310 @@
+//! A faithful fake Infor M3 behind an ION API gateway, embedded as a library in tests and in
+//! the demo: OAuth2 token endpoint, MI REST v1/v2 (MMS200MI, CRS610MI, EXPORTMI, MRS001MI),
+//! the Metadata Publisher, simulated users changing items, and fault injection.
+//!
+//! Wire formats follow `shared/m3/WIRE.md`; table schemas are the standard catalogue of the
+//! `mapping` crate plus a few customer extensions visible only through MDP.
+
+mod db;
+mod error;
+pub mod export_query;
+mod http;
+pub mod mi;
+mod seed;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use error::SimError;
+
+use db::Db;
+
+/// User recorded in CHID for direct operations through [`Simulator`]'s methods.
+pub const DIRECT_USER: &str = "TEST";
+/// User recorded in CHID for MI transactions.
+pub const MI_USER: &str = "MIUSER";
+
+/// How the simulator is set up.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Tenant id (`ti`), part of every API path.
+    pub tenant: String,
+    /// The default company (session company when a call gives no `cono`).
+    pub company: u32,
+    /// Number of items (MITMAS rows) seeded.
+    pub items: usize,
+    /// Seed of the deterministic data and workload.
+    pub seed: u64,
+    /// Lifetime of access tokens.
+    pub token_lifetime: Duration,
+    /// OAuth2 client id (`ci`).
+    pub client_id: String,
+    /// OAuth2 client secret (`cs`).
+    pub client_secret: String,
+    /// Service account access key (`saak`), `<tenant>#...`.
+    pub saak: String,
+    /// Service account secret key (`sask`).
+    pub sask: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        let tenant = "ERPBRIDGE_DEMO".to_string();
+        SimConfig {
+            client_id: format!("{tenant}~q7Rk2VwXy9LmN3bT8sHjC4dF6gPzA1eU5oKi0"),
+            client_secret: "Zt9-XbQ2rW7kLm4NvYc8HsJ1dGf6PaE3uTyR0iOp5qSxBn_MhKlVj".to_string(),
+            saak: format!("{tenant}#Ko3dPq8Xw1Ys6Tz9Rv2Nb5Mc7Lf4Jh0Gk-aE2uI8oQyWtV"),
+            sask: "mB4xT9rQ2wE7yU1iO6pA3sD8fG5hJ0kL-zX2cV7bN4mQ9wE1rT6yU3iO8pA5sD0fG".to_string(),
+            tenant,
+            company: 100,
+            items: 1000,
+            seed: 42,
+            token_lifetime: Duration::from_secs(2 * 60 * 60),
+        }
+    }
+}
+
+/// Faults the simulated gateway injects into API calls (MI and MDP; not the token endpoint or
+/// admin routes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Extra latency added to every API call.
+    pub latency_ms: u64,
+    /// Share (0.0..=1.0) of API calls answered with HTTP 500.
+    pub error_rate: f64,
+    /// When set, every API call is answered 429 with `Retry-After: <seconds>`.
+    pub throttle: Option<u64>,
+    /// One-shot: when true, every access token issued so far expires now (refresh tokens stay
+    /// valid). Not kept in the stored faults.
+    pub expire_tokens_now: bool,
+}
+
+/// Shared state behind every [`Simulator`] clone.
+pub(crate) struct Inner {
+    pub cfg: SimConfig,
+    pub db: Mutex<Db>,
+    pub auth: Mutex<http::AuthState>,
+    pub faults: Mutex<Faults>,
+}
+
+/// Locks a mutex, recovering from poisoning (a panicked holder cannot corrupt string rows).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The simulated M3. Cheap to clone; all clones share the same database.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("tenant", &self.inner.cfg.tenant)
+            .field("company", &self.inner.cfg.company)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running HTTP server of a simulator. Dropping it stops the server too.
+#[derive(Debug)]
+pub struct RunningSim {
+    /// `http://127.0.0.1:PORT`, without trailing slash.
+    pub base_url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningSim {
+    /// Stops accepting connections and waits (at most 5 s) for open requests to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        tracing::info!(addr = %self.addr, "simulator stopped");
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Simulator {
+    /// A simulator with deterministic seed data (MITMAS with `cfg.items` items, plus small
+    /// OCUSMA, CIDMAS, MITWHL, MITBAL, OOHEAD, OOLINE and CUGEX1 tables).
+    pub fn new(cfg: SimConfig) -> Simulator {
+        let mut db = Db::new();
+        seed::seed(&mut db, cfg.seed, cfg.company, cfg.items);
+        Simulator {
+            inner: Arc::new(Inner {
+                cfg,
+                db: Mutex::new(db),
+                auth: Mutex::new(http::AuthState::default()),
+                faults: Mutex::new(Faults::default()),
+            }),
+        }
+    }
+
+    /// The configuration the simulator runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.inner.cfg
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and serves the ION API on tokio.
+    pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<RunningSim> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let host = if addr.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            addr.ip()
+        };
+        let base_url = format!("http://{}", SocketAddr::new(host, addr.port()));
+        let router = http::router(self.inner.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = server.await {
+                tracing::error!(%e, "simulator server failed");
+            }
+        });
+        tracing::info!(%base_url, tenant = %self.inner.cfg.tenant, "simulator serving");
+        Ok(RunningSim {
+            base_url,
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// A complete `.ionapi` document for a backend service account, pointing at `base_url`.
+    pub fn ionapi(&self, base_url: &str) -> serde_json::Value {
+        let c = &self.inner.cfg;
+        let base = base_url.trim_end_matches('/');
+        serde_json::json!({
+            "ti": c.tenant,
+            "cn": "erp-bridge",
+            "dt": "12",
+            "ci": c.client_id,
+            "cs": c.client_secret,
+            "iu": base,
+            "pu": format!("{base}/{}/as/", c.tenant),
+            "oa": "authorization.oauth2",
+            "ot": "token.oauth2",
+            "or": "revoke_token.oauth2",
+            "ev": "U1455348127",
+            "v": "1.0",
+            "saak": c.saak,
+            "sask": c.sask,
+        })
+    }
+
+    /// Starts simulated users changing MITMAS at about `changes_per_second` (80% updates,
+    /// 12% inserts, 8% deletes). `0.0` starts nothing (the task ends at once). Abort the
+    /// handle to stop; the task also ends when every `Simulator` clone is dropped.
+    pub fn start_workload(&self, changes_per_second: f64) -> JoinHandle<()> {
+        workload::start(Arc::downgrade(&self.inner), changes_per_second)
+    }
+
+    /// Sets the faults the gateway injects (see [`Faults`]).
+    pub fn set_faults(&self, faults: Faults) {
+        http::set_faults(&self.inner, faults);
+    }
+
+    /// The faults currently injected.
+    pub fn faults(&self) -> Faults {
+        lock(&self.inner.faults).clone()
+    }
+
+    /// Inserts a row as an M3 user would (user `TEST`): values by full column name, others
+    /// blank/0, company defaults to the configured company. Audit fields are set.
+    pub fn insert(&self, table: &str, values: &[(&str, &str)]) -> Result<(), SimError> {
+        let mut db = lock(&self.inner.db);
+        db.insert(table, values, DIRECT_USER, self.inner.cfg.company)
+            .map(|_| ())
+    }
+
+    /// Updates the row with this key (values in primary-key order, e.g. `["100","A000123"]`).
+    /// Bumps CHNO and LMTS even when nothing changes.
+    pub fn update(
+        &self,
+        table: &str,
+        key: &[&str],
+        changes: &[(&str, &str)],
+    ) -> Result<(), SimError> {
+        let mut db = lock(&self.inner.db);
+        let schema = db.table(table)?.schema.clone();
+        let key = Db::make_key(&schema, key)?;
+        db.update(table, &key, changes, DIRECT_USER).map(|_| ())
+    }
+
+    /// Deletes the row with this key.
+    pub fn delete(&self, table: &str, key: &[&str]) -> Result<(), SimError> {
+        let mut db = lock(&self.inner.db);
+        let schema = db.table(table)?.schema.clone();
+        let key = Db::make_key(&schema, key)?;
+        db.delete(table, &key, DIRECT_USER).map(|_| ())
+    }
+
+    /// Every row of a table (all companies), trimmed values by full column name, in
+    /// primary-key order. Unknown tables give an empty list.
+    pub fn rows(&self, table: &str) -> Vec<BTreeMap<String, String>> {
+        let db = lock(&self.inner.db);
+        let Ok(data) = db.table(table) else {
+            return Vec::new();
+        };
+        data.rows
+            .values()
+            .map(|r| row_map(&data.schema, r))
+            .collect()
+    }
+
+    /// One row by key (values in primary-key order).
+    pub fn get(&self, table: &str, key: &[&str]) -> Option<BTreeMap<String, String>> {
+        let db = lock(&self.inner.db);
+        let data = db.table(table).ok()?;
+        let key = Db::make_key(&data.schema, key).ok()?;
+        data.rows.get(&key).map(|r| row_map(&data.schema, r))
+    }
+
+    /// Names of the tables the simulator has (standard catalogue plus custom ones).
+    pub fn tables(&self) -> Vec<String> {
+        lock(&self.inner.db).tables.keys().cloned().collect()
+    }
+}
+
+fn row_map(schema: &db::TableSchema, row: &[String]) -> BTreeMap<String, String> {
+    schema
+        .def
+        .columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| (c.name.clone(), v.trim().to_string()))
+        .collect()
+}
