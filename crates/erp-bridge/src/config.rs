@@ -21,6 +21,8 @@ pub struct Config {
     pub connection: ConnectionConfig,
     /// The embedded M3 simulator, used when `connection.ionapi_file` is not set.
     pub simulator: SimulatorConfig,
+    /// Kafka; disabled while `kafka.brokers` is empty (the outbox is then the message log).
+    pub kafka: kafka::KafkaSettings,
 }
 
 /// HTTP API settings.
@@ -77,6 +79,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             connection: ConnectionConfig::default(),
             simulator: SimulatorConfig::default(),
+            kafka: kafka::KafkaSettings::default(),
         }
     }
 }
@@ -154,9 +157,7 @@ impl Config {
                 c.page_size
             )));
         }
-        if !(self.simulator.changes_per_second >= 0.0
-            && self.simulator.changes_per_second.is_finite())
-        {
+        if !(self.simulator.changes_per_second >= 0.0 && self.simulator.changes_per_second.is_finite()) {
             return Err(ConfigError(format!(
                 "simulator.changes_per_second: expected a number >= 0, got {}",
                 self.simulator.changes_per_second
@@ -174,11 +175,7 @@ mod tests {
     fn file_values_override_defaults_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
-        std::fs::write(
-            &f,
-            "[connection]\npoll_interval = \"250ms\"\nname = \"prod\"\n",
-        )
-        .unwrap();
+        std::fs::write(&f, "[connection]\npoll_interval = \"250ms\"\nname = \"prod\"\n").unwrap();
         let c = Config::load(Some(&f)).unwrap();
         assert_eq!(c.connection.poll_interval, Duration::from_millis(250));
         assert_eq!(c.connection.name, "prod");

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use m3::{ClientOptions, IonApi, M3Client};
 use mapping::catalog;
+use pipeline::commands::{default_commands, CommandProcessor, RetryPolicy};
 use pipeline::{Connector, ConnectorSettings, MappingSource};
 use store::Store;
 use studio::{AppState, ConnectionRuntime};
@@ -19,6 +20,53 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::config::Config;
+
+/// Start the Kafka side of a connection: create its topics (retrying while the broker is away),
+/// then run the outbox relay and the command consumer until shutdown.
+async fn run_kafka(
+    settings: kafka::KafkaSettings,
+    store: Store,
+    connection: String,
+    status: pipeline::StatusBoard,
+    processor: CommandProcessor,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    loop {
+        match kafka::ensure_topics(&settings, &connection).await {
+            Ok(topics) => {
+                info!(connection = %connection, events = %topics.events, commands = %topics.commands, "kafka topics ready");
+                break;
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = std::time::Duration::from_millis((500u64 << failures.min(6)).min(30_000));
+                tracing::warn!(connection = %connection, error = %e, retry_in = ?wait, "kafka: cannot create topics; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+    let relay = match kafka::Relay::new(&settings, store, &connection, status) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(connection = %connection, error = %e, "kafka relay cannot start");
+            return;
+        }
+    };
+    let consumer = match kafka::CommandConsumer::new(&settings, &connection, processor) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(connection = %connection, error = %e, "kafka command consumer cannot start");
+            return;
+        }
+    };
+    let r = tokio::spawn(relay.run(shutdown.clone()));
+    let c = tokio::spawn(consumer.run(shutdown));
+    let _ = tokio::join!(r, c);
+}
 
 /// A running erp-bridge.
 pub struct App {
@@ -32,6 +80,8 @@ pub struct App {
     pub ionapi_file: PathBuf,
     /// The connection's name.
     pub connection: String,
+    /// Kafka topics of the connection, when Kafka is configured.
+    pub kafka_topics: Option<kafka::Topics>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
@@ -53,26 +103,17 @@ impl App {
                     seed: cfg.simulator.seed,
                     ..Default::default()
                 });
-                let running = sim
-                    .serve(cfg.simulator.listen)
-                    .await
-                    .context("simulator.listen")?;
+                let running = sim.serve(cfg.simulator.listen).await.context("simulator.listen")?;
                 let path = cfg.data_dir.join("m3-simulator.ionapi");
                 let text = serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?;
-                std::fs::write(&path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
                 let workload = sim.start_workload(cfg.simulator.changes_per_second);
                 (path, Some((running, workload)))
             }
         };
-        let text = std::fs::read_to_string(&ionapi_file).with_context(|| {
-            format!(
-                "connection.ionapi_file: cannot read {}",
-                ionapi_file.display()
-            )
-        })?;
-        let ion = IonApi::parse(&text)
-            .with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
+        let text = std::fs::read_to_string(&ionapi_file)
+            .with_context(|| format!("connection.ionapi_file: cannot read {}", ionapi_file.display()))?;
+        let ion = IonApi::parse(&text).with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
         let client = Arc::new(M3Client::new(
             ion,
             ClientOptions {
@@ -93,18 +134,33 @@ impl App {
             overlap: c.overlap,
             separator: c.separator,
         };
-        let runtime = ConnectionRuntime {
-            name: c.name.clone(),
-            mappings: vec![source.mapping.clone()],
-            status: Default::default(),
-        };
+        let processor = CommandProcessor::new(
+            client.clone(),
+            store.clone(),
+            &c.name,
+            default_commands(),
+            RetryPolicy::default(),
+        );
+        let mappings = vec![source.mapping.clone()];
         let connector = Connector::new(client, store.clone(), settings, vec![source]);
         let runtime = ConnectionRuntime {
+            name: c.name.clone(),
+            mappings,
             status: connector.status(),
-            ..runtime
+            commands: Some(processor.clone()),
         };
         let (shutdown, rx) = watch::channel(false);
-        let tasks = connector.spawn(rx.clone());
+        let mut tasks = connector.spawn(rx.clone());
+        if !cfg.kafka.brokers.is_empty() {
+            tasks.push(tokio::spawn(run_kafka(
+                cfg.kafka.clone(),
+                store.clone(),
+                c.name.clone(),
+                runtime.status.clone(),
+                processor,
+                rx.clone(),
+            )));
+        }
 
         let state = AppState {
             store,
@@ -133,6 +189,7 @@ impl App {
             simulator_url: simulator.as_ref().map(|(s, _)| s.base_url.clone()),
             ionapi_file,
             connection: c.name.clone(),
+            kafka_topics: (!cfg.kafka.brokers.is_empty()).then(|| cfg.kafka.topics(&c.name)),
             shutdown,
             tasks,
             server,

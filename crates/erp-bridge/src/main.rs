@@ -9,11 +9,7 @@ use erp_bridge::config::Config;
 use erp_bridge::App;
 
 #[derive(Parser)]
-#[command(
-    name = "erp-bridge",
-    version,
-    about = "Bridge Infor M3 to messages and read models"
-)]
+#[command(name = "erp-bridge", version, about = "Bridge Infor M3 to messages and read models")]
 struct Cli {
     /// TOML configuration file (settings can also come from ERP_BRIDGE__SECTION__KEY variables).
     #[arg(long, global = true, env = "ERP_BRIDGE_CONFIG")]
@@ -42,6 +38,9 @@ enum Command {
         /// `.ionapi` file of a real M3 (instead of the simulator).
         #[arg(long)]
         ionapi: Option<PathBuf>,
+        /// Kafka bootstrap servers; messages are then published and commands consumed.
+        #[arg(long)]
+        kafka_brokers: Option<String>,
     },
     /// Run the M3 simulator alone and print its `.ionapi` file.
     Sim {
@@ -87,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             changes_per_second,
             items,
             ionapi,
+            kafka_brokers,
         } => {
             let mut cfg = Config::load(cli.config.as_deref())?;
             if let Some(d) = data_dir {
@@ -108,34 +108,45 @@ async fn main() -> anyhow::Result<()> {
             if let Some(f) = ionapi {
                 cfg.connection.ionapi_file = Some(f);
             }
+            if let Some(b) = kafka_brokers {
+                cfg.kafka.brokers = b;
+            }
             let app = App::start(cfg).await?;
             let c = &app.connection;
             println!("erp-bridge is up");
             if let Some(sim) = &app.simulator_url {
                 println!("  M3 simulator (ION API gateway): {sim}");
             }
-            println!(
-                "  .ionapi file in use:            {}",
-                app.ionapi_file.display()
-            );
-            println!(
-                "  health / readiness:             {0}/healthz  {0}/readyz",
-                app.api_url
-            );
+            println!("  .ionapi file in use:            {}", app.ionapi_file.display());
+            println!("  health / readiness:             {0}/healthz  {0}/readyz", app.api_url);
             println!(
                 "  status:                         {}/api/connections/{c}/status",
                 app.api_url
             );
-            println!("  messages (CloudEvents):         {}/api/connections/{c}/messages?after=0&limit=20", app.api_url);
-            println!("  read model:                     {}/api/connections/{c}/read-models/items?limit=20", app.api_url);
+            println!(
+                "  messages (CloudEvents):         {}/api/connections/{c}/messages?after=0&limit=20",
+                app.api_url
+            );
+            println!(
+                "  read model:                     {}/api/connections/{c}/read-models/items?limit=20",
+                app.api_url
+            );
             println!(
                 "  JSON Schema:                    {}/api/connections/{c}/schemas/ItemUpdated",
                 app.api_url
             );
+            println!(
+                "  commands (POST):                {}/api/connections/{c}/commands",
+                app.api_url
+            );
+            if let Some(t) = &app.kafka_topics {
+                println!(
+                    "  kafka topics:                   {} {} {} {}",
+                    t.events, t.commands, t.receipts, t.deadletter
+                );
+            }
             println!("Press Ctrl-C to stop.");
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for Ctrl-C")?;
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
             println!("stopping...");
             app.shutdown().await;
             println!("stopped; the next start resumes from the stored cursor");
@@ -149,15 +160,9 @@ async fn main() -> anyhow::Result<()> {
                 items,
                 ..Default::default()
             });
-            let running = sim
-                .serve(listen)
-                .await
-                .with_context(|| format!("--listen {listen}"))?;
+            let running = sim.serve(listen).await.with_context(|| format!("--listen {listen}"))?;
             println!("M3 simulator at {}", running.base_url);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?
-            );
+            println!("{}", serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?);
             let workload = sim.start_workload(changes_per_second);
             tokio::signal::ctrl_c().await?;
             workload.abort();
@@ -176,11 +181,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            anyhow::ensure!(
-                failed == 0,
-                "{failed} of {} mapping files have errors",
-                files.len()
-            );
+            anyhow::ensure!(failed == 0, "{failed} of {} mapping files have errors", files.len());
         }
     }
     Ok(())

@@ -46,12 +46,7 @@ impl Env {
     }
 
     async fn get(&self, app: &App, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", app.api_url))
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(format!("{}{path}", app.api_url)).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -62,10 +57,7 @@ impl Env {
         let mut after = 0;
         loop {
             let (s, v) = self
-                .get(
-                    app,
-                    &format!("/api/connections/demo/messages?after={after}&limit=1000"),
-                )
+                .get(app, &format!("/api/connections/demo/messages?after={after}&limit=1000"))
                 .await;
             assert_eq!(s, 200, "{v}");
             let page = v["messages"].as_array().unwrap().clone();
@@ -102,8 +94,10 @@ impl Env {
 }
 
 fn config_for(dir: &Path, ionapi: &Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.join("data");
+    let mut cfg = Config {
+        data_dir: dir.join("data"),
+        ..Default::default()
+    };
     cfg.http.listen = "127.0.0.1:0".parse().unwrap();
     cfg.connection.ionapi_file = Some(ionapi.to_path_buf());
     cfg.connection.poll_interval = Duration::from_millis(100);
@@ -159,9 +153,7 @@ async fn initial_load_emits_every_item_once_with_cloudevents_attributes() {
     assert_eq!(msg[0]["data"]["name"], first["MMITDS"].as_str());
     assert_eq!(msg[0]["data"]["company"], 100);
     // The read model holds every item, paged.
-    let (s, page) = env
-        .get(&app, "/api/connections/demo/read-models/items?limit=100")
-        .await;
+    let (s, page) = env.get(&app, "/api/connections/demo/read-models/items?limit=100").await;
     assert_eq!(s, 200);
     assert_eq!(page["items"].as_array().unwrap().len(), 100);
     let next = page["next"].as_str().unwrap().to_string();
@@ -214,10 +206,7 @@ async fn a_changed_item_yields_exactly_one_item_updated_and_updates_the_read_mod
     assert_eq!(of_subject(&env.all_messages(&app).await, &key).len(), 2);
     // Filtering the read model by field.
     let (s, v) = env
-        .get(
-            &app,
-            "/api/connections/demo/read-models/items?status=50&limit=1000",
-        )
+        .get(&app, "/api/connections/demo/read-models/items?status=50&limit=1000")
         .await;
     assert_eq!(s, 200);
     let items = v["items"].as_array().unwrap();
@@ -247,21 +236,16 @@ async fn a_new_item_and_a_deleted_item_reach_the_log_and_the_read_model() {
     let victim = env.sim.rows("MITMAS")[3]["MMITNO"].clone();
     let victim_key = format!("100|{victim}");
     env.sim.delete("MITMAS", &["100", &victim]).unwrap();
-    let deleted_path = format!(
-        "/api/connections/demo/read-models/items/{}",
-        key_path(&victim_key)
-    );
+    let deleted_path = format!("/api/connections/demo/read-models/items/{}", key_path(&victim_key));
     eventually("the deleted item to leave the read model", || async {
         env.get(&app, &deleted_path).await.0 == 404
     })
     .await;
     eventually("the new item to appear", || async {
-        env.get(
-            &app,
-            "/api/connections/demo/read-models/items/100%7CZZ-NEW-1",
-        )
-        .await
-        .0 == 200
+        env.get(&app, "/api/connections/demo/read-models/items/100%7CZZ-NEW-1")
+            .await
+            .0
+            == 200
     })
     .await;
     let messages = env.all_messages(&app).await;
@@ -293,18 +277,10 @@ async fn a_restart_resumes_from_the_cursor_without_duplicates() {
     app.shutdown().await;
     // M3 keeps changing while erp-bridge is down.
     let rows = env.sim.rows("MITMAS");
-    let changed: Vec<String> = rows
-        .iter()
-        .step_by(30)
-        .map(|r| r["MMITNO"].clone())
-        .collect();
+    let changed: Vec<String> = rows.iter().step_by(30).map(|r| r["MMITNO"].clone()).collect();
     for (i, itno) in changed.iter().enumerate() {
         env.sim
-            .update(
-                "MITMAS",
-                &["100", itno],
-                &[("MMITDS", &format!("While down {i}"))],
-            )
+            .update("MITMAS", &["100", itno], &[("MMITDS", &format!("While down {i}"))])
             .unwrap();
     }
     let app = env.start().await;
@@ -315,17 +291,9 @@ async fn a_restart_resumes_from_the_cursor_without_duplicates() {
     .await;
     env.polls(&app, 3).await;
     let messages = env.all_messages(&app).await;
-    assert_eq!(
-        messages.len(),
-        ITEMS + changed.len(),
-        "no re-export, no duplicates"
-    );
+    assert_eq!(messages.len(), ITEMS + changed.len(), "no re-export, no duplicates");
     for itno in &changed {
-        assert_eq!(
-            of_subject(&messages, &format!("100|{itno}")).len(),
-            2,
-            "{itno}"
-        );
+        assert_eq!(of_subject(&messages, &format!("100|{itno}")).len(), 2, "{itno}");
     }
     let status = env.status(&app).await;
     assert!(
@@ -340,57 +308,31 @@ async fn health_readiness_and_clear_errors_for_bad_requests() {
     let env = Env::new().await;
     let app = env.start().await;
     assert_eq!(env.get(&app, "/healthz").await.0, 200);
-    eventually("readiness", || async {
-        env.get(&app, "/readyz").await.0 == 200
-    })
-    .await;
+    eventually("readiness", || async { env.get(&app, "/readyz").await.0 == 200 }).await;
     let (s, v) = env
         .get(&app, "/api/connections/demo/read-models/items/100%7CNOPE")
         .await;
     assert_eq!(s, 404);
     assert_eq!(v["error"]["code"], "not_found");
-    let (s, v) = env
-        .get(&app, "/api/connections/demo/read-models/items/justone")
-        .await;
+    let (s, v) = env.get(&app, "/api/connections/demo/read-models/items/justone").await;
     assert_eq!(s, 400);
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("company, itemNumber"),
+        v["error"]["message"].as_str().unwrap().contains("company, itemNumber"),
         "{v}"
     );
     let (s, v) = env
         .get(&app, "/api/connections/demo/read-models/items?colour=red")
         .await;
     assert_eq!(s, 400);
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("`colour`"),
-        "{v}"
-    );
-    let (s, v) = env
-        .get(&app, "/api/connections/demo/messages?limit=0")
-        .await;
+    assert!(v["error"]["message"].as_str().unwrap().contains("`colour`"), "{v}");
+    let (s, v) = env.get(&app, "/api/connections/demo/messages?limit=0").await;
     assert_eq!(s, 400);
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("`limit`"),
-        "{v}"
-    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("`limit`"), "{v}");
     assert_eq!(env.get(&app, "/api/connections/nope/messages").await.0, 404);
-    assert_eq!(
-        env.get(&app, "/api/connections/demo/read-models/orders")
-            .await
-            .0,
-        404
-    );
-    let (s, schema) = env
-        .get(&app, "/api/connections/demo/schemas/ItemDeleted")
-        .await;
+    assert_eq!(env.get(&app, "/api/connections/demo/read-models/orders").await.0, 404);
+    let (s, schema) = env.get(&app, "/api/connections/demo/schemas/ItemDeleted").await;
     assert_eq!(s, 200);
-    assert_eq!(
-        schema["required"],
-        serde_json::json!(["company", "itemNumber"])
-    );
+    assert_eq!(schema["required"], serde_json::json!(["company", "itemNumber"]));
     app.shutdown().await;
 }
 
@@ -398,19 +340,14 @@ async fn health_readiness_and_clear_errors_for_bad_requests() {
 async fn readiness_fails_with_wrong_credentials_and_names_the_cause() {
     let env = Env::new().await;
     let mut ion: Value =
-        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap()).unwrap();
     ion["sask"] = Value::String("wrong".into());
     let f = env.dir.path().join("wrong.ionapi");
     std::fs::write(&f, ion.to_string()).unwrap();
     let app = App::start(config_for(env.dir.path(), &f)).await.unwrap();
     eventually("the authentication failure to show", || async {
         let (s, v) = env.get(&app, "/readyz").await;
-        s == 503
-            && v["problems"][0]
-                .as_str()
-                .unwrap_or("")
-                .contains("AuthenticationFailed")
+        s == 503 && v["problems"][0].as_str().unwrap_or("").contains("AuthenticationFailed")
     })
     .await;
     app.shutdown().await;
@@ -420,8 +357,7 @@ async fn readiness_fails_with_wrong_credentials_and_names_the_cause() {
 async fn an_ionapi_file_without_saak_is_rejected_naming_the_key() {
     let env = Env::new().await;
     let mut ion: Value =
-        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap()).unwrap();
     ion.as_object_mut().unwrap().remove("saak");
     let f = env.dir.path().join("browser-app.ionapi");
     std::fs::write(&f, ion.to_string()).unwrap();

@@ -117,13 +117,7 @@ pub(crate) fn schemas() -> Vec<TableSchema> {
                 let mut t = t;
                 // Customer extensions on the item master, visible only through MDP.
                 let custom = [
-                    (
-                        "ZZCO",
-                        "Country of origin (custom)",
-                        ColumnKind::Alpha,
-                        3,
-                        0,
-                    ),
+                    ("ZZCO", "Country of origin (custom)", ColumnKind::Alpha, 3, 0),
                     ("ZZQC", "Quality class (custom)", ColumnKind::Alpha, 2, 0),
                 ];
                 for (f, d, k, l, dec) in custom {
@@ -140,26 +134,11 @@ pub(crate) fn schemas() -> Vec<TableSchema> {
                     &["MMZZCO", "MMZZQC"],
                     "Master file",
                     "MMS001",
-                    &[
-                        ("10", &["CONO", "ITDS", "ITNO"]),
-                        ("20", &["CONO", "LMDT", "ITNO"]),
-                    ],
+                    &[("10", &["CONO", "ITDS", "ITNO"]), ("20", &["CONO", "LMDT", "ITNO"])],
                 )
             }
-            "OCUSMA" => TableSchema::new(
-                t,
-                &[],
-                "Master file",
-                "CRS610",
-                &[("10", &["CONO", "CUNM", "CUNO"])],
-            ),
-            "CIDMAS" => TableSchema::new(
-                t,
-                &[],
-                "Master file",
-                "CRS620",
-                &[("10", &["CONO", "SUNM", "SUNO"])],
-            ),
+            "OCUSMA" => TableSchema::new(t, &[], "Master file", "CRS610", &[("10", &["CONO", "CUNM", "CUNO"])]),
+            "CIDMAS" => TableSchema::new(t, &[], "Master file", "CRS620", &[("10", &["CONO", "SUNM", "SUNO"])]),
             "OOHEAD" => TableSchema::new(
                 t,
                 &[],
@@ -174,13 +153,7 @@ pub(crate) fn schemas() -> Vec<TableSchema> {
                 "OIS101",
                 &[("10", &["CONO", "ITNO", "ORNO", "PONR", "POSX"])],
             ),
-            "MITBAL" => TableSchema::new(
-                t,
-                &[],
-                "Master file",
-                "MMS002",
-                &[("10", &["CONO", "ITNO", "WHLO"])],
-            ),
+            "MITBAL" => TableSchema::new(t, &[], "Master file", "MMS002", &[("10", &["CONO", "ITNO", "WHLO"])]),
             "MITWHL" => TableSchema::new(t, &[], "Master file", "MMS005", &[]),
             _ => TableSchema::new(t, &[], "Master file", "", &[]),
         };
@@ -365,10 +338,7 @@ pub(crate) fn date_time_of(ms: i64) -> (String, String) {
     let dt = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
     (
         dt.format("%Y%m%d").to_string(),
-        dt.format("%H%M%S")
-            .to_string()
-            .trim_start_matches('0')
-            .to_string(),
+        dt.format("%H%M%S").to_string().trim_start_matches('0').to_string(),
     )
 }
 
@@ -448,12 +418,10 @@ impl Db {
         let mut row: Vec<String> = schema.def.columns.iter().map(blank).collect();
         row[schema.cono_pos()] = default_cono.to_string();
         for (name, value) in values {
-            let pos = schema
-                .column_pos(name)
-                .ok_or_else(|| SimError::UnknownColumn {
-                    table: table.to_string(),
-                    column: name.to_string(),
-                })?;
+            let pos = schema.column_pos(name).ok_or_else(|| SimError::UnknownColumn {
+                table: table.to_string(),
+                column: name.to_string(),
+            })?;
             row[pos] = normalize(schema.col(pos), value)?;
         }
         let key = row_key(&schema, &row);
@@ -481,12 +449,10 @@ impl Db {
         let schema = self.table(table)?.schema.clone();
         let mut normalized = Vec::with_capacity(changes.len());
         for (name, value) in changes {
-            let pos = schema
-                .column_pos(name)
-                .ok_or_else(|| SimError::UnknownColumn {
-                    table: table.to_string(),
-                    column: name.to_string(),
-                })?;
+            let pos = schema.column_pos(name).ok_or_else(|| SimError::UnknownColumn {
+                table: table.to_string(),
+                column: name.to_string(),
+            })?;
             if schema.key_pos.contains(&pos) {
                 return Err(SimError::KeyChange(name.to_string()));
             }
@@ -513,12 +479,7 @@ impl Db {
     }
 
     /// Deletes a row found by key.
-    pub fn delete(
-        &mut self,
-        table: &str,
-        key: &[KeyPart],
-        user: &str,
-    ) -> Result<Vec<String>, SimError> {
+    pub fn delete(&mut self, table: &str, key: &[KeyPart], user: &str) -> Result<Vec<String>, SimError> {
         let data = self.table_mut(table)?;
         let row = data.rows.remove(key).ok_or_else(|| SimError::NotFound {
             table: table.to_string(),
@@ -583,13 +544,7 @@ fn key_parts_text(key: &[KeyPart]) -> String {
 }
 
 /// Sets the audit columns of a row for a write at `ms` by `user`.
-pub(crate) fn set_audit(
-    schema: &TableSchema,
-    row: &mut [String],
-    ms: i64,
-    user: &str,
-    kind: WriteKind,
-) {
+pub(crate) fn set_audit(schema: &TableSchema, row: &mut [String], ms: i64, user: &str, kind: WriteKind) {
     let p = &schema.def.prefix;
     let pos = |f: &str| schema.column_pos(&format!("{p}{f}"));
     let (date, time) = date_time_of(ms);
@@ -650,12 +605,7 @@ mod tests {
     fn audit_on_insert_and_update() {
         let mut db = Db::new();
         let row = db
-            .insert(
-                "MITMAS",
-                &[("MMITNO", "X1"), ("MMITDS", "Thing")],
-                "TEST",
-                100,
-            )
+            .insert("MITMAS", &[("MMITNO", "X1"), ("MMITDS", "Thing")], "TEST", 100)
             .unwrap();
         let s = db.table("MITMAS").unwrap().schema.clone();
         let get = |row: &[String], c: &str| row[s.column_pos(c).unwrap()].clone();
@@ -664,11 +614,7 @@ mod tests {
         let key = Db::make_key(&s, &["100", "X1"]).unwrap();
         let row2 = db.update("MITMAS", &key, &[], "TEST").unwrap();
         assert_eq!(get(&row2, "MMCHNO"), "2");
-        assert!(
-            get(&row2, "MMLMTS").parse::<i64>().unwrap() >= get(&row, "MMLMTS").parse().unwrap()
-        );
-        assert!(db
-            .insert("MITMAS", &[("MMITNO", "X1")], "TEST", 100)
-            .is_err());
+        assert!(get(&row2, "MMLMTS").parse::<i64>().unwrap() >= get(&row, "MMLMTS").parse().unwrap());
+        assert!(db.insert("MITMAS", &[("MMITNO", "X1")], "TEST", 100).is_err());
     }
 }

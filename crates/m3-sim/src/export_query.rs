@@ -215,8 +215,7 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, QueryError> {
                         None => {
                             return Err(QueryError {
                                 position: pos,
-                                message: "unterminated string literal, expected closing quote"
-                                    .into(),
+                                message: "unterminated string literal, expected closing quote".into(),
                             })
                         }
                         Some('\'') if chars.get(j + 1) == Some(&'\'') => {
@@ -237,8 +236,7 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, QueryError> {
                 i = j;
             }
             c if c.is_ascii_digit()
-                || ((c == '-' || c == '.')
-                    && next.is_some_and(|n| n.is_ascii_digit() || n == '.')) =>
+                || ((c == '-' || c == '.') && next.is_some_and(|n| n.is_ascii_digit() || n == '.')) =>
             {
                 let mut j = i + 1;
                 let mut dots = usize::from(c == '.');
@@ -259,10 +257,7 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, QueryError> {
                         message: format!("malformed number '{text}'"),
                     });
                 }
-                if chars
-                    .get(j)
-                    .is_some_and(|ch| ch.is_alphabetic() || *ch == '_')
-                {
+                if chars.get(j).is_some_and(|ch| ch.is_alphabetic() || *ch == '_') {
                     return Err(QueryError {
                         position: j + 1,
                         message: format!("unexpected character '{}' after number", chars[j]),
@@ -273,9 +268,10 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, QueryError> {
             }
             c if c.is_ascii_alphabetic() || c == '_' || c == '@' || c == '#' || c == '$' => {
                 let mut j = i + 1;
-                while chars.get(j).is_some_and(|ch| {
-                    ch.is_ascii_alphanumeric() || matches!(ch, '_' | '@' | '#' | '$')
-                }) {
+                while chars
+                    .get(j)
+                    .is_some_and(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '@' | '#' | '$'))
+                {
                     j += 1;
                 }
                 out.push((Tok::Ident(chars[i..j].iter().collect()), pos));
@@ -293,9 +289,7 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, QueryError> {
     Ok(out)
 }
 
-const KEYWORDS: &[&str] = &[
-    "from", "where", "order", "by", "and", "or", "not", "asc", "desc",
-];
+const KEYWORDS: &[&str] = &["from", "where", "order", "by", "and", "or", "not", "asc", "desc"];
 
 struct Parser {
     toks: Vec<(Tok, usize)>,
@@ -366,11 +360,7 @@ impl Parser {
             }
         }
         if !self.peek().is_kw("from") {
-            return self.err(if columns.is_empty() {
-                "'from'"
-            } else {
-                "',' or 'from'"
-            });
+            return self.err(if columns.is_empty() { "'from'" } else { "',' or 'from'" });
         }
         self.bump();
         let table = self.name("table name")?;
@@ -515,9 +505,7 @@ fn compile(e: &Expr, data: &TableData) -> Result<Compiled, QueryError> {
                     if *k != ColumnKind::Alpha && parse_dec(s).is_none() {
                         return Err(QueryError {
                             position: 0,
-                            message: format!(
-                                "'{s}' is not a number; cannot compare it with a numeric column"
-                            ),
+                            message: format!("'{s}' is not a number; cannot compare it with a numeric column"),
                         });
                     }
                 }
@@ -530,10 +518,7 @@ fn compile(e: &Expr, data: &TableData) -> Result<Compiled, QueryError> {
 fn column_pos(data: &TableData, name: &str) -> Result<usize, QueryError> {
     data.schema.column_pos(name).ok_or_else(|| QueryError {
         position: 0,
-        message: format!(
-            "Column {name} does not exist in table {}",
-            data.schema.def.name
-        ),
+        message: format!("Column {name} does not exist in table {}", data.schema.def.name),
     })
 }
 
@@ -584,12 +569,7 @@ pub struct QueryResult {
 
 /// Runs a query on one table, restricted to company `cono`, returning at most `maxrecs` rows
 /// (`0` = no limit).
-pub(crate) fn run(
-    q: &Query,
-    data: &TableData,
-    cono: u32,
-    maxrecs: usize,
-) -> Result<QueryResult, QueryError> {
+pub(crate) fn run(q: &Query, data: &TableData, cono: u32, maxrecs: usize) -> Result<QueryResult, QueryError> {
     let schema = &data.schema;
     let positions: Vec<usize> = if q.columns.is_empty() {
         (0..schema.def.columns.len()).collect()
@@ -629,14 +609,8 @@ pub(crate) fn run(
         matched.truncate(maxrecs);
     }
     Ok(QueryResult {
-        columns: positions
-            .iter()
-            .map(|&p| schema.col(p).name.clone())
-            .collect(),
-        lengths: positions
-            .iter()
-            .map(|&p| usize::from(schema.col(p).length))
-            .collect(),
+        columns: positions.iter().map(|&p| schema.col(p).name.clone()).collect(),
+        lengths: positions.iter().map(|&p| usize::from(schema.col(p).length)).collect(),
         rows: matched
             .into_iter()
             .map(|r| positions.iter().map(|&p| r[p].clone()).collect())
@@ -677,11 +651,7 @@ mod tests {
                     CmpOp::Eq,
                     Operand::Num("1764000000000".into()),
                 )),
-                Box::new(Expr::Cmp(
-                    col("MMITNO"),
-                    CmpOp::Gt,
-                    Operand::Str("A000123".into()),
-                )),
+                Box::new(Expr::Cmp(col("MMITNO"), CmpOp::Gt, Operand::Str("A000123".into()))),
             )),
         );
         assert_eq!(q.filter, Some(expected));
@@ -689,7 +659,9 @@ mod tests {
 
     #[test]
     fn precedence_and_not_and_escapes() {
-        let q = parse("* FROM mitmas WHERE not MMSTAT = '20' and MMITDS <> 'O''Brien' or MMCHNO >= 2 order by MMITNO desc").unwrap();
+        let q =
+            parse("* FROM mitmas WHERE not MMSTAT = '20' and MMITDS <> 'O''Brien' or MMCHNO >= 2 order by MMITNO desc")
+                .unwrap();
         assert!(q.columns.is_empty());
         assert_eq!(q.table, "MITMAS");
         assert_eq!(q.order, vec![("MMITNO".to_string(), true)]);
@@ -697,10 +669,7 @@ mod tests {
             Expr::Or(a, _) => match *a {
                 Expr::And(n, s) => {
                     assert!(matches!(*n, Expr::Not(_)));
-                    assert_eq!(
-                        *s,
-                        Expr::Cmp(col("MMITDS"), CmpOp::Ne, Operand::Str("O'Brien".into()))
-                    );
+                    assert_eq!(*s, Expr::Cmp(col("MMITDS"), CmpOp::Ne, Operand::Str("O'Brien".into())));
                 }
                 other => panic!("expected and, got {other:?}"),
             },
@@ -709,11 +678,7 @@ mod tests {
         let q = parse("MMITNO from MITMAS where MMPUPR != -1.5").unwrap();
         assert_eq!(
             q.filter,
-            Some(Expr::Cmp(
-                col("MMPUPR"),
-                CmpOp::Ne,
-                Operand::Num("-1.5".into())
-            ))
+            Some(Expr::Cmp(col("MMPUPR"), CmpOp::Ne, Operand::Num("-1.5".into())))
         );
     }
 
@@ -724,10 +689,7 @@ mod tests {
         assert_eq!(e.message, "expected ',' or 'from', found 'MITMAS'");
         let e = parse("MMITNO from MITMAS where MMITNO > ").unwrap_err();
         assert_eq!(e.position, 35);
-        assert_eq!(
-            e.message,
-            "expected column name, string or number, found end of query"
-        );
+        assert_eq!(e.message, "expected column name, string or number, found end of query");
         let e = parse("MMITNO from MITMAS where MMITNO = 'abc").unwrap_err();
         assert_eq!(e.position, 35);
         assert!(e.message.contains("unterminated string"), "{}", e.message);

@@ -134,10 +134,7 @@ impl RunningSim {
         }
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
                 abort.abort();
             }
         }
@@ -252,12 +249,7 @@ impl Simulator {
 
     /// Updates the row with this key (values in primary-key order, e.g. `["100","A000123"]`).
     /// Bumps CHNO and LMTS even when nothing changes.
-    pub fn update(
-        &self,
-        table: &str,
-        key: &[&str],
-        changes: &[(&str, &str)],
-    ) -> Result<(), SimError> {
+    pub fn update(&self, table: &str, key: &[&str], changes: &[(&str, &str)]) -> Result<(), SimError> {
         let mut db = lock(&self.inner.db);
         let schema = db.table(table)?.schema.clone();
         let key = Db::make_key(&schema, key)?;
@@ -279,10 +271,7 @@ impl Simulator {
         let Ok(data) = db.table(table) else {
             return Vec::new();
         };
-        data.rows
-            .values()
-            .map(|r| row_map(&data.schema, r))
-            .collect()
+        data.rows.values().map(|r| row_map(&data.schema, r)).collect()
     }
 
     /// One row by key (values in primary-key order).

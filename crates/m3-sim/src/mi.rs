@@ -187,12 +187,7 @@ fn catalog() -> &'static Vec<TrnDef> {
 
 fn build_catalog() -> Vec<TrnDef> {
     let schemas = db::schemas();
-    let schema = |n: &str| {
-        schemas
-            .iter()
-            .find(|s| s.def.name == n)
-            .expect("standard table")
-    };
+    let schema = |n: &str| schemas.iter().find(|s| s.def.name == n).expect("standard table");
     let mut out = Vec::new();
     for (program, entity, names) in [
         (
@@ -226,13 +221,7 @@ fn build_catalog() -> Vec<TrnDef> {
             .find(|f| f.name == entity.key)
             .cloned()
             .expect("key field");
-        let actions = [
-            Action::Get,
-            Action::Add,
-            Action::Upd,
-            Action::Dlt,
-            Action::LstByKey,
-        ];
+        let actions = [Action::Get, Action::Add, Action::Upd, Action::Dlt, Action::LstByKey];
         for ((transaction, description), action) in names.into_iter().zip(actions) {
             let (inputs, outputs) = match action {
                 Action::Get | Action::LstByKey => (vec![key.clone()], all.clone()),
@@ -330,11 +319,7 @@ pub(crate) fn execute(db: &mut Db, call: &MiCall<'_>) -> MiReply {
         .find(|t| t.program == program && t.transaction.eq_ignore_ascii_case(call.transaction))
     else {
         if !catalog().iter().any(|t| t.program == program) {
-            return MiReply::nok(Nok::new(
-                "",
-                "",
-                &format!("Program {} does not exist", call.program),
-            ));
+            return MiReply::nok(Nok::new("", "", &format!("Program {} does not exist", call.program)));
         }
         return MiReply::nok(Nok::new(
             "",
@@ -406,21 +391,13 @@ fn record(schema: &TableSchema, fields: &[FieldMeta], row: &[String]) -> Vec<Str
 }
 
 fn not_found(e: &Entity, value: &str) -> Nok {
-    Nok::new(
-        e.not_found,
-        e.key,
-        &format!("{} {} does not exist", e.noun, value),
-    )
+    Nok::new(e.not_found, e.key, &format!("{} {} does not exist", e.noun, value))
 }
 
 fn sim_error_nok(schema: &TableSchema, e: &Entity, err: SimError) -> Nok {
     match err {
-        SimError::DuplicateKey { .. } => {
-            Nok::new(e.exists, e.key, &format!("{} already exists", e.noun))
-        }
-        SimError::NotFound { .. } => {
-            Nok::new(e.not_found, e.key, &format!("{} does not exist", e.noun))
-        }
+        SimError::DuplicateKey { .. } => Nok::new(e.exists, e.key, &format!("{} already exists", e.noun)),
+        SimError::NotFound { .. } => Nok::new(e.not_found, e.key, &format!("{} does not exist", e.noun)),
         SimError::InvalidValue { column, value, .. } => {
             let field = column.get(2..).unwrap_or(&column).to_string();
             let desc = schema
@@ -460,31 +437,18 @@ fn must_be_entered(schema: &TableSchema, field: &str) -> Nok {
         .column(&schema.def.column_for_field(field))
         .map(|c| c.description.clone())
         .unwrap_or_else(|| field.to_string());
-    Nok::new(
-        &format!("W{field}01"),
-        field,
-        &format!("{desc} must be entered"),
-    )
+    Nok::new(&format!("W{field}01"), field, &format!("{desc} must be entered"))
 }
 
 fn check_stat(e: &Entity, call: &MiCall<'_>) -> Option<Nok> {
     let stat = input(call, "STAT");
     if !stat.is_empty() && !e.valid_stat.contains(&stat) {
-        return Some(Nok::new(
-            "WST0202",
-            "STAT",
-            &format!("Status {stat} is invalid"),
-        ));
+        return Some(Nok::new("WST0202", "STAT", &format!("Status {stat} is invalid")));
     }
     None
 }
 
-fn changes(
-    def: &TrnDef,
-    e: &Entity,
-    schema: &TableSchema,
-    call: &MiCall<'_>,
-) -> Vec<(String, String)> {
+fn changes(def: &TrnDef, e: &Entity, schema: &TableSchema, call: &MiCall<'_>) -> Vec<(String, String)> {
     def.inputs
         .iter()
         .filter(|f| f.name != e.key)
@@ -514,17 +478,12 @@ fn add(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
     let cono_col = schema.def.column_for_field("CONO");
     let cono = call.cono.to_string();
     values.push((cono_col, cono));
-    let refs: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
+    let refs: Vec<(&str, &str)> = values.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     match db.insert(e.table, &refs, call.user, call.cono) {
         Ok(_) => MiReply::default(),
-        Err(SimError::DuplicateKey { .. }) => MiReply::nok(Nok::new(
-            e.exists,
-            e.key,
-            &format!("{} {k} already exists", e.noun),
-        )),
+        Err(SimError::DuplicateKey { .. }) => {
+            MiReply::nok(Nok::new(e.exists, e.key, &format!("{} {k} already exists", e.noun)))
+        }
         Err(err) => MiReply::nok(sim_error_nok(&schema, e, err)),
     }
 }
@@ -543,10 +502,7 @@ fn upd(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
         return MiReply::nok(n);
     }
     let values = changes(def, e, &schema, call);
-    let refs: Vec<(&str, &str)> = values
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
+    let refs: Vec<(&str, &str)> = values.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     match db.update(e.table, &key, &refs, call.user) {
         Ok(_) => MiReply::default(),
         Err(SimError::NotFound { .. }) => MiReply::nok(not_found(e, k)),
@@ -606,13 +562,7 @@ fn lst_by_chg_date(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> 
         }
         match db::normalize(&lmdt_col, v) {
             Ok(d) => bounds[i] = db::parse_dec(&d).unwrap_or(0),
-            Err(_) => {
-                return MiReply::nok(Nok::new(
-                    &format!("W{f}02"),
-                    f,
-                    &format!("Date {v} is invalid"),
-                ))
-            }
+            Err(_) => return MiReply::nok(Nok::new(&format!("W{f}02"), f, &format!("Date {v} is invalid"))),
         }
     }
     let pos = schema.column_pos("MMLMDT").unwrap_or(0);
@@ -654,13 +604,7 @@ fn export_select(db: &mut Db, pad: bool, call: &MiCall<'_>) -> MiReply {
     let headers = input(call, "HDRS") == "1";
     let query = match export_query::parse(qery) {
         Ok(q) => q,
-        Err(e) => {
-            return MiReply::nok(Nok::new(
-                "XSQ0001",
-                "QERY",
-                &format!("Query syntax error: {e}"),
-            ))
-        }
+        Err(e) => return MiReply::nok(Nok::new("XSQ0001", "QERY", &format!("Query syntax error: {e}"))),
     };
     let Some(data) = db.tables.get(&query.table) else {
         return MiReply::nok(Nok::new(
@@ -752,11 +696,7 @@ fn lst_transactions(call: &MiCall<'_>) -> MiReply {
         })
         .collect();
     if records.is_empty() {
-        return MiReply::nok(Nok::new(
-            "WMINM02",
-            "MINM",
-            &format!("Program {minm} does not exist"),
-        ));
+        return MiReply::nok(Nok::new("WMINM02", "MINM", &format!("Program {minm} does not exist")));
     }
     MiReply {
         fields: vec![],
@@ -793,20 +733,12 @@ mod tests {
             ("MRS001MI", "LstAdtFieldInf"),
         ] {
             assert!(
-                catalog()
-                    .iter()
-                    .any(|d| d.program == p && d.transaction == t),
+                catalog().iter().any(|d| d.program == p && d.transaction == t),
                 "{p}/{t}"
             );
         }
-        let get = catalog()
-            .iter()
-            .find(|d| d.transaction == "GetItmBasic")
-            .unwrap();
-        assert_eq!(
-            get.outputs[0],
-            FieldMeta::new("ITNO", "A", 15, "Item number")
-        );
+        let get = catalog().iter().find(|d| d.transaction == "GetItmBasic").unwrap();
+        assert_eq!(get.outputs[0], FieldMeta::new("ITNO", "A", 15, "Item number"));
         assert!(!get.outputs.iter().any(|f| f.name == "ZZCO"));
     }
 }

@@ -14,39 +14,14 @@ use crate::db::{self, Db, TableSchema};
 const DAY_MS: i64 = 86_400_000;
 
 /// Users that appear as CHID on seeded rows.
-const SEED_USERS: &[&str] = &[
-    "MVXSECOFR",
-    "JSMITH",
-    "AJOHANSSON",
-    "MBERG",
-    "KLINDQVIST",
-    "PNOVAK",
-];
+const SEED_USERS: &[&str] = &["MVXSECOFR", "JSMITH", "AJOHANSSON", "MBERG", "KLINDQVIST", "PNOVAK"];
 
 /// (name stem, long description, unit, item type, item group)
 const PRODUCTS: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "Hex bolt",
-        "Hex head bolt DIN 933, zinc plated",
-        "PCS",
-        "RM",
-        "FAST",
-    ),
-    (
-        "Hex nut",
-        "Hex nut DIN 934, stainless A2",
-        "PCS",
-        "RM",
-        "FAST",
-    ),
+    ("Hex bolt", "Hex head bolt DIN 933, zinc plated", "PCS", "RM", "FAST"),
+    ("Hex nut", "Hex nut DIN 934, stainless A2", "PCS", "RM", "FAST"),
     ("Washer", "Flat washer DIN 125, steel", "PCS", "RM", "FAST"),
-    (
-        "Ball bearing",
-        "Deep groove ball bearing, sealed",
-        "PCS",
-        "SP",
-        "BEAR",
-    ),
+    ("Ball bearing", "Deep groove ball bearing, sealed", "PCS", "SP", "BEAR"),
     (
         "Hydraulic hose",
         "High pressure hydraulic hose, 2 wire braid",
@@ -61,69 +36,15 @@ const PRODUCTS: &[(&str, &str, &str, &str, &str)] = &[
         "FG",
         "HYDR",
     ),
-    (
-        "Ball valve",
-        "Two-piece ball valve, full bore",
-        "PCS",
-        "FG",
-        "VALV",
-    ),
-    (
-        "Power cable",
-        "Flexible power cable, PVC sheathed",
-        "M",
-        "RM",
-        "ELEC",
-    ),
-    (
-        "Electric motor",
-        "Three-phase induction motor IE3",
-        "PCS",
-        "FG",
-        "ELEC",
-    ),
-    (
-        "Oil filter",
-        "Spin-on oil filter element",
-        "PCS",
-        "SP",
-        "FILT",
-    ),
-    (
-        "Air filter",
-        "Panel air filter, synthetic media",
-        "PCS",
-        "SP",
-        "FILT",
-    ),
-    (
-        "Hydraulic oil",
-        "Hydraulic oil ISO VG 46",
-        "L",
-        "RM",
-        "CHEM",
-    ),
-    (
-        "Steel sheet",
-        "Cold rolled steel sheet DC01",
-        "KG",
-        "RM",
-        "METL",
-    ),
-    (
-        "Aluminium bar",
-        "Aluminium round bar 6082-T6",
-        "KG",
-        "RM",
-        "METL",
-    ),
-    (
-        "Spur gear",
-        "Spur gear, case hardened steel",
-        "PCS",
-        "SP",
-        "GEAR",
-    ),
+    ("Ball valve", "Two-piece ball valve, full bore", "PCS", "FG", "VALV"),
+    ("Power cable", "Flexible power cable, PVC sheathed", "M", "RM", "ELEC"),
+    ("Electric motor", "Three-phase induction motor IE3", "PCS", "FG", "ELEC"),
+    ("Oil filter", "Spin-on oil filter element", "PCS", "SP", "FILT"),
+    ("Air filter", "Panel air filter, synthetic media", "PCS", "SP", "FILT"),
+    ("Hydraulic oil", "Hydraulic oil ISO VG 46", "L", "RM", "CHEM"),
+    ("Steel sheet", "Cold rolled steel sheet DC01", "KG", "RM", "METL"),
+    ("Aluminium bar", "Aluminium round bar 6082-T6", "KG", "RM", "METL"),
+    ("Spur gear", "Spur gear, case hardened steel", "PCS", "SP", "GEAR"),
     ("V-belt", "Classical V-belt, wrapped", "PCS", "SP", "TRAN"),
     (
         "Conveyor roller",
@@ -132,40 +53,20 @@ const PRODUCTS: &[(&str, &str, &str, &str, &str)] = &[
         "FG",
         "CONV",
     ),
-    (
-        "Control panel",
-        "Operator control panel, IP65",
-        "PCS",
-        "FG",
-        "ELEC",
-    ),
+    ("Control panel", "Operator control panel, IP65", "PCS", "FG", "ELEC"),
     ("Gasket", "Flange gasket, EPDM", "PCS", "SP", "SEAL"),
     ("O-ring", "O-ring, NBR 70 shore", "PCS", "SP", "SEAL"),
-    (
-        "Paint",
-        "Industrial enamel paint, RAL 5010",
-        "L",
-        "RM",
-        "CHEM",
-    ),
-    (
-        "Pallet",
-        "EUR pallet 1200x800, heat treated",
-        "PCS",
-        "RM",
-        "PACK",
-    ),
+    ("Paint", "Industrial enamel paint, RAL 5010", "L", "RM", "CHEM"),
+    ("Pallet", "EUR pallet 1200x800, heat treated", "PCS", "RM", "PACK"),
 ];
 
 const SPECS: &[&str] = &[
-    "M6x20", "M8x40", "M10x50", "M12x60", "6204-2RS", "6305-ZZ", "DN15", "DN25", "DN50", "3G1.5",
-    "5G2.5", "1.5kW", "4kW", "11kW", "10u", "25u", "1mm", "2mm", "Z20 M2", "SPA 1250", "50x20",
-    "120 L", "20 L", "1 L",
+    "M6x20", "M8x40", "M10x50", "M12x60", "6204-2RS", "6305-ZZ", "DN15", "DN25", "DN50", "3G1.5", "5G2.5", "1.5kW",
+    "4kW", "11kW", "10u", "25u", "1mm", "2mm", "Z20 M2", "SPA 1250", "50x20", "120 L", "20 L", "1 L",
 ];
 
 const MIXED_STEMS: &[&str] = &[
-    "BOLT", "NUT", "WSH", "BRG", "HOSE", "PUMP", "VALVE", "CABLE", "MOTOR", "FILTER", "GEAR",
-    "BELT",
+    "BOLT", "NUT", "WSH", "BRG", "HOSE", "PUMP", "VALVE", "CABLE", "MOTOR", "FILTER", "GEAR", "BELT",
 ];
 
 const CURRENCIES: &[&str] = &["EUR", "EUR", "EUR", "SEK", "USD"];
@@ -174,8 +75,8 @@ const ORIGINS: &[&str] = &["SE", "DE", "CN", "US", "IT", "JP", "PL"];
 const RESPONSIBLES: &[&str] = &["JSMITH", "AJOHANSSON", "MBERG", "KLINDQVIST", "PNOVAK"];
 
 const COMPANY_WORDS: &[&str] = &[
-    "Nordic", "Baltic", "Atlas", "Polar", "Granite", "Summit", "Vector", "Delta", "Fjord", "Iron",
-    "Alpine", "Coastal", "Meridian", "Falcon", "Orion",
+    "Nordic", "Baltic", "Atlas", "Polar", "Granite", "Summit", "Vector", "Delta", "Fjord", "Iron", "Alpine", "Coastal",
+    "Meridian", "Falcon", "Orion",
 ];
 const COMPANY_TRADES: &[&str] = &[
     "Tools",
@@ -232,11 +133,7 @@ fn seed_audit(rng: &mut StdRng, now: i64, prev_lm: Option<i64>) -> SeedAudit {
             lm_ms = p;
         }
     }
-    let chno = if lm_ms == rg_ms {
-        1
-    } else {
-        rng.gen_range(2..40)
-    };
+    let chno = if lm_ms == rg_ms { 1 } else { rng.gen_range(2..40) };
     SeedAudit {
         rg_ms,
         lm_ms,
@@ -246,12 +143,7 @@ fn seed_audit(rng: &mut StdRng, now: i64, prev_lm: Option<i64>) -> SeedAudit {
 }
 
 /// Builds a stored row from four-letter field values plus seeded audit fields.
-fn build_row(
-    schema: &TableSchema,
-    cono: u32,
-    fields: &[(&str, String)],
-    audit: &SeedAudit,
-) -> Vec<String> {
+fn build_row(schema: &TableSchema, cono: u32, fields: &[(&str, String)], audit: &SeedAudit) -> Vec<String> {
     let mut row: Vec<String> = schema.def.columns.iter().map(db::blank).collect();
     row[schema.cono_pos()] = cono.to_string();
     for (f, v) in fields {
@@ -271,11 +163,7 @@ fn build_row(
         }
     };
     set(&mut row, "RGDT", rgdt);
-    set(
-        &mut row,
-        "RGTM",
-        if rgtm.is_empty() { "0".into() } else { rgtm },
-    );
+    set(&mut row, "RGTM", if rgtm.is_empty() { "0".into() } else { rgtm });
     set(&mut row, "LMDT", lmdt);
     set(&mut row, "CHNO", audit.chno.to_string());
     set(&mut row, "CHID", audit.chid.to_string());
@@ -297,27 +185,18 @@ pub(crate) fn item_numbers(rng: &mut StdRng, n: usize) -> Vec<String> {
         let stem = MIXED_STEMS.choose(rng).copied().unwrap_or("PART");
         let candidate = match stem {
             "BOLT" | "NUT" | "WSH" => {
-                let d = [4, 5, 6, 8, 10, 12, 16, 20]
-                    .choose(rng)
-                    .copied()
-                    .unwrap_or(8);
+                let d = [4, 5, 6, 8, 10, 12, 16, 20].choose(rng).copied().unwrap_or(8);
                 format!("{stem}-M{d}-{}", rng.gen_range(1..20) * 5)
             }
             "BRG" => format!("BRG-{}-2RS", rng.gen_range(6000..6320)),
             "VALVE" => format!(
                 "VALVE-DN{}",
-                [15, 20, 25, 32, 40, 50, 65, 80]
-                    .choose(rng)
-                    .copied()
-                    .unwrap_or(25)
+                [15, 20, 25, 32, 40, 50, 65, 80].choose(rng).copied().unwrap_or(25)
             ),
             "CABLE" => format!(
                 "CABLE-{}G{}",
                 rng.gen_range(2..6),
-                ["1.5", "2.5", "4", "6"]
-                    .choose(rng)
-                    .copied()
-                    .unwrap_or("1.5")
+                ["1.5", "2.5", "4", "6"].choose(rng).copied().unwrap_or("1.5")
             ),
             "MOTOR" => format!(
                 "MOTOR-{}KW-{}",
@@ -334,9 +213,7 @@ pub(crate) fn item_numbers(rng: &mut StdRng, n: usize) -> Vec<String> {
 }
 
 /// A realistic item name (ITDS) and description (FUDS) plus unit, type and group.
-pub(crate) fn item_text(
-    rng: &mut StdRng,
-) -> (String, String, &'static str, &'static str, &'static str) {
+pub(crate) fn item_text(rng: &mut StdRng) -> (String, String, &'static str, &'static str, &'static str) {
     let (stem, long, unms, itty, itgr) = *PRODUCTS.choose(rng).unwrap_or(&PRODUCTS[0]);
     let spec = SPECS.choose(rng).copied().unwrap_or("");
     let itds: String = format!("{stem} {spec}").chars().take(30).collect();
@@ -366,10 +243,7 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
                 ("SUNM", name),
                 ("SUTY", rng.gen_range(0..2).to_string()),
                 ("STAT", "20".into()),
-                (
-                    "CSCD",
-                    COUNTRIES.choose(&mut rng).copied().unwrap_or("SE").into(),
-                ),
+                ("CSCD", COUNTRIES.choose(&mut rng).copied().unwrap_or("SE").into()),
                 ("PHNO", phone(&mut rng)),
             ],
             &a,
@@ -437,22 +311,12 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
                 ("ITCL", format!("P{}", rng.gen_range(100..130))),
                 (
                     "RESP",
-                    RESPONSIBLES
-                        .choose(&mut rng)
-                        .copied()
-                        .unwrap_or("JSMITH")
-                        .into(),
+                    RESPONSIBLES.choose(&mut rng).copied().unwrap_or("JSMITH").into(),
                 ),
-                (
-                    "SUNO",
-                    suppliers.choose(&mut rng).cloned().unwrap_or_default(),
-                ),
+                ("SUNO", suppliers.choose(&mut rng).cloned().unwrap_or_default()),
                 ("PUPR", pupr),
                 ("SAPR", sapr),
-                (
-                    "CUCD",
-                    CURRENCIES.choose(&mut rng).copied().unwrap_or("EUR").into(),
-                ),
+                ("CUCD", CURRENCIES.choose(&mut rng).copied().unwrap_or("EUR").into()),
                 ("NEWE", newe),
                 ("GRWE", grwe),
                 (
@@ -463,18 +327,8 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
                         String::new()
                     },
                 ),
-                (
-                    "ZZCO",
-                    ORIGINS.choose(&mut rng).copied().unwrap_or("SE").into(),
-                ),
-                (
-                    "ZZQC",
-                    ["A", "B", "C"]
-                        .choose(&mut rng)
-                        .copied()
-                        .unwrap_or("A")
-                        .into(),
-                ),
+                ("ZZCO", ORIGINS.choose(&mut rng).copied().unwrap_or("SE").into()),
+                ("ZZQC", ["A", "B", "C"].choose(&mut rng).copied().unwrap_or("A").into()),
             ],
             &a,
         );
@@ -546,39 +400,18 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
                         rng.gen_range(1..200)
                     ),
                 ),
-                (
-                    "CUA2",
-                    CITIES
-                        .choose(&mut rng)
-                        .copied()
-                        .unwrap_or("Stockholm")
-                        .into(),
-                ),
-                (
-                    "STAT",
-                    if rng.gen_bool(0.9) {
-                        "20".into()
-                    } else {
-                        "90".into()
-                    },
-                ),
+                ("CUA2", CITIES.choose(&mut rng).copied().unwrap_or("Stockholm").into()),
+                ("STAT", if rng.gen_bool(0.9) { "20".into() } else { "90".into() }),
                 ("CSCD", cscd.into()),
                 ("CUCD", cucd.into()),
                 (
                     "TEPY",
-                    ["30", "45", "60"]
-                        .choose(&mut rng)
-                        .copied()
-                        .unwrap_or("30")
-                        .into(),
+                    ["30", "45", "60"].choose(&mut rng).copied().unwrap_or("30").into(),
                 ),
                 ("ORTP", "A01".into()),
                 ("WHLO", "100".into()),
                 ("PHNO", phone(&mut rng)),
-                (
-                    "VRNO",
-                    format!("{cscd}{}", rng.gen_range(100_000_000u64..999_999_999)),
-                ),
+                ("VRNO", format!("{cscd}{}", rng.gen_range(100_000_000u64..999_999_999))),
             ],
             &a,
         );
@@ -593,10 +426,7 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
         let a = seed_audit(&mut rng, now, None);
         let (ordt, _) = db::date_time_of(a.rg_ms);
         let (rldt, _) = db::date_time_of(a.rg_ms + rng.gen_range(2..30) * DAY_MS);
-        let orst = ["22", "33", "44", "66", "77"]
-            .choose(&mut rng)
-            .copied()
-            .unwrap_or("22");
+        let orst = ["22", "33", "44", "66", "77"].choose(&mut rng).copied().unwrap_or("22");
         let mut total = 0i64;
         let lines = rng.gen_range(1..5);
         for ponr in 1..=lines {
@@ -614,19 +444,9 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
                     ("POSX", "0".into()),
                     ("ITNO", itno),
                     ("ORQT", qty.to_string()),
-                    (
-                        "ALQT",
-                        if orst >= "33" {
-                            qty.to_string()
-                        } else {
-                            "0".into()
-                        },
-                    ),
+                    ("ALQT", if orst >= "33" { qty.to_string() } else { "0".into() }),
                     ("DWDT", rldt.clone()),
-                    (
-                        "SAPR",
-                        format!("{}.{:02}", price_cents / 100, price_cents % 100),
-                    ),
+                    ("SAPR", format!("{}.{:02}", price_cents / 100, price_cents % 100)),
                     (
                         "LNAM",
                         format!("{}.{:02}", qty * price_cents / 100, qty * price_cents % 100),
@@ -644,10 +464,7 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
             cono,
             &[
                 ("ORNO", orno),
-                (
-                    "CUNO",
-                    customers.choose(&mut rng).cloned().unwrap_or_default(),
-                ),
+                ("CUNO", customers.choose(&mut rng).cloned().unwrap_or_default()),
                 ("ORTP", "A01".into()),
                 ("ORDT", ordt),
                 ("RLDT", rldt),

@@ -20,7 +20,7 @@ const USERS: &[&str] = &[
 /// Spawns the workload task.
 pub(crate) fn start(inner: Weak<Inner>, changes_per_second: f64) -> JoinHandle<()> {
     tokio::spawn(async move {
-        if !(changes_per_second > 0.0) || !changes_per_second.is_finite() {
+        if !changes_per_second.is_finite() || changes_per_second <= 0.0 {
             return;
         }
         let (seed, first_free) = match inner.upgrade() {
@@ -28,7 +28,7 @@ pub(crate) fn start(inner: Weak<Inner>, changes_per_second: f64) -> JoinHandle<(
             None => return,
         };
         let mut w = Workload {
-            rng: StdRng::seed_from_u64(seed ^ 0x5EED_0F_3A11),
+            rng: StdRng::seed_from_u64(seed ^ 0x5EED_0F3A),
             next_item: first_free,
         };
         let period = Duration::from_secs_f64((1.0 / changes_per_second).clamp(0.005, 1.0));
@@ -105,10 +105,7 @@ impl Workload {
         let itno = loop {
             let candidate = format!("A{:06}", self.next_item);
             self.next_item += 1;
-            let key = Db::make_key(
-                &db.tables["MITMAS"].schema,
-                &[&cono.to_string(), &candidate],
-            )?;
+            let key = Db::make_key(&db.tables["MITMAS"].schema, &[&cono.to_string(), &candidate])?;
             if !db.tables["MITMAS"].rows.contains_key(&key) {
                 break candidate;
             }
@@ -149,12 +146,7 @@ impl Workload {
             return Ok(());
         };
         let schema = db.tables["MITMAS"].schema.clone();
-        let value = |c: &str| {
-            schema
-                .column_pos(c)
-                .map(|p| row[p].clone())
-                .unwrap_or_default()
-        };
+        let value = |c: &str| schema.column_pos(c).map(|p| row[p].clone()).unwrap_or_default();
         let mut changes: Vec<(&str, String)> = Vec::new();
         match self.rng.gen_range(0..4) {
             0 => {
@@ -173,11 +165,7 @@ impl Workload {
                 changes.push(("MMFUDS", fuds));
             }
             _ => {
-                let col = if self.rng.gen_bool(0.5) {
-                    "MMSAPR"
-                } else {
-                    "MMPUPR"
-                };
+                let col = if self.rng.gen_bool(0.5) { "MMSAPR" } else { "MMPUPR" };
                 let old = parse_dec(&value(col)).unwrap_or(0) as f64 / 1e9;
                 let new = (old.max(1.0) * self.rng.gen_range(0.9..1.1) * 100.0).round() / 100.0;
                 changes.push((col, format!("{new:.2}")));

@@ -72,7 +72,10 @@ async fn key_cursor_query_and_headers() {
     let page = h
         .export(
             &token,
-            &[("QERY", "MMITNO from MITMAS where MMITNO > 'A000123' order by MMITNO"), ("maxrecs", "3")],
+            &[
+                ("QERY", "MMITNO from MITMAS where MMITNO > 'A000123' order by MMITNO"),
+                ("maxrecs", "3"),
+            ],
         )
         .await
         .unwrap();
@@ -81,7 +84,10 @@ async fn key_cursor_query_and_headers() {
     let page = h
         .export(
             &token,
-            &[("QERY", "MMITNO, MMSTAT, MMUNMS from MITMAS where MMITNO = 'A000001'"), ("HDRS", "1")],
+            &[
+                ("QERY", "MMITNO, MMSTAT, MMUNMS from MITMAS where MMITNO = 'A000001'"),
+                ("HDRS", "1"),
+            ],
         )
         .await
         .unwrap();
@@ -96,7 +102,14 @@ async fn key_cursor_query_and_headers() {
 
     // `*` selects every column, custom ones included.
     let page = h
-        .export(&token, &[("QERY", "* from MITMAS where MMITNO = 'A000001'"), ("HDRS", "1"), ("SEPC", "|")])
+        .export(
+            &token,
+            &[
+                ("QERY", "* from MITMAS where MMITNO = 'A000001'"),
+                ("HDRS", "1"),
+                ("SEPC", "|"),
+            ],
+        )
         .await
         .unwrap();
     let header: Vec<&str> = page[0].split('|').collect();
@@ -109,7 +122,9 @@ async fn key_cursor_query_and_headers() {
 async fn where_and_or_not_with_numeric_comparison_and_order_desc() {
     let h = Harness::start().await;
     let token = h.token().await;
-    h.sim.update("MITMAS", &["100", "A000050"], &[("MMITDS", "It's a test")]).unwrap();
+    h.sim
+        .update("MITMAS", &["100", "A000050"], &[("MMITDS", "It's a test")])
+        .unwrap();
     let q = "MMITNO, MMPUPR from MITMAS where MMPUPR >= 100 and (MMSTAT = '20' or MMSTAT = '50') and not MMUNMS = 'KG' order by MMPUPR desc, MMITNO";
     let got = h.export(&token, &[("QERY", q), ("maxrecs", "0")]).await.unwrap();
     let mut expected: Vec<BTreeMap<String, String>> = h
@@ -140,12 +155,24 @@ async fn where_and_or_not_with_numeric_comparison_and_order_desc() {
         .unwrap();
     assert_eq!(got, ["A000050"]);
     let n_ne = h
-        .export(&token, &[("QERY", "MMITNO from MITMAS where MMITNO <> 'A000001'"), ("maxrecs", "0")])
+        .export(
+            &token,
+            &[
+                ("QERY", "MMITNO from MITMAS where MMITNO <> 'A000001'"),
+                ("maxrecs", "0"),
+            ],
+        )
         .await
         .unwrap()
         .len();
     let n_bang = h
-        .export(&token, &[("QERY", "MMITNO from MITMAS where MMITNO != 'A000001'"), ("maxrecs", "0")])
+        .export(
+            &token,
+            &[
+                ("QERY", "MMITNO from MITMAS where MMITNO != 'A000001'"),
+                ("maxrecs", "0"),
+            ],
+        )
         .await
         .unwrap()
         .len();
@@ -170,7 +197,10 @@ async fn select_pad_and_company_isolation() {
     );
 
     h.sim
-        .insert("MITMAS", &[("MMCONO", "200"), ("MMITNO", "Z-200"), ("MMITDS", "Other company")])
+        .insert(
+            "MITMAS",
+            &[("MMCONO", "200"), ("MMITNO", "Z-200"), ("MMITDS", "Other company")],
+        )
         .unwrap();
     let q = "MMCONO, MMITNO from MITMAS where MMITNO = 'Z-200'";
     assert!(h.export(&token, &[("QERY", q)]).await.unwrap().is_empty());
@@ -179,7 +209,10 @@ async fn select_pad_and_company_isolation() {
         ["200;Z-200"]
     );
     let all200 = h
-        .export(&token, &[("QERY", "MMITNO from MITMAS"), ("cono", "200"), ("maxrecs", "0")])
+        .export(
+            &token,
+            &[("QERY", "MMITNO from MITMAS"), ("cono", "200"), ("maxrecs", "0")],
+        )
         .await
         .unwrap();
     assert_eq!(all200, ["Z-200"]);
@@ -204,22 +237,22 @@ async fn malformed_queries_are_nok_naming_the_problem() {
         .await
         .unwrap_err();
     assert!(
-        err["errorMessage"].as_str().unwrap().contains("expected ')', 'and' or 'or', found end of query"),
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("expected ')', 'and' or 'or', found end of query"),
         "{err}"
     );
-    let err = h
-        .export(&token, &[("QERY", "MMNOPE from MITMAS")])
-        .await
-        .unwrap_err();
+    let err = h.export(&token, &[("QERY", "MMNOPE from MITMAS")]).await.unwrap_err();
     assert_eq!(
         err["errorMessage"].as_str().unwrap().trim_end(),
         "Query error: Column MMNOPE does not exist in table MITMAS"
     );
-    let err = h
-        .export(&token, &[("QERY", "XXFOO from NOTABLE")])
-        .await
-        .unwrap_err();
-    assert_eq!(err["errorMessage"].as_str().unwrap().trim_end(), "Table NOTABLE does not exist");
+    let err = h.export(&token, &[("QERY", "XXFOO from NOTABLE")]).await.unwrap_err();
+    assert_eq!(
+        err["errorMessage"].as_str().unwrap().trim_end(),
+        "Table NOTABLE does not exist"
+    );
     let err = h
         .export(&token, &[("QERY", "MMITNO from MITMAS where MMLMTS > 'yesterday'")])
         .await
@@ -232,5 +265,8 @@ async fn malformed_queries_are_nok_naming_the_problem() {
         .await;
     assert_eq!(v["@type"], "ServerReturnedNOK");
     assert_eq!(v["@field"], "QERY");
-    assert!(v["Message"].as_str().unwrap().contains("expected table name, found end of query"));
+    assert!(v["Message"]
+        .as_str()
+        .unwrap()
+        .contains("expected table name, found end of query"));
 }

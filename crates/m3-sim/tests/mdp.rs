@@ -18,7 +18,12 @@ async fn get_tables_filters_by_prefix() {
         .map(|t| t["tableName"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["MITBAL", "MITMAS", "MITWHL"]);
-    let mitmas = v["list"].as_array().unwrap().iter().find(|t| t["tableName"] == "MITMAS").unwrap();
+    let mitmas = v["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tableName"] == "MITMAS")
+        .unwrap();
     assert_eq!(
         *mitmas,
         json!({"tableName":"MITMAS","tableComponent":"MVX","tableCategory":"Master file",
@@ -73,9 +78,7 @@ async fn columns_show_types_keys_and_custom_fields() {
         .map(|c| c["columnName"].as_str().unwrap())
         .collect();
     assert_eq!(key, ["OBCONO", "OBORNO", "OBPONR", "OBPOSX"]);
-    let (_, v) = h
-        .get(&token, "/M3/mdprest/les/getColumnsUsedByTable/NOSUCH/MVX")
-        .await;
+    let (_, v) = h.get(&token, "/M3/mdprest/les/getColumnsUsedByTable/NOSUCH/MVX").await;
     assert_eq!(v, json!({"list": []}));
 }
 

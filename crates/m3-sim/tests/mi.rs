@@ -36,7 +36,10 @@ async fn v1_get_item_basic_has_metadata_and_padded_values() {
         json!({"@name":"ITNO","@type":"A","@length":15,"@description":"Item number"})
     );
     let pupr = fields.iter().find(|f| f["@name"] == "PUPR").unwrap();
-    assert_eq!((pupr["@type"].as_str(), pupr["@length"].as_u64()), (Some("N"), Some(17)));
+    assert_eq!(
+        (pupr["@type"].as_str(), pupr["@length"].as_u64()),
+        (Some("N"), Some(17))
+    );
     let recs = v["MIRecord"].as_array().unwrap();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["RowIndex"], 0);
@@ -52,7 +55,10 @@ async fn v1_get_item_basic_has_metadata_and_padded_values() {
 
     // Matrix options: returncols and excludempty.
     let (_, v) = h
-        .get(&token, "/M3/m3api-rest/execute/MMS200MI/GetItmBasic;returncols=ITNO,STAT;excludempty=false?ITNO=A000001")
+        .get(
+            &token,
+            "/M3/m3api-rest/execute/MMS200MI/GetItmBasic;returncols=ITNO,STAT;excludempty=false?ITNO=A000001",
+        )
         .await;
     let nv = name_values(&v["MIRecord"][0]);
     assert_eq!(nv.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["ITNO", "STAT"]);
@@ -72,14 +78,18 @@ async fn v1_nok_is_http_200_with_m3_padding() {
         json!({"@type":"ServerReturnedNOK","@code":"XIM0002","@field":"ITNO","@cfg":null,
                "Message":"Item number A100 does not exist     "})
     );
-    let (status, v) = h
-        .get(&token, "/M3/m3api-rest/execute/MMS200MI/LstItmBasic")
-        .await;
+    let (status, v) = h.get(&token, "/M3/m3api-rest/execute/MMS200MI/LstItmBasic").await;
     assert_eq!(status, 200);
     assert_eq!(v["@type"], "ServerReturnedNOK");
-    assert_eq!(v["Message"].as_str().unwrap().trim_end(), "Transaction LstItmBasic does not exist");
+    assert_eq!(
+        v["Message"].as_str().unwrap().trim_end(),
+        "Transaction LstItmBasic does not exist"
+    );
     let (_, v) = h.get(&token, "/M3/m3api-rest/execute/XYZ999MI/Get").await;
-    assert_eq!(v["Message"].as_str().unwrap().trim_end(), "Program XYZ999MI does not exist");
+    assert_eq!(
+        v["Message"].as_str().unwrap().trim_end(),
+        "Program XYZ999MI does not exist"
+    );
 }
 
 #[tokio::test]
@@ -87,7 +97,10 @@ async fn lists_honour_maxrecs_and_order() {
     let h = Harness::start().await;
     let token = h.token().await;
     let (_, v) = h
-        .get(&token, "/M3/m3api-rest/execute/MMS200MI/LstItmByItm;maxrecs=3?ITNO=A000010")
+        .get(
+            &token,
+            "/M3/m3api-rest/execute/MMS200MI/LstItmByItm;maxrecs=3?ITNO=A000010",
+        )
         .await;
     let items: Vec<String> = v["MIRecord"]
         .as_array()
@@ -109,7 +122,11 @@ async fn v2_get_results_envelope_and_options() {
     let h = Harness::start().await;
     let token = h.token().await;
     let (status, v) = h
-        .v2(&token, "MMS200MI/GetItmBasic", &[("ITNO", "A000002"), ("returncols", "ITNO,ITDS,STAT")])
+        .v2(
+            &token,
+            "MMS200MI/GetItmBasic",
+            &[("ITNO", "A000002"), ("returncols", "ITNO,ITDS,STAT")],
+        )
         .await;
     assert_eq!(status, 200);
     let row = h.sim.get("MITMAS", &["100", "A000002"]).unwrap();
@@ -120,19 +137,24 @@ async fn v2_get_results_envelope_and_options() {
                "wasTerminated":false,"nrOfSuccessfullTransactions":1,"nrOfFailedTransactions":0})
     );
     let (_, v) = h
-        .v2(&token, "MMS200MI/GetItmBasic", &[("ITNO", "A000002"), ("returncols", "ITNO"), ("righttrim", "false")])
+        .v2(
+            &token,
+            "MMS200MI/GetItmBasic",
+            &[("ITNO", "A000002"), ("returncols", "ITNO"), ("righttrim", "false")],
+        )
         .await;
     assert_eq!(v["results"][0]["records"][0]["ITNO"], "A000002        ");
 
-    let (status, v) = h
-        .v2(&token, "MMS200MI/GetItmBasic", &[("ITNO", "NOPE")])
-        .await;
+    let (status, v) = h.v2(&token, "MMS200MI/GetItmBasic", &[("ITNO", "NOPE")]).await;
     assert_eq!(status, 200);
     let r = &v["results"][0];
     assert_eq!(r["errorCode"], "XIM0002");
     assert_eq!(r["errorField"], "ITNO");
     assert_eq!(r["errorType"], "ServerReturnedNOK");
-    assert_eq!(r["errorMessage"].as_str().unwrap().trim_end(), "Item number NOPE does not exist");
+    assert_eq!(
+        r["errorMessage"].as_str().unwrap().trim_end(),
+        "Item number NOPE does not exist"
+    );
     assert_eq!(v["nrOfFailedTransactions"], 1);
 
     let (status, _) = h
@@ -140,7 +162,11 @@ async fn v2_get_results_envelope_and_options() {
         .await;
     assert_eq!(status, 400);
     let (status, _) = h
-        .v2(&token, "MMS200MI/GetItmBasic", &[("ITNO", "A000002"), ("maxrecs", "lots")])
+        .v2(
+            &token,
+            "MMS200MI/GetItmBasic",
+            &[("ITNO", "A000002"), ("maxrecs", "lots")],
+        )
         .await;
     assert_eq!(status, 400);
 }
@@ -187,7 +213,10 @@ async fn v2_bulk_reports_each_transaction() {
     assert_eq!(r[2]["notProcessed"], false);
     assert_eq!(r[2]["parameters"], json!({"ITNO": "MISSING"}));
     assert_eq!(r[3]["errorCode"], "XIM0003");
-    assert_eq!(r[3]["errorMessage"].as_str().unwrap().trim_end(), "Item number NEW-1 already exists");
+    assert_eq!(
+        r[3]["errorMessage"].as_str().unwrap().trim_end(),
+        "Item number NEW-1 already exists"
+    );
 
     // Request-level errors are HTTP 400.
     for bad in ["{not json", r#"{"transactions": []}"#] {
@@ -209,16 +238,52 @@ async fn add_validates_required_fields_and_status() {
     let h = Harness::start().await;
     let token = h.token().await;
     let (_, v) = h
-        .v2(&token, "MMS200MI/AddItmBasic", &[("ITNO", "X-1"), ("STAT", "20"), ("ITDS", "x"), ("UNMS", "PCS"), ("ITTY", "FG")])
+        .v2(
+            &token,
+            "MMS200MI/AddItmBasic",
+            &[
+                ("ITNO", "X-1"),
+                ("STAT", "20"),
+                ("ITDS", "x"),
+                ("UNMS", "PCS"),
+                ("ITTY", "FG"),
+            ],
+        )
         .await;
     assert_eq!(v["results"][0]["errorField"], "RESP");
-    assert_eq!(v["results"][0]["errorMessage"].as_str().unwrap().trim_end(), "Responsible must be entered");
+    assert_eq!(
+        v["results"][0]["errorMessage"].as_str().unwrap().trim_end(),
+        "Responsible must be entered"
+    );
     let (_, v) = h
-        .v2(&token, "MMS200MI/AddItmBasic", &[("ITNO", "X-1"), ("STAT", "33"), ("ITDS", "x"), ("RESP", "ME"), ("UNMS", "PCS"), ("ITTY", "FG")])
+        .v2(
+            &token,
+            "MMS200MI/AddItmBasic",
+            &[
+                ("ITNO", "X-1"),
+                ("STAT", "33"),
+                ("ITDS", "x"),
+                ("RESP", "ME"),
+                ("UNMS", "PCS"),
+                ("ITTY", "FG"),
+            ],
+        )
         .await;
     assert_eq!(v["results"][0]["errorField"], "STAT");
     let (_, v) = h
-        .v2(&token, "MMS200MI/AddItmBasic", &[("ITNO", "X-1"), ("STAT", "20"), ("ITDS", "x"), ("RESP", "ME"), ("UNMS", "PCS"), ("ITTY", "FG"), ("SAPR", "abc")])
+        .v2(
+            &token,
+            "MMS200MI/AddItmBasic",
+            &[
+                ("ITNO", "X-1"),
+                ("STAT", "20"),
+                ("ITDS", "x"),
+                ("RESP", "ME"),
+                ("UNMS", "PCS"),
+                ("ITTY", "FG"),
+                ("SAPR", "abc"),
+            ],
+        )
         .await;
     assert_eq!(v["results"][0]["errorField"], "SAPR");
     assert!(h.sim.get("MITMAS", &["100", "X-1"]).is_none());
@@ -230,11 +295,18 @@ async fn updates_maintain_audit_fields() {
     let token = h.token().await;
     let before = h.sim.get("MITMAS", &["100", "A000005"]).unwrap();
     let now_ms = chrono_free_now_ms();
-    assert!(before["MMLMTS"].parse::<i64>().unwrap() < now_ms, "seeded rows are in the past");
+    assert!(
+        before["MMLMTS"].parse::<i64>().unwrap() < now_ms,
+        "seeded rows are in the past"
+    );
 
     // MI update: blank input leaves a field unchanged.
     let (_, v) = h
-        .v2(&token, "MMS200MI/UpdItmBasic", &[("ITNO", "A000005"), ("ITDS", "Renamed item"), ("FUDS", "")])
+        .v2(
+            &token,
+            "MMS200MI/UpdItmBasic",
+            &[("ITNO", "A000005"), ("ITDS", "Renamed item"), ("FUDS", "")],
+        )
         .await;
     assert!(v["results"][0].get("errorMessage").is_none(), "{v}");
     let after = h.sim.get("MITMAS", &["100", "A000005"]).unwrap();
@@ -262,7 +334,10 @@ async fn updates_maintain_audit_fields() {
 
     // Direct insert.
     h.sim
-        .insert("MITMAS", &[("MMITNO", "T-1"), ("MMITDS", "Test item"), ("MMPUPR", "001.500")])
+        .insert(
+            "MITMAS",
+            &[("MMITNO", "T-1"), ("MMITDS", "Test item"), ("MMPUPR", "001.500")],
+        )
         .unwrap();
     let t = h.sim.get("MITMAS", &["100", "T-1"]).unwrap();
     assert_eq!(t["MMCHNO"], "1");
@@ -280,7 +355,11 @@ async fn updates_maintain_audit_fields() {
     ));
     assert!(matches!(
         h.sim.update("MITMAS", &["100"], &[]),
-        Err(m3_sim::SimError::KeyArity { expected: 2, got: 1, .. })
+        Err(m3_sim::SimError::KeyArity {
+            expected: 2,
+            got: 1,
+            ..
+        })
     ));
 }
 
@@ -319,7 +398,14 @@ async fn company_is_honoured() {
     let h = Harness::start().await;
     let token = h.token().await;
     h.sim
-        .insert("MITMAS", &[("MMCONO", "200"), ("MMITNO", "A000001"), ("MMITDS", "Other company item")])
+        .insert(
+            "MITMAS",
+            &[
+                ("MMCONO", "200"),
+                ("MMITNO", "A000001"),
+                ("MMITDS", "Other company item"),
+            ],
+        )
         .unwrap();
     let (_, v) = h
         .v2(&token, "MMS200MI/GetItmBasic", &[("ITNO", "A000001"), ("cono", "200")])
@@ -330,7 +416,10 @@ async fn company_is_honoured() {
         .await;
     assert_eq!(v["results"][0]["records"].as_array().unwrap().len(), 1);
     let (_, v) = h
-        .get(&token, "/M3/m3api-rest/execute/MMS200MI/GetItmBasic;cono=300?ITNO=A000001")
+        .get(
+            &token,
+            "/M3/m3api-rest/execute/MMS200MI/GetItmBasic;cono=300?ITNO=A000001",
+        )
         .await;
     assert_eq!(v["@code"], "XIM0002");
 }
@@ -339,10 +428,16 @@ async fn company_is_honoured() {
 async fn list_by_change_date_customers_and_field_info() {
     let h = Harness::start().await;
     let token = h.token().await;
-    h.sim.update("MITMAS", &["100", "A000003"], &[("MMSTAT", "50")]).unwrap();
+    h.sim
+        .update("MITMAS", &["100", "A000003"], &[("MMSTAT", "50")])
+        .unwrap();
     let today = h.sim.get("MITMAS", &["100", "A000003"]).unwrap()["MMLMDT"].clone();
     let (_, v) = h
-        .v2(&token, "MMS200MI/LstItmByChgDate", &[("FLMD", &today), ("TLMD", &today), ("maxrecs", "0")])
+        .v2(
+            &token,
+            "MMS200MI/LstItmByChgDate",
+            &[("FLMD", &today), ("TLMD", &today), ("maxrecs", "0")],
+        )
         .await;
     let recs = v["results"][0]["records"].as_array().unwrap();
     let got: Vec<&str> = recs.iter().map(|r| r["ITNO"].as_str().unwrap()).collect();
@@ -360,7 +455,11 @@ async fn list_by_change_date_customers_and_field_info() {
 
     // CRS610MI on OCUSMA.
     let (_, v) = h
-        .v2(&token, "CRS610MI/Add", &[("CUNO", "NEWCUST"), ("CUNM", "New Customer Ltd"), ("CSCD", "GB")])
+        .v2(
+            &token,
+            "CRS610MI/Add",
+            &[("CUNO", "NEWCUST"), ("CUNM", "New Customer Ltd"), ("CSCD", "GB")],
+        )
         .await;
     assert_eq!(v["nrOfSuccessfullTransactions"], 1, "{v}");
     let (_, v) = h.v2(&token, "CRS610MI/GetBasicData", &[("CUNO", "NEWCUST")]).await;
@@ -369,8 +468,15 @@ async fn list_by_change_date_customers_and_field_info() {
 
     // MRS001MI describes transactions.
     let (_, v) = h
-        .v2(&token, "MRS001MI/LstAdtFieldInf", &[("MINM", "MMS200MI"), ("TRNM", "GetItmBasic"), ("TRTP", "O")])
+        .v2(
+            &token,
+            "MRS001MI/LstAdtFieldInf",
+            &[("MINM", "MMS200MI"), ("TRNM", "GetItmBasic"), ("TRTP", "O")],
+        )
         .await;
     let first = &v["results"][0]["records"][0];
-    assert_eq!(*first, json!({"FLNM": "ITNO", "TYPE": "A", "LENG": "15", "FLDS": "Item number"}));
+    assert_eq!(
+        *first,
+        json!({"FLNM": "ITNO", "TYPE": "A", "LENG": "15", "FLDS": "Item number"})
+    );
 }

@@ -90,7 +90,10 @@ async fn wrong_credentials_and_grants_are_oauth_errors() {
     assert_eq!((s, v["error"].as_str()), (400, Some("unsupported_grant_type")));
 
     let (s, v) = post(
-        vec![("grant_type", "refresh_token".into()), ("refresh_token", "bogus".into())],
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", "bogus".into()),
+        ],
         c.client_secret.clone(),
     )
     .await;

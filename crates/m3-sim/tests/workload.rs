@@ -27,7 +27,10 @@ fn seeding_is_deterministic_and_realistic() {
     let rows = a.rows("MITMAS");
     assert_eq!(rows.len(), 300);
     assert_eq!(rows[0]["MMITNO"], "A000001");
-    assert!(rows.iter().any(|r| r["MMITNO"].contains('-')), "some mixed item numbers");
+    assert!(
+        rows.iter().any(|r| r["MMITNO"].contains('-')),
+        "some mixed item numbers"
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -59,10 +62,17 @@ async fn workload_changes_items_with_audit_fields() {
         .into_iter()
         .map(|r| (r["MMITNO"].clone(), r))
         .collect();
-    let max_before: i64 = before.values().map(|r| r["MMLMTS"].parse::<i64>().unwrap()).max().unwrap();
+    let max_before: i64 = before
+        .values()
+        .map(|r| r["MMLMTS"].parse::<i64>().unwrap())
+        .max()
+        .unwrap();
 
     let idle = sim.start_workload(0.0);
-    tokio::time::timeout(Duration::from_secs(1), idle).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(1), idle)
+        .await
+        .unwrap()
+        .unwrap();
 
     let handle = sim.start_workload(400.0);
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -76,12 +86,17 @@ async fn workload_changes_items_with_audit_fields() {
     for r in &changed {
         assert!(r["MMCHID"].starts_with("SIMUSR"), "{r:?}");
         if let Some(old) = before.get(&r["MMITNO"]) {
-            assert!(r["MMCHNO"].parse::<u32>().unwrap() > old["MMCHNO"].parse::<u32>().unwrap() || old["MMCHNO"] == "999");
+            assert!(
+                r["MMCHNO"].parse::<u32>().unwrap() > old["MMCHNO"].parse::<u32>().unwrap() || old["MMCHNO"] == "999"
+            );
         } else {
             assert_eq!(r["MMRGDT"], r["MMLMDT"], "inserted rows");
         }
     }
     let inserted = after.iter().filter(|r| !before.contains_key(&r["MMITNO"])).count();
-    let deleted = before.keys().filter(|k| !after.iter().any(|r| &r["MMITNO"] == *k)).count();
+    let deleted = before
+        .keys()
+        .filter(|k| !after.iter().any(|r| &r["MMITNO"] == *k))
+        .count();
     assert!(inserted > 0 && deleted > 0, "inserted {inserted}, deleted {deleted}");
 }

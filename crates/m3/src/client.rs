@@ -149,14 +149,9 @@ impl M3Client {
             .form(form)
             .send()
             .await
-            .map_err(|e| {
-                M3Error::Unreachable(format!("token endpoint {url}: {}", without_url(&e)))
-            })?;
+            .map_err(|e| M3Error::Unreachable(format!("token endpoint {url}: {}", without_url(&e))))?;
         let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| M3Error::Unreachable(without_url(&e)))?;
+        let body = resp.text().await.map_err(|e| M3Error::Unreachable(without_url(&e)))?;
         if !status.is_success() {
             return Err(match serde_json::from_str::<OAuthError>(&body) {
                 Ok(e) => M3Error::Authentication {
@@ -194,10 +189,7 @@ impl M3Client {
     ) -> Result<Vec<Record>, M3Error> {
         let path = format!("/v2/execute/{program}/{transaction}");
         let url = format!("{}{}", self.ion.mi_base(), path);
-        let mut query: Vec<(String, String)> = inputs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut query: Vec<(String, String)> = inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         query.push(("maxrecs".into(), maxrecs.to_string()));
         if let Some(c) = self.opts.company {
             query.push(("cono".into(), c.to_string()));
@@ -207,14 +199,10 @@ impl M3Client {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        let result = answer
-            .results
-            .into_iter()
-            .next()
-            .ok_or_else(|| M3Error::Decode {
-                path: path.clone(),
-                detail: "no `results`".into(),
-            })?;
+        let result = answer.results.into_iter().next().ok_or_else(|| M3Error::Decode {
+            path: path.clone(),
+            detail: "no `results`".into(),
+        })?;
         if let Some(message) = result.error_message {
             return Err(M3Error::Nok {
                 program: program.into(),
@@ -257,12 +245,7 @@ impl M3Client {
     ) -> Result<Vec<Vec<String>>, M3Error> {
         let sep = separator.to_string();
         let records = self
-            .execute(
-                "EXPORTMI",
-                "Select",
-                &[("QERY", query), ("SEPC", &sep)],
-                maxrecs,
-            )
+            .execute("EXPORTMI", "Select", &[("QERY", query), ("SEPC", &sep)], maxrecs)
             .await?;
         records
             .into_iter()
@@ -284,12 +267,7 @@ impl M3Client {
             .collect()
     }
 
-    async fn get_with_token(
-        &self,
-        url: &str,
-        path: &str,
-        query: &[(String, String)],
-    ) -> Result<String, M3Error> {
+    async fn get_with_token(&self, url: &str, path: &str, query: &[(String, String)]) -> Result<String, M3Error> {
         for attempt in 0..2 {
             let token = self.access_token().await?;
             let resp = self
@@ -307,10 +285,7 @@ impl M3Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let body = resp
-                .text()
-                .await
-                .map_err(|e| M3Error::Unreachable(without_url(&e)))?;
+            let body = resp.text().await.map_err(|e| M3Error::Unreachable(without_url(&e)))?;
             match status {
                 s if s.is_success() => return Ok(body),
                 StatusCode::UNAUTHORIZED if attempt == 0 => {

@@ -25,11 +25,7 @@ pub enum M3Error {
     Throttled { retry_after: Option<Duration> },
     /// Any other unexpected HTTP status (5xx, 504 gateway timeout, 404 ...).
     #[error("HTTP {status} from {path}: {body}")]
-    Http {
-        status: u16,
-        path: String,
-        body: String,
-    },
+    Http { status: u16, path: String, body: String },
     /// M3 could not be reached or did not answer in time.
     #[error("M3 unreachable: {0}")]
     Unreachable(String),

@@ -62,18 +62,10 @@ impl IonApi {
         let v: Value = serde_json::from_str(text).map_err(|e| IonApiError::NotJson {
             line: e.line(),
             column: e.column(),
-            message: e
-                .to_string()
-                .split(" at line")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            message: e.to_string().split(" at line").next().unwrap_or_default().to_string(),
         })?;
         let obj = v.as_object().ok_or(IonApiError::NotAnObject)?;
-        let get = |key: &'static str,
-                   meaning: &'static str,
-                   hint: &'static str|
-         -> Result<String, IonApiError> {
+        let get = |key: &'static str, meaning: &'static str, hint: &'static str| -> Result<String, IonApiError> {
             match obj.get(key) {
                 None | Some(Value::Null) => Err(IonApiError::Missing { key, meaning, hint }),
                 Some(Value::String(s)) if s.trim().is_empty() => Err(IonApiError::Invalid {
@@ -118,13 +110,10 @@ impl IonApi {
             app_name: get("cn", "application name", "").unwrap_or_default(),
             client_id: get("ci", "client id", "")?,
             client_secret: Secret::new(get("cs", "client secret", "")?),
-            gateway_url: url("iu", "ION API gateway URL")?
-                .trim_end_matches('/')
-                .to_string(),
+            gateway_url: url("iu", "ION API gateway URL")?.trim_end_matches('/').to_string(),
             auth_url,
             token_path: get("ot", "token path", "")?,
-            revoke_path: get("or", "revoke path", "")
-                .unwrap_or_else(|_| "revoke_token.oauth2".into()),
+            revoke_path: get("or", "revoke path", "").unwrap_or_else(|_| "revoke_token.oauth2".into()),
             tenant,
             saak,
             sask: Secret::new(sask),
@@ -178,10 +167,7 @@ mod tests {
             "https://mingle-ionapi.example.com/ACME_PRD/M3/m3api-rest"
         );
         let dbg = format!("{ion:?}");
-        assert!(
-            !dbg.contains("s3cret") && !dbg.contains("topsecret"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("s3cret") && !dbg.contains("topsecret"), "{dbg}");
     }
 
     #[test]

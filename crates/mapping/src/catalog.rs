@@ -219,13 +219,7 @@ pub fn standard_tables() -> Vec<Table> {
         build("MITMAS", "MM", "Item master", MITMAS, &["CONO", "ITNO"]),
         build("OCUSMA", "OK", "Customer master", OCUSMA, &["CONO", "CUNO"]),
         build("CIDMAS", "ID", "Supplier master", CIDMAS, &["CONO", "SUNO"]),
-        build(
-            "OOHEAD",
-            "OA",
-            "Customer order head",
-            OOHEAD,
-            &["CONO", "ORNO"],
-        ),
+        build("OOHEAD", "OA", "Customer order head", OOHEAD, &["CONO", "ORNO"]),
         build(
             "OOLINE",
             "OB",
@@ -263,11 +257,7 @@ mod tests {
             assert!(t.column(&format!("{}LMTS", t.prefix)).is_some());
         }
         assert_eq!(
-            standard_table("MITMAS")
-                .unwrap()
-                .column("MMITNO")
-                .unwrap()
-                .field(),
+            standard_table("MITMAS").unwrap().column("MMITNO").unwrap().field(),
             "ITNO"
         );
     }

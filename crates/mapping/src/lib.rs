@@ -5,9 +5,11 @@ pub mod catalog;
 pub mod compiled;
 pub mod convert;
 pub mod error;
+pub mod filter;
 pub mod names;
 pub mod spec;
 
-pub use compiled::{CompiledMapping, EntityKey, Projection};
+pub use compiled::{CompiledField, CompiledMapping, EntityKey, Projection};
 pub use error::{MappingError, ValueError};
+pub use filter::{Filter, FilterError};
 pub use spec::{FieldSpec, FieldType, MappingSpec};

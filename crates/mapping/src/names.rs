@@ -78,10 +78,7 @@ pub fn suggest_field_name(description: &str, case: Case) -> String {
 }
 
 /// Suggest names for several descriptions, making duplicates unique with a number suffix.
-pub fn suggest_field_names<'a>(
-    descriptions: impl IntoIterator<Item = &'a str>,
-    case: Case,
-) -> Vec<String> {
+pub fn suggest_field_names<'a>(descriptions: impl IntoIterator<Item = &'a str>, case: Case) -> Vec<String> {
     let mut seen = HashSet::new();
     descriptions
         .into_iter()
@@ -107,16 +104,9 @@ pub fn resource_name(message_type: &MessageTypeName) -> String {
         }
         kebab.push(c.to_ascii_lowercase());
     }
-    if let Some(stem) = kebab
-        .strip_suffix('y')
-        .filter(|s| !s.ends_with(['a', 'e', 'o', 'u']))
-    {
+    if let Some(stem) = kebab.strip_suffix('y').filter(|s| !s.ends_with(['a', 'e', 'o', 'u'])) {
         format!("{stem}ies")
-    } else if kebab.ends_with('s')
-        || kebab.ends_with('x')
-        || kebab.ends_with("ch")
-        || kebab.ends_with("sh")
-    {
+    } else if kebab.ends_with('s') || kebab.ends_with('x') || kebab.ends_with("ch") || kebab.ends_with("sh") {
         format!("{kebab}es")
     } else {
         format!("{kebab}s")
@@ -156,10 +146,7 @@ mod tests {
     #[test]
     fn suggested_names_follow_the_description_and_are_unique() {
         assert_eq!(suggest_field_name("Item number", Case::Camel), "itemNumber");
-        assert_eq!(
-            suggest_field_name("Item number", Case::Pascal),
-            "ItemNumber"
-        );
+        assert_eq!(suggest_field_name("Item number", Case::Pascal), "ItemNumber");
         assert_eq!(
             suggest_field_name("Ordered quantity - basic U/M", Case::Camel),
             "orderedQuantityBasicUM"

@@ -100,12 +100,7 @@ pub struct Connector {
 
 impl Connector {
     /// A connector over `sources`, reporting into a fresh status board.
-    pub fn new(
-        client: Arc<M3Client>,
-        store: Store,
-        settings: ConnectorSettings,
-        sources: Vec<MappingSource>,
-    ) -> Self {
+    pub fn new(client: Arc<M3Client>, store: Store, settings: ConnectorSettings, sources: Vec<MappingSource>) -> Self {
         let status = StatusBoard::default();
         for s in &sources {
             status.table(s.mapping.name.as_str(), |t| t.table = s.table.name.clone());
@@ -209,16 +204,14 @@ impl Worker {
 
     /// One unit of work. Returns whether more work is waiting right away.
     async fn step(&mut self, next_reconcile: &mut Instant) -> Result<bool, PipelineError> {
-        let stored = self
-            .store
-            .cursor(&self.settings.connection, self.name())
-            .await?;
+        let stored = self.store.cursor(&self.settings.connection, self.name()).await?;
         let position = match stored {
-            Some(c) if c.fingerprint == self.src.fingerprint => serde_json::from_value(c.position)
-                .map_err(|e| PipelineError::Cursor {
+            Some(c) if c.fingerprint == self.src.fingerprint => {
+                serde_json::from_value(c.position).map_err(|e| PipelineError::Cursor {
                     mapping: self.name().to_string(),
                     detail: e.to_string(),
-                })?,
+                })?
+            }
             other => {
                 if other.is_some() {
                     info!(connection = %self.settings.connection, mapping = self.name(), "mapping changed; re-exporting");
@@ -230,9 +223,7 @@ impl Worker {
             }
         };
         match position {
-            Position::InitialLoad { after, high_water } => {
-                self.initial_load_page(after, high_water).await
-            }
+            Position::InitialLoad { after, high_water } => self.initial_load_page(after, high_water).await,
             Position::Polling { lmts } => {
                 if Instant::now() >= *next_reconcile {
                     self.reconcile().await?;
@@ -247,12 +238,7 @@ impl Worker {
     async fn select(&self, query: &str, columns: usize) -> Result<Vec<Vec<String>>, PipelineError> {
         let r = self
             .client
-            .export_select(
-                query,
-                self.settings.separator,
-                columns,
-                self.settings.page_size,
-            )
+            .export_select(query, self.settings.separator, columns, self.settings.page_size)
             .await;
         self.observe(&r);
         Ok(r?)
@@ -261,12 +247,8 @@ impl Worker {
     fn observe<T>(&self, r: &Result<T, M3Error>) {
         let (state, message) = match r {
             Ok(_) => (Connectivity::Healthy, None),
-            Err(e @ M3Error::Authentication { .. }) => {
-                (Connectivity::AuthenticationFailed, Some(e.to_string()))
-            }
-            Err(e @ M3Error::NotAuthorised { .. }) => {
-                (Connectivity::AuthorizationFailed, Some(e.to_string()))
-            }
+            Err(e @ M3Error::Authentication { .. }) => (Connectivity::AuthenticationFailed, Some(e.to_string())),
+            Err(e @ M3Error::NotAuthorised { .. }) => (Connectivity::AuthorizationFailed, Some(e.to_string())),
             Err(e) if e.is_transient() => (Connectivity::Failing, Some(e.to_string())),
             // M3 answered (NOK or odd shape): it is reachable.
             Err(e) => (Connectivity::Healthy, Some(e.to_string())),
@@ -282,10 +264,7 @@ impl Worker {
     async fn max_lmts(&self) -> Result<i64, PipelineError> {
         let lmts = self.src.table.column_for_field("LMTS");
         let q = format!("{lmts} from {} order by {lmts} desc", self.src.table.name);
-        let r = self
-            .client
-            .export_select(&q, self.settings.separator, 1, 1)
-            .await;
+        let r = self.client.export_select(&q, self.settings.separator, 1, 1).await;
         self.observe(&r);
         Ok(r?
             .first()
@@ -294,21 +273,10 @@ impl Worker {
     }
 
     #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
-    async fn initial_load_page(
-        &self,
-        after: Option<Vec<String>>,
-        high_water: i64,
-    ) -> Result<bool, PipelineError> {
-        self.status
-            .table(self.name(), |t| t.phase = "initial-load".into());
+    async fn initial_load_page(&self, after: Option<Vec<String>>, high_water: i64) -> Result<bool, PipelineError> {
+        self.status.table(self.name(), |t| t.phase = "initial-load".into());
         let keys = self.src.mapping.key_columns();
-        let q = paged_select(
-            &self.src.table,
-            &self.columns,
-            &keys,
-            after.as_deref(),
-            None,
-        );
+        let q = paged_select(&self.src.table, &self.columns, &keys, after.as_deref(), None);
         let rows = self.select(&q, self.columns.len()).await?;
         let full = rows.len() as u32 >= self.settings.page_size;
         let key_idx: Vec<usize> = keys
@@ -323,12 +291,7 @@ impl Worker {
         let next = if full {
             let last = rows.last().expect("a full page has rows");
             Position::InitialLoad {
-                after: Some(
-                    key_idx
-                        .iter()
-                        .map(|&i| last[i].trim().to_string())
-                        .collect(),
-                ),
+                after: Some(key_idx.iter().map(|&i| last[i].trim().to_string()).collect()),
                 high_water,
             }
         } else {
@@ -341,8 +304,7 @@ impl Worker {
 
     #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
     async fn poll(&self, cursor_lmts: i64) -> Result<(), PipelineError> {
-        self.status
-            .table(self.name(), |t| t.phase = "polling".into());
+        self.status.table(self.name(), |t| t.phase = "polling".into());
         let lmts_col = self.columns[self.lmts_index].clone();
         let start = cursor_lmts - self.settings.overlap.as_millis() as i64;
         let mut order = vec![lmts_col.clone()];
@@ -361,28 +323,16 @@ impl Worker {
         let mut newest = cursor_lmts;
         let mut newest_seen = None;
         loop {
-            let q = paged_select(
-                &self.src.table,
-                &self.columns,
-                &order,
-                after.as_deref(),
-                Some(&since),
-            );
+            let q = paged_select(&self.src.table, &self.columns, &order, after.as_deref(), Some(&since));
             let rows = self.select(&q, self.columns.len()).await?;
             let full = rows.len() as u32 >= self.settings.page_size;
             if let Some(last) = rows.last() {
-                after = Some(
-                    order_idx
-                        .iter()
-                        .map(|&i| last[i].trim().to_string())
-                        .collect(),
-                );
+                after = Some(order_idx.iter().map(|&i| last[i].trim().to_string()).collect());
                 let t = parse_lmts(&last[self.lmts_index]);
                 newest = newest.max(t);
                 newest_seen = Some(t);
             }
-            self.write(&rows, Position::Polling { lmts: newest })
-                .await?;
+            self.write(&rows, Position::Polling { lmts: newest }).await?;
             if !full {
                 break;
             }
@@ -405,18 +355,26 @@ impl Worker {
         for row in rows {
             let refs: Vec<&str> = row.iter().map(String::as_str).collect();
             let lmts = parse_lmts(&row[self.lmts_index]);
+            if !m.matches(&refs) {
+                // Outside the filter: for consumers the entity is gone (a no-op if it never matched).
+                let key = m.key_of(&refs);
+                if let Ok(payload) = m.deleted_payload(&key) {
+                    let key = key.to_string();
+                    let position = format!("{lmts}:filtered");
+                    changes.push(Change {
+                        message: self.message(&m.deleted_type(), &key, &position, lmts, payload),
+                        key,
+                        op: ChangeOp::Delete,
+                    });
+                }
+                continue;
+            }
             match m.apply(&refs) {
                 Ok(p) => {
                     let key = p.key.to_string();
                     let position = format!("{lmts}:{:016x}", p.hash);
                     changes.push(Change {
-                        message: self.message(
-                            &m.updated_type(),
-                            &key,
-                            &position,
-                            lmts,
-                            p.payload.clone(),
-                        ),
+                        message: self.message(&m.updated_type(), &key, &position, lmts, p.payload.clone()),
                         key,
                         op: ChangeOp::Upsert {
                             hash: p.hash,
@@ -427,8 +385,7 @@ impl Worker {
                 Err(e) => {
                     rejected += 1;
                     warn!(connection = %self.settings.connection, mapping = self.name(), key = %m.key_of(&refs), error = %e, "row cannot be mapped; skipped");
-                    self.status
-                        .table(self.name(), |t| t.last_error = Some(e.to_string()));
+                    self.status.table(self.name(), |t| t.last_error = Some(e.to_string()));
                 }
             }
         }
@@ -451,14 +408,7 @@ impl Worker {
         Ok(())
     }
 
-    fn message(
-        &self,
-        ty: &str,
-        key: &str,
-        position: &str,
-        lmts: i64,
-        payload: String,
-    ) -> NewMessage {
+    fn message(&self, ty: &str, key: &str, position: &str, lmts: i64, payload: String) -> NewMessage {
         let conn = &self.settings.connection;
         let time = chrono::DateTime::from_timestamp_millis(lmts)
             .filter(|_| lmts > 0)
@@ -491,20 +441,13 @@ impl Worker {
                 .iter()
                 .map(|r| EntityKey(r.iter().map(|v| v.trim().to_string()).collect()).to_string())
                 .collect();
-            self.store
-                .mark_seen(conn, self.name(), round, &page)
-                .await?;
-            after = rows
-                .last()
-                .map(|r| r.iter().map(|v| v.trim().to_string()).collect());
+            self.store.mark_seen(conn, self.name(), round, &page).await?;
+            after = rows.last().map(|r| r.iter().map(|v| v.trim().to_string()).collect());
             if !full {
                 break;
             }
         }
-        let gone = self
-            .store
-            .unseen_keys(conn, self.name(), round, max_seq)
-            .await?;
+        let gone = self.store.unseen_keys(conn, self.name(), round, max_seq).await?;
         if gone.is_empty() {
             return Ok(());
         }
@@ -523,13 +466,7 @@ impl Worker {
                 }
             };
             changes.push(Change {
-                message: self.message(
-                    &m.deleted_type(),
-                    &key,
-                    &format!("deleted:{round}"),
-                    0,
-                    payload,
-                ),
+                message: self.message(&m.deleted_type(), &key, &format!("deleted:{round}"), 0, payload),
                 key,
                 op: ChangeOp::Delete,
             });

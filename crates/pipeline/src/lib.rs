@@ -2,6 +2,7 @@
 //! timestamp, key reconciliation for deletes) read M3, mappings project rows, and every page is
 //! written to the store's outbox together with the cursor that produced it.
 
+pub mod commands;
 pub mod connector;
 pub mod error;
 pub mod query;
@@ -9,4 +10,4 @@ pub mod status;
 
 pub use connector::{Connector, ConnectorSettings, MappingSource};
 pub use error::PipelineError;
-pub use status::{Connectivity, ConnectorStatus, StatusBoard, TableStatus};
+pub use status::{Connectivity, ConnectorStatus, RelayStatus, StatusBoard, TableStatus};

@@ -21,19 +21,9 @@ pub fn after_condition(table: &Table, columns: &[String], after: &[String]) -> S
     let mut alternatives = Vec::with_capacity(columns.len());
     for i in 0..columns.len().min(after.len()) {
         let mut parts: Vec<String> = (0..i)
-            .map(|j| {
-                format!(
-                    "{} = {}",
-                    columns[j],
-                    literal(table, &columns[j], &after[j])
-                )
-            })
+            .map(|j| format!("{} = {}", columns[j], literal(table, &columns[j], &after[j])))
             .collect();
-        parts.push(format!(
-            "{} > {}",
-            columns[i],
-            literal(table, &columns[i], &after[i])
-        ));
+        parts.push(format!("{} > {}", columns[i], literal(table, &columns[i], &after[i])));
         alternatives.push(format!("({})", parts.join(" and ")));
     }
     alternatives.join(" or ")
@@ -73,11 +63,7 @@ mod tests {
     #[test]
     fn keyset_conditions_quote_alpha_and_not_numeric_columns() {
         let t = standard_table("MITMAS").unwrap();
-        let cols = vec![
-            "MMLMTS".to_string(),
-            "MMCONO".to_string(),
-            "MMITNO".to_string(),
-        ];
+        let cols = vec!["MMLMTS".to_string(), "MMCONO".to_string(), "MMITNO".to_string()];
         let q = paged_select(
             &t,
             &["MMITNO".into()],

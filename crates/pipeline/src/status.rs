@@ -57,6 +57,21 @@ pub struct ConnectorStatus {
     pub m3_message: Option<String>,
     /// Per mapping name.
     pub tables: BTreeMap<String, TableStatus>,
+    /// The Kafka relay, when Kafka is configured.
+    pub relay: Option<RelayStatus>,
+}
+
+/// What the outbox -> Kafka relay has done.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RelayStatus {
+    /// Events topic.
+    pub topic: String,
+    /// Messages acknowledged by the broker since start.
+    pub published: u64,
+    /// Whether the last attempt reached the broker.
+    pub healthy: bool,
+    /// Last broker error.
+    pub last_error: Option<String>,
 }
 
 /// A handle on the shared status.

@@ -65,18 +65,12 @@ impl Store {
     }
 
     /// The stored cursor of a mapping.
-    pub async fn cursor(
-        &self,
-        connection: &str,
-        mapping: &str,
-    ) -> Result<Option<Cursor>, StoreError> {
-        let row = sqlx::query(
-            "SELECT fingerprint, position FROM cursors WHERE connection = ? AND mapping = ?",
-        )
-        .bind(connection)
-        .bind(mapping)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn cursor(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
+        let row = sqlx::query("SELECT fingerprint, position FROM cursors WHERE connection = ? AND mapping = ?")
+            .bind(connection)
+            .bind(mapping)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| {
             let position: String = r.get(1);
             Ok(Cursor {
@@ -98,14 +92,13 @@ impl Store {
         let mut applied = Applied::default();
         let time = now();
         for change in &batch.changes {
-            let known: Option<i64> = sqlx::query_scalar(
-                "SELECT hash FROM entities WHERE connection = ? AND mapping = ? AND key = ?",
-            )
-            .bind(&batch.connection)
-            .bind(&batch.mapping)
-            .bind(&change.key)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let known: Option<i64> =
+                sqlx::query_scalar("SELECT hash FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                    .bind(&batch.connection)
+                    .bind(&batch.mapping)
+                    .bind(&change.key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let real = match (&change.op, known) {
                 (ChangeOp::Upsert { hash, .. }, Some(k)) => k != *hash as i64,
                 (ChangeOp::Upsert { .. }, None) => true,
@@ -151,14 +144,12 @@ impl Store {
                     .await?;
                 }
                 ChangeOp::Delete => {
-                    sqlx::query(
-                        "DELETE FROM entities WHERE connection = ? AND mapping = ? AND key = ?",
-                    )
-                    .bind(&batch.connection)
-                    .bind(&batch.mapping)
-                    .bind(&change.key)
-                    .execute(&mut *tx)
-                    .await?;
+                    sqlx::query("DELETE FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                        .bind(&batch.connection)
+                        .bind(&batch.mapping)
+                        .bind(&change.key)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             applied.emitted += 1;
@@ -202,46 +193,26 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredMessage {
-                seq: r.get(0),
-                id: r.get(1),
-                ty: r.get(2),
-                source: r.get(3),
-                subject: r.get(4),
-                time: r.get(5),
-                dataschema: r.get(6),
-                mapping: r.get(7),
-                payload: r.get(8),
-            })
-            .collect())
+        Ok(rows.into_iter().map(message_from_row).collect())
     }
 
     /// The highest message sequence number (0 when empty).
     pub async fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// The current state of one entity.
-    pub async fn entity(
-        &self,
-        connection: &str,
-        mapping: &str,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT state FROM entities WHERE connection = ? AND mapping = ? AND key = ?",
+    pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT state FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                .bind(connection)
+                .bind(mapping)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
         )
-        .bind(connection)
-        .bind(mapping)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// A page of entities in key order after `after`, where every `(field, value)` filter matches
@@ -261,17 +232,12 @@ impl Store {
             sql.push_str(" AND CAST(json_extract(state, ?) AS TEXT) = ?");
         }
         sql.push_str(" ORDER BY key LIMIT ?");
-        let mut q = sqlx::query(&sql)
-            .bind(connection)
-            .bind(mapping)
-            .bind(after)
-            .bind(after);
+        let mut q = sqlx::query(&sql).bind(connection).bind(mapping).bind(after).bind(after);
         for (field, value) in filters {
             q = q.bind(format!("$.\"{field}\"")).bind(value);
         }
         let rows = q.bind(limit + 1).fetch_all(&self.pool).await?;
-        let mut items: Vec<(String, String)> =
-            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut items: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|(k, _)| k.clone())
@@ -284,13 +250,11 @@ impl Store {
     /// Number of entities of a mapping.
     pub async fn entity_count(&self, connection: &str, mapping: &str) -> Result<i64, StoreError> {
         Ok(
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM entities WHERE connection = ? AND mapping = ?",
-            )
-            .bind(connection)
-            .bind(mapping)
-            .fetch_one(&self.pool)
-            .await?,
+            sqlx::query_scalar("SELECT COUNT(*) FROM entities WHERE connection = ? AND mapping = ?")
+                .bind(connection)
+                .bind(mapping)
+                .fetch_one(&self.pool)
+                .await?,
         )
     }
 
@@ -304,15 +268,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for k in keys {
-            sqlx::query(
-                "UPDATE entities SET seen = ? WHERE connection = ? AND mapping = ? AND key = ?",
-            )
-            .bind(round)
-            .bind(connection)
-            .bind(mapping)
-            .bind(k)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("UPDATE entities SET seen = ? WHERE connection = ? AND mapping = ? AND key = ?")
+                .bind(round)
+                .bind(connection)
+                .bind(mapping)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -336,6 +298,93 @@ impl Store {
         .bind(max_seq)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+impl Store {
+    /// Messages of a connection not yet acknowledged by the broker, oldest first.
+    pub async fn unpublished(&self, connection: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, id, type, source, subject, time, dataschema, mapping, payload FROM outbox
+             WHERE connection = ? AND published_at IS NULL ORDER BY seq LIMIT ?",
+        )
+        .bind(connection)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(message_from_row).collect())
+    }
+
+    /// Mark every message of a connection up to `seq` as acknowledged by the broker.
+    pub async fn mark_published(&self, connection: &str, up_to_seq: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET published_at = ? WHERE connection = ? AND seq <= ? AND published_at IS NULL",
+        )
+        .bind(now())
+        .bind(connection)
+        .bind(up_to_seq)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Number of messages of a connection waiting for the broker.
+    pub async fn unpublished_count(&self, connection: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE connection = ? AND published_at IS NULL")
+                .bind(connection)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The receipt of an already processed command, if any.
+    pub async fn command_receipt(&self, connection: &str, command_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT receipt FROM commands WHERE connection = ? AND command_id = ?")
+                .bind(connection)
+                .bind(command_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Record a processed command and its receipt. Returns false if the id was already recorded.
+    pub async fn record_command(
+        &self,
+        connection: &str,
+        command_id: &str,
+        command: &str,
+        status: &str,
+        receipt: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO commands (connection, command_id, command, status, receipt, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(connection)
+        .bind(command_id)
+        .bind(command)
+        .bind(status)
+        .bind(receipt)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+fn message_from_row(r: sqlx::sqlite::SqliteRow) -> StoredMessage {
+    StoredMessage {
+        seq: r.get(0),
+        id: r.get(1),
+        ty: r.get(2),
+        source: r.get(3),
+        subject: r.get(4),
+        time: r.get(5),
+        dataschema: r.get(6),
+        mapping: r.get(7),
+        payload: r.get(8),
     }
 }
 
@@ -407,10 +456,7 @@ mod tests {
         };
         assert_eq!(store.apply_batch(&del).await.unwrap().emitted, 1);
         let log = store.messages("demo", 0, 10, None, None).await.unwrap();
-        let types: Vec<_> = log
-            .iter()
-            .map(|m| (m.ty.as_str(), m.subject.as_str()))
-            .collect();
+        let types: Vec<_> = log.iter().map(|m| (m.ty.as_str(), m.subject.as_str())).collect();
         assert_eq!(
             types,
             vec![
@@ -420,11 +466,7 @@ mod tests {
             ]
         );
         assert_eq!(store.entity("demo", "Item", "100|B").await.unwrap(), None);
-        assert!(store
-            .entity("demo", "Item", "100|A")
-            .await
-            .unwrap()
-            .is_some());
+        assert!(store.entity("demo", "Item", "100|A").await.unwrap().is_some());
         assert_eq!(
             store
                 .messages("demo", 2, 10, Some("ItemDeleted"), None)
@@ -432,6 +474,22 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+        assert_eq!(store.unpublished_count("demo").await.unwrap(), 3);
+        assert_eq!(store.mark_published("demo", 2).await.unwrap(), 2);
+        let left = store.unpublished("demo", 10).await.unwrap();
+        assert_eq!(left.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3]);
+        assert!(store
+            .record_command("demo", "c1", "UpdateItem", "succeeded", "{}")
+            .await
+            .unwrap());
+        assert!(!store
+            .record_command("demo", "c1", "UpdateItem", "failed", "{}")
+            .await
+            .unwrap());
+        assert_eq!(
+            store.command_receipt("demo", "c1").await.unwrap().as_deref(),
+            Some("{}")
         );
     }
 
@@ -444,10 +502,7 @@ mod tests {
                 upsert(
                     &format!("100|K{i}"),
                     i,
-                    &format!(
-                        r#"{{"status":"{}","n":{i}}}"#,
-                        if i % 2 == 0 { "20" } else { "90" }
-                    ),
+                    &format!(r#"{{"status":"{}","n":{i}}}"#, if i % 2 == 0 { "20" } else { "90" }),
                 )
             })
             .collect();
@@ -486,23 +541,11 @@ mod tests {
                 "demo",
                 "Item",
                 1,
-                &[
-                    "100|K0".into(),
-                    "100|K2".into(),
-                    "100|K3".into(),
-                    "100|K4".into(),
-                ],
+                &["100|K0".into(), "100|K2".into(), "100|K3".into(), "100|K4".into()],
             )
             .await
             .unwrap();
-        assert_eq!(
-            store.unseen_keys("demo", "Item", 1, max).await.unwrap(),
-            vec!["100|K1"]
-        );
-        assert!(store
-            .unseen_keys("demo", "Item", 1, 0)
-            .await
-            .unwrap()
-            .is_empty());
+        assert_eq!(store.unseen_keys("demo", "Item", 1, max).await.unwrap(), vec!["100|K1"]);
+        assert!(store.unseen_keys("demo", "Item", 1, 0).await.unwrap().is_empty());
     }
 }

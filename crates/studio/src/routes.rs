@@ -3,12 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use mapping::{CompiledMapping, EntityKey};
+use pipeline::commands::{CommandProcessor, ReceiptStatus};
 use pipeline::{Connectivity, StatusBoard};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,6 +28,8 @@ pub struct ConnectionRuntime {
     pub mappings: Vec<Arc<CompiledMapping>>,
     /// The connector's live status.
     pub status: StatusBoard,
+    /// Command processing (HTTP submissions use the same processor as the Kafka consumer).
+    pub commands: Option<CommandProcessor>,
 }
 
 /// Shared state of the API.
@@ -46,15 +50,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/status", get(status))
         .route("/api/connections/{c}/messages", get(messages))
         .route("/api/connections/{c}/mappings", get(mappings))
+        .route(
+            "/api/connections/{c}/commands",
+            get(command_mappings).post(submit_command),
+        )
         .route("/api/connections/{c}/schemas/{ty}", get(schema))
-        .route(
-            "/api/connections/{c}/read-models/{resource}",
-            get(read_model_list),
-        )
-        .route(
-            "/api/connections/{c}/read-models/{resource}/{key}",
-            get(read_model_get),
-        )
+        .route("/api/connections/{c}/read-models/{resource}", get(read_model_list))
+        .route("/api/connections/{c}/read-models/{resource}/{key}", get(read_model_get))
         .with_state(state)
 }
 
@@ -84,10 +86,7 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        Json(json!({"ready": problems.is_empty(), "problems": problems})),
-    )
+    (code, Json(json!({"ready": problems.is_empty(), "problems": problems})))
 }
 
 fn connection<'a>(st: &'a AppState, name: &str) -> Result<&'a ConnectionRuntime, ApiError> {
@@ -112,17 +111,11 @@ async fn list_connections(State(st): State<AppState>) -> impl IntoResponse {
     Json(json!({ "connections": list }))
 }
 
-async fn status(
-    State(st): State<AppState>,
-    Path(c): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+async fn status(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(connection(&st, &c)?.status.snapshot()))
 }
 
-async fn mappings(
-    State(st): State<AppState>,
-    Path(c): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+async fn mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let list: Vec<Value> = conn
         .mappings
@@ -169,19 +162,12 @@ struct MessagesQuery {
     key: Option<String>,
 }
 
-fn parse_param<T: std::str::FromStr>(
-    name: &str,
-    v: Option<&str>,
-    default: T,
-    expected: &str,
-) -> Result<T, ApiError> {
+fn parse_param<T: std::str::FromStr>(name: &str, v: Option<&str>, default: T, expected: &str) -> Result<T, ApiError> {
     match v {
         None => Ok(default),
-        Some(s) => s.parse().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "query parameter `{name}`: expected {expected}, got {s:?}"
-            ))
-        }),
+        Some(s) => s
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("query parameter `{name}`: expected {expected}, got {s:?}"))),
     }
 }
 
@@ -201,12 +187,8 @@ async fn messages(
     Path(c): Path<String>,
     q: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = q.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{}; expected after, limit, type, key",
-            e.body_text()
-        ))
-    })?;
+    let Query(q) =
+        q.map_err(|e| ApiError::BadRequest(format!("{}; expected after, limit, type, key", e.body_text())))?;
     connection(&st, &c)?;
     let after: i64 = parse_param("after", q.after.as_deref(), 0, "a message sequence number")?;
     let limit = parse_limit(q.limit.as_deref())?;
@@ -235,24 +217,18 @@ async fn messages(
     Ok(Json(json!({ "messages": messages, "next": next })))
 }
 
-fn resource<'a>(
-    conn: &'a ConnectionRuntime,
-    resource: &str,
-) -> Result<&'a Arc<CompiledMapping>, ApiError> {
-    conn.mappings
-        .iter()
-        .find(|m| m.resource == resource)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "connection `{}` has no read model `{resource}`; it has: {}",
-                conn.name,
-                conn.mappings
-                    .iter()
-                    .map(|m| m.resource.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+fn resource<'a>(conn: &'a ConnectionRuntime, resource: &str) -> Result<&'a Arc<CompiledMapping>, ApiError> {
+    conn.mappings.iter().find(|m| m.resource == resource).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "connection `{}` has no read model `{resource}`; it has: {}",
+            conn.name,
+            conn.mappings
+                .iter()
+                .map(|m| m.resource.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
 }
 
 async fn read_model_list(
@@ -279,10 +255,7 @@ async fn read_model_list(
         filters.push((k.clone(), v.clone()));
     }
     filters.sort();
-    let page = st
-        .store
-        .entities(&c, m.name.as_str(), after, limit, &filters)
-        .await?;
+    let page = st.store.entities(&c, m.name.as_str(), after, limit, &filters).await?;
     let items: Vec<Value> = page
         .items
         .into_iter()
@@ -306,12 +279,52 @@ async fn read_model_get(
         )));
     }
     match st.store.entity(&c, m.name.as_str(), &key).await? {
-        Some(state) => Ok(Json(
-            serde_json::from_str::<Value>(&state).unwrap_or(Value::Null),
-        )),
-        None => Err(ApiError::NotFound(format!(
-            "{} `{key}` does not exist",
-            m.name
-        ))),
+        Some(state) => Ok(Json(serde_json::from_str::<Value>(&state).unwrap_or(Value::Null))),
+        None => Err(ApiError::NotFound(format!("{} `{key}` does not exist", m.name))),
     }
+}
+
+fn processor(conn: &ConnectionRuntime) -> Result<&CommandProcessor, ApiError> {
+    conn.commands
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound(format!("connection `{}` has no command processing", conn.name)))
+}
+
+async fn command_mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let p = processor(connection(&st, &c)?)?;
+    let list: Vec<Value> = p
+        .specs()
+        .map(|s| json!({"name": s.name, "program": s.program, "transaction": s.transaction, "mapping": s, "schema": s.json_schema()}))
+        .collect();
+    Ok(Json(json!({ "commands": list })))
+}
+
+/// Submit a command over HTTP: the same validation, deduplication and receipt as over Kafka.
+/// 200 succeeded, 400 rejected (malformed), 422 refused by M3, 503 M3 unavailable after retries.
+async fn submit_command(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = processor(connection(&st, &c)?)?;
+    let fallback = format!("http-{}", chrono_like_now());
+    let outcome = p
+        .handle(&body, &fallback)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let r = &outcome.receipt;
+    let code = match (r.status, r.error.as_ref().map(|e| e.code.as_str())) {
+        (ReceiptStatus::Succeeded, _) => StatusCode::OK,
+        (ReceiptStatus::Rejected, _) => StatusCode::BAD_REQUEST,
+        (ReceiptStatus::Failed, Some("m3_unavailable")) => StatusCode::SERVICE_UNAVAILABLE,
+        (ReceiptStatus::Failed, _) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    Ok((code, Json(outcome.receipt)))
+}
+
+fn chrono_like_now() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }

@@ -1,21 +1,7 @@
 //! JSON Schemas (2020-12) of the messages a mapping emits.
 
-use mapping::{CompiledMapping, FieldType};
+use mapping::CompiledMapping;
 use serde_json::{json, Map, Value};
-
-fn field_schema(ty: FieldType, description: &str) -> Value {
-    let mut s = match ty {
-        FieldType::String => json!({"type": "string"}),
-        FieldType::Integer => json!({"type": "integer"}),
-        FieldType::Decimal => json!({"type": "number"}),
-        FieldType::Boolean => json!({"type": "boolean"}),
-        FieldType::Date => json!({"type": ["string", "null"], "format": "date"}),
-    };
-    if !description.is_empty() {
-        s["description"] = json!(description);
-    }
-    s
-}
 
 /// The schema of `<Name>Updated` or `<Name>Deleted`, or `None` if `message_type` is neither.
 pub fn message_schema(m: &CompiledMapping, message_type: &str, id: &str) -> Option<Value> {
@@ -28,16 +14,24 @@ pub fn message_schema(m: &CompiledMapping, message_type: &str, id: &str) -> Opti
     };
     let mut props = Map::new();
     let mut required = Vec::new();
-    for f in m.fields.iter().filter(|f| !deleted || f.is_key) {
-        props.insert(f.name.clone(), field_schema(f.ty, &f.description));
+    for (i, f) in m.fields.iter().enumerate().filter(|(_, f)| !deleted || f.is_key) {
+        props.insert(f.name.clone(), m.field_json_schema(i));
         required.push(json!(f.name));
+    }
+    if !deleted {
+        for name in m.constants().keys() {
+            if let Some(s) = m.constant_json_schema(name) {
+                props.insert(name.clone(), s);
+                required.push(json!(name));
+            }
+        }
     }
     Some(json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": id,
         "title": message_type,
         "description": if deleted {
-            format!("A {} was deleted in M3 table {}; carries its key.", m.name, m.table)
+            format!("A {} was deleted in M3 table {} (or left the mapping's filter); carries its key.", m.name, m.table)
         } else {
             format!("The full mapped state of a {} after a change in M3 table {}. {}", m.name, m.table, m.description)
         },

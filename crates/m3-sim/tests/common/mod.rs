@@ -33,12 +33,7 @@ impl Harness {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!(
-            "{}/{}{}",
-            self.running.base_url,
-            self.sim.config().tenant,
-            path
-        )
+        format!("{}/{}{}", self.running.base_url, self.sim.config().tenant, path)
     }
 
     pub fn token_url(&self) -> String {

@@ -1,0 +1,641 @@
+//! Commands: services change M3 by sending command messages. A command mapping names an MI
+//! transaction and maps command fields to MI parameters (required / optional / fixed). The
+//! processor validates a command, deduplicates it by id, runs the transaction (retrying transient
+//! failures) and answers with a receipt, whatever arrives.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use m3::{M3Client, M3Error};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use store::Store;
+use tracing::{info, instrument, warn};
+
+use crate::error::PipelineError;
+
+/// A command mapping: command name -> MI transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommandSpec {
+    /// Command name, PascalCase (`UpdateItem`).
+    pub name: String,
+    /// What the command does.
+    #[serde(default)]
+    pub description: String,
+    /// MI program (`MMS200MI`).
+    pub program: String,
+    /// MI transaction (`UpdItmBasic`).
+    pub transaction: String,
+    /// Parameters.
+    pub parameters: Vec<ParamSpec>,
+}
+
+/// One MI parameter of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ParamSpec {
+    /// Field name in the command's `data`; absent for fixed parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// MI field (`ITNO`).
+    pub mi: String,
+    /// Whether the command must carry it.
+    #[serde(default)]
+    pub required: bool,
+    /// A value always sent, not taken from the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<String>,
+    /// Type of the command field.
+    #[serde(default, rename = "type")]
+    pub ty: ParamType,
+    /// What it means.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// Types of command fields, converted to MI's text form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    /// JSON string, sent as is.
+    #[default]
+    String,
+    /// JSON integer.
+    Integer,
+    /// JSON number.
+    Decimal,
+    /// JSON boolean, sent as `1`/`0`.
+    Boolean,
+    /// `yyyy-MM-dd` string, sent as `yyyyMMdd`.
+    Date,
+}
+
+impl ParamType {
+    fn expected(self) -> &'static str {
+        match self {
+            ParamType::String => "a string",
+            ParamType::Integer => "an integer",
+            ParamType::Decimal => "a number",
+            ParamType::Boolean => "true or false",
+            ParamType::Date => "a date string yyyy-MM-dd",
+        }
+    }
+
+    /// JSON Schema of a command field of this type.
+    pub fn json_schema(self) -> Value {
+        match self {
+            ParamType::String => json!({"type": "string"}),
+            ParamType::Integer => json!({"type": "integer"}),
+            ParamType::Decimal => json!({"type": "number"}),
+            ParamType::Boolean => json!({"type": "boolean"}),
+            ParamType::Date => json!({"type": "string", "format": "date"}),
+        }
+    }
+}
+
+impl CommandSpec {
+    /// JSON Schema (2020-12) of the command envelope for this command.
+    pub fn json_schema(&self) -> Value {
+        let mut props = Map::new();
+        let mut required = Vec::new();
+        for p in &self.parameters {
+            if let Some(f) = &p.field {
+                let mut s = p.ty.json_schema();
+                s["description"] = json!(if p.description.is_empty() {
+                    format!("MI field {}", p.mi)
+                } else {
+                    format!("{} (MI field {})", p.description, p.mi)
+                });
+                props.insert(f.clone(), s);
+                if p.required {
+                    required.push(json!(f));
+                }
+            }
+        }
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": self.name,
+            "description": format!("{} Runs {}/{}.", self.description, self.program, self.transaction).trim().to_string(),
+            "type": "object",
+            "properties": {
+                "commandId": {"type": "string", "minLength": 1, "description": "Unique id; a redelivered command with the same id is not executed twice."},
+                "command": {"const": self.name},
+                "data": {"type": "object", "properties": props, "required": required, "additionalProperties": false},
+            },
+            "required": ["commandId", "command", "data"],
+        })
+    }
+}
+
+/// The command mappings every connection starts with: items through `MMS200MI`.
+pub fn default_commands() -> Vec<CommandSpec> {
+    let p = |field: &str, mi: &str, required: bool, description: &str| ParamSpec {
+        field: Some(field.into()),
+        mi: mi.into(),
+        required,
+        fixed: None,
+        ty: ParamType::String,
+        description: description.into(),
+    };
+    vec![
+        CommandSpec {
+            name: "UpdateItem".into(),
+            description: "Change an item's basic data.".into(),
+            program: "MMS200MI".into(),
+            transaction: "UpdItmBasic".into(),
+            parameters: vec![
+                p("itemNumber", "ITNO", true, "Item number"),
+                p("name", "ITDS", false, "Name"),
+                p("description", "FUDS", false, "Description 2"),
+                p("status", "STAT", false, "Status"),
+                p("unit", "UNMS", false, "Basic unit of measure"),
+                p("itemType", "ITTY", false, "Item type"),
+            ],
+        },
+        CommandSpec {
+            name: "CreateItem".into(),
+            description: "Create an item.".into(),
+            program: "MMS200MI".into(),
+            transaction: "AddItmBasic".into(),
+            parameters: vec![
+                p("itemNumber", "ITNO", true, "Item number"),
+                p("name", "ITDS", true, "Name"),
+                p("description", "FUDS", false, "Description 2"),
+                p("status", "STAT", true, "Status"),
+                p("unit", "UNMS", true, "Basic unit of measure"),
+                p("itemType", "ITTY", true, "Item type"),
+                p("responsible", "RESP", true, "Responsible"),
+            ],
+        },
+        CommandSpec {
+            name: "DeleteItem".into(),
+            description: "Delete an item.".into(),
+            program: "MMS200MI".into(),
+            transaction: "DltItm".into(),
+            parameters: vec![p("itemNumber", "ITNO", true, "Item number")],
+        },
+    ]
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptStatus {
+    /// M3 ran the transaction.
+    Succeeded,
+    /// M3 refused it (NOK) or stayed unavailable through every retry.
+    Failed,
+    /// The command itself is malformed; nothing was sent to M3.
+    Rejected,
+}
+
+impl ReceiptStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptStatus::Succeeded => "succeeded",
+            ReceiptStatus::Failed => "failed",
+            ReceiptStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// What went wrong, M3's words where M3 answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptError {
+    /// M3's error code (`XIM0002`) or ours (`invalid_json`, `unknown_command`, ...).
+    pub code: String,
+    /// The field at fault (`ITNO`, `data.itemNumber`), if known.
+    pub field: Option<String>,
+    /// The message.
+    pub message: String,
+}
+
+/// The answer to a command, published on the receipts topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    /// The command's id (or the transport position when the command had none).
+    pub command_id: String,
+    /// The command name, when known.
+    pub command: Option<String>,
+    /// Outcome.
+    pub status: ReceiptStatus,
+    /// Error details for failed and rejected commands.
+    pub error: Option<ReceiptError>,
+    /// M3's output records for succeeded commands.
+    pub result: Option<Value>,
+    /// When it was processed (RFC 3339).
+    pub processed_at: String,
+}
+
+/// The outcome of handling one command message.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The receipt to publish.
+    pub receipt: Receipt,
+    /// Why the message also goes to the dead-letter topic, if it does.
+    pub dead_letter: Option<String>,
+    /// Whether this id was processed before (the stored receipt is returned, M3 is not called).
+    pub duplicate: bool,
+}
+
+/// Retry policy for transient M3 failures.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all.
+    pub attempts: u32,
+    /// First pause; doubles each time.
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Validates and executes commands of one connection.
+#[derive(Clone)]
+pub struct CommandProcessor {
+    client: Arc<M3Client>,
+    store: Store,
+    connection: String,
+    specs: Arc<BTreeMap<String, CommandSpec>>,
+    retry: RetryPolicy,
+}
+
+struct Invalid {
+    code: &'static str,
+    field: Option<String>,
+    message: String,
+}
+
+fn invalid(code: &'static str, field: Option<&str>, message: String) -> Invalid {
+    Invalid {
+        code,
+        field: field.map(str::to_string),
+        message,
+    }
+}
+
+impl CommandProcessor {
+    /// A processor for `specs` on one connection.
+    pub fn new(
+        client: Arc<M3Client>,
+        store: Store,
+        connection: &str,
+        specs: Vec<CommandSpec>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            client,
+            store,
+            connection: connection.to_string(),
+            specs: Arc::new(specs.into_iter().map(|s| (s.name.clone(), s)).collect()),
+            retry,
+        }
+    }
+
+    /// The command mappings.
+    pub fn specs(&self) -> impl Iterator<Item = &CommandSpec> {
+        self.specs.values()
+    }
+
+    /// Handle one command envelope `{"commandId", "command", "data"}`. `fallback_id` names the
+    /// message in receipts when it carries no usable id (e.g. `partition/offset`).
+    #[instrument(skip_all, fields(connection = %self.connection))]
+    pub async fn handle(&self, raw: &[u8], fallback_id: &str) -> Result<Outcome, PipelineError> {
+        let (id, name, inputs) = match self.validate(raw) {
+            Ok(v) => v,
+            Err((id, name, e)) => {
+                let id = id.unwrap_or_else(|| fallback_id.to_string());
+                warn!(connection = %self.connection, command_id = %id, error = %e.message, "command rejected");
+                let receipt = receipt(
+                    id,
+                    name,
+                    ReceiptStatus::Rejected,
+                    Some((e.code.to_string(), e.field, e.message.clone())),
+                    None,
+                );
+                return Ok(Outcome {
+                    receipt,
+                    dead_letter: Some(e.message),
+                    duplicate: false,
+                });
+            }
+        };
+        if let Some(stored) = self.store.command_receipt(&self.connection, &id).await? {
+            if let Ok(receipt) = serde_json::from_str::<Receipt>(&stored) {
+                info!(connection = %self.connection, command_id = %id, "duplicate command; answering with the stored receipt");
+                return Ok(Outcome {
+                    receipt,
+                    dead_letter: None,
+                    duplicate: true,
+                });
+            }
+        }
+        let spec = &self.specs[&name];
+        let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match self.client.execute(&spec.program, &spec.transaction, &pairs, 0).await {
+                Err(e) if e.is_transient() && attempt < self.retry.attempts => {
+                    let wait = e
+                        .retry_after()
+                        .unwrap_or(self.retry.first_backoff * 2u32.pow(attempt - 1));
+                    warn!(connection = %self.connection, command_id = %id, error = %e, retry_in = ?wait, "M3 unavailable; retrying command");
+                    tokio::time::sleep(wait).await;
+                }
+                other => break other,
+            }
+        };
+        let (outcome_receipt, dead_letter) = match result {
+            Ok(records) => (
+                receipt(
+                    id.clone(),
+                    Some(name.clone()),
+                    ReceiptStatus::Succeeded,
+                    None,
+                    Some(json!({ "records": records })),
+                ),
+                None,
+            ),
+            Err(M3Error::Nok {
+                code, field, message, ..
+            }) => (
+                receipt(
+                    id.clone(),
+                    Some(name.clone()),
+                    ReceiptStatus::Failed,
+                    Some((code, field, message)),
+                    None,
+                ),
+                None,
+            ),
+            Err(e) => {
+                let transient = e.is_transient();
+                let r = receipt(
+                    id.clone(),
+                    Some(name.clone()),
+                    ReceiptStatus::Failed,
+                    Some((
+                        if transient { "m3_unavailable" } else { "m3_error" }.into(),
+                        None,
+                        e.to_string(),
+                    )),
+                    None,
+                );
+                (r, Some(format!("M3 failed after {attempt} attempts: {e}")))
+            }
+        };
+        let text = serde_json::to_string(&outcome_receipt).expect("receipts serialise");
+        self.store
+            .record_command(&self.connection, &id, &name, outcome_receipt.status.as_str(), &text)
+            .await?;
+        info!(connection = %self.connection, command_id = %id, command = %name, status = outcome_receipt.status.as_str(), "command processed");
+        Ok(Outcome {
+            receipt: outcome_receipt,
+            dead_letter,
+            duplicate: false,
+        })
+    }
+
+    /// Parse and check a command; on error also return whatever id and name could be read.
+    #[allow(clippy::type_complexity)]
+    fn validate(
+        &self,
+        raw: &[u8],
+    ) -> Result<(String, String, Vec<(String, String)>), (Option<String>, Option<String>, Invalid)> {
+        let v: Value = serde_json::from_slice(raw).map_err(|e| {
+            (
+                None,
+                None,
+                invalid(
+                    "invalid_json",
+                    None,
+                    format!("not valid JSON at line {} column {}: {e}", e.line(), e.column()),
+                ),
+            )
+        })?;
+        let Value::Object(obj) = v else {
+            return Err((
+                None,
+                None,
+                invalid(
+                    "invalid_command",
+                    None,
+                    "expected a JSON object with commandId, command and data".into(),
+                ),
+            ));
+        };
+        let id = match obj.get("commandId") {
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => s.clone(),
+            _ => {
+                return Err((
+                    None,
+                    None,
+                    invalid(
+                        "invalid_command",
+                        Some("commandId"),
+                        "commandId: expected a non-empty string of at most 200 characters".into(),
+                    ),
+                ))
+            }
+        };
+        let name = match obj.get("command") {
+            Some(Value::String(s)) => s.clone(),
+            _ => {
+                return Err((
+                    Some(id),
+                    None,
+                    invalid("invalid_command", Some("command"), "command: expected a string".into()),
+                ))
+            }
+        };
+        let Some(spec) = self.specs.get(&name) else {
+            let known: Vec<&str> = self.specs.keys().map(String::as_str).collect();
+            let hint = mapping::names::closest(&name, known.iter().copied())
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err((
+                Some(id),
+                Some(name.clone()),
+                invalid(
+                    "unknown_command",
+                    Some("command"),
+                    format!(
+                        "command: unknown command `{name}`; {hint}expected one of: {}",
+                        known.join(", ")
+                    ),
+                ),
+            ));
+        };
+        if let Some(extra) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "commandId" | "command" | "data"))
+        {
+            return Err((
+                Some(id),
+                Some(name),
+                invalid(
+                    "invalid_command",
+                    Some(extra),
+                    format!("{extra}: unknown key; expected commandId, command, data"),
+                ),
+            ));
+        }
+        let data = match obj.get("data") {
+            Some(Value::Object(d)) => d,
+            None => {
+                return Err((
+                    Some(id),
+                    Some(name),
+                    invalid("invalid_command", Some("data"), "data: required, an object".into()),
+                ))
+            }
+            Some(_) => {
+                return Err((
+                    Some(id),
+                    Some(name),
+                    invalid("invalid_command", Some("data"), "data: expected an object".into()),
+                ))
+            }
+        };
+        let fields: Vec<&str> = spec.parameters.iter().filter_map(|p| p.field.as_deref()).collect();
+        if let Some(unknown) = data.keys().find(|k| !fields.contains(&k.as_str())) {
+            return Err((
+                Some(id),
+                Some(name),
+                invalid(
+                    "unknown_field",
+                    Some(&format!("data.{unknown}")),
+                    format!(
+                        "data.{unknown}: not a parameter of {}; expected: {}",
+                        spec.name,
+                        fields.join(", ")
+                    ),
+                ),
+            ));
+        }
+        let mut inputs = Vec::new();
+        for p in &spec.parameters {
+            if let Some(fixed) = &p.fixed {
+                inputs.push((p.mi.clone(), fixed.clone()));
+                continue;
+            }
+            let Some(field) = &p.field else { continue };
+            let path = format!("data.{field}");
+            match data.get(field) {
+                None | Some(Value::Null) => {
+                    if p.required {
+                        return Err((
+                            Some(id),
+                            Some(name),
+                            invalid(
+                                "missing_field",
+                                Some(&path),
+                                format!("{path}: required ({})", p.ty.expected()),
+                            ),
+                        ));
+                    }
+                }
+                Some(v) => match to_mi(p.ty, v) {
+                    Some(s) => inputs.push((p.mi.clone(), s)),
+                    None => {
+                        return Err((
+                            Some(id),
+                            Some(name),
+                            invalid(
+                                "wrong_type",
+                                Some(&path),
+                                format!("{path}: expected {}, got {}", p.ty.expected(), short(v)),
+                            ),
+                        ))
+                    }
+                },
+            }
+        }
+        Ok((id, name, inputs))
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(57).map(|(i, _)| i).unwrap_or(s.len())]
+        )
+    } else {
+        s
+    }
+}
+
+fn to_mi(ty: ParamType, v: &Value) -> Option<String> {
+    match (ty, v) {
+        (ParamType::String, Value::String(s)) => Some(s.clone()),
+        (ParamType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        (ParamType::Decimal, Value::Number(n)) => Some(n.to_string()),
+        (ParamType::Boolean, Value::Bool(b)) => Some(if *b { "1" } else { "0" }.into()),
+        (ParamType::Date, Value::String(s)) => {
+            let b = s.as_bytes();
+            let ok = b.len() == 10
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+            ok.then(|| s.replace('-', ""))
+        }
+        _ => None,
+    }
+}
+
+fn receipt(
+    id: String,
+    command: Option<String>,
+    status: ReceiptStatus,
+    error: Option<(String, Option<String>, String)>,
+    result: Option<Value>,
+) -> Receipt {
+    Receipt {
+        command_id: id,
+        command,
+        status,
+        error: error.map(|(code, field, message)| ReceiptError { code, field, message }),
+        result,
+        processed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mi_values_follow_the_parameter_type() {
+        assert_eq!(
+            to_mi(ParamType::Date, &json!("2026-11-25")).as_deref(),
+            Some("20261125")
+        );
+        assert_eq!(to_mi(ParamType::Date, &json!("25.11.2026")), None);
+        assert_eq!(to_mi(ParamType::Boolean, &json!(true)).as_deref(), Some("1"));
+        assert_eq!(to_mi(ParamType::Integer, &json!(1.5)), None);
+        assert_eq!(to_mi(ParamType::Decimal, &json!(1.5)).as_deref(), Some("1.5"));
+        assert_eq!(to_mi(ParamType::String, &json!(5)), None);
+    }
+
+    #[test]
+    fn command_schemas_list_required_fields() {
+        let s = default_commands()[0].json_schema();
+        assert_eq!(s["properties"]["data"]["required"], json!(["itemNumber"]));
+        assert_eq!(s["properties"]["command"]["const"], "UpdateItem");
+    }
+}
