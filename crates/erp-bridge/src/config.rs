@@ -56,6 +56,12 @@ pub struct ConnectionConfig {
     pub page_size: u32,
     /// `EXPORTMI` column separator; must not occur in the data.
     pub separator: char,
+    /// Bearer token M3 must send on webhook calls (`/webhooks/{connection}/{TABLE}`).
+    pub webhook_token: Option<String>,
+    /// Basic-auth user M3 may send on webhook calls instead (with `webhook_password`).
+    pub webhook_username: Option<String>,
+    /// Basic-auth password for webhook calls.
+    pub webhook_password: Option<String>,
 }
 
 /// The embedded simulator.
@@ -103,6 +109,9 @@ impl Default for ConnectionConfig {
             overlap: Duration::from_secs(5),
             page_size: 1000,
             separator: '~',
+            webhook_token: None,
+            webhook_username: None,
+            webhook_password: None,
         }
     }
 }
@@ -156,6 +165,11 @@ impl Config {
                 "connection.page_size: expected 1 to 100000, got {}",
                 c.page_size
             )));
+        }
+        if c.webhook_username.is_some() != c.webhook_password.is_some() {
+            return Err(ConfigError(
+                "connection.webhook_username and connection.webhook_password: set both or neither".into(),
+            ));
         }
         if !(self.simulator.changes_per_second >= 0.0 && self.simulator.changes_per_second.is_finite()) {
             return Err(ConfigError(format!(

@@ -14,7 +14,7 @@ use mapping::catalog;
 use pipeline::commands::{default_commands, CommandProcessor, RetryPolicy};
 use pipeline::{Connector, ConnectorSettings, MappingSource};
 use store::Store;
-use studio::{AppState, ConnectionRuntime};
+use studio::{AppState, ConnectionRuntime, WebhookAuth};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
@@ -148,6 +148,14 @@ impl App {
             mappings,
             status: connector.status(),
             commands: Some(processor.clone()),
+            ingest: Some(connector.ingest()),
+            webhook_auth: WebhookAuth {
+                bearer: c.webhook_token.clone().map(m3::Secret::new),
+                basic: c
+                    .webhook_username
+                    .clone()
+                    .zip(c.webhook_password.clone().map(m3::Secret::new)),
+            },
         };
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = connector.spawn(rx.clone());

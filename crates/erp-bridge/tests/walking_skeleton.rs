@@ -1,138 +1,17 @@
 //! End to end through public interfaces: a simulated M3 on port 0, erp-bridge on port 0, and
 //! assertions over the HTTP API (message log, read models, health).
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
-use erp_bridge::config::Config;
+use common::{eventually, key_path, of_subject, Env};
 use erp_bridge::App;
-use m3_sim::{RunningSim, SimConfig, Simulator};
 use serde_json::Value;
 
 const ITEMS: usize = 150;
 
-struct Env {
-    sim: Simulator,
-    _running: RunningSim,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-impl Env {
-    async fn new() -> Env {
-        let sim = Simulator::new(SimConfig {
-            items: ITEMS,
-            seed: 7,
-            ..Default::default()
-        });
-        let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ion = sim.ionapi(&running.base_url);
-        std::fs::write(dir.path().join("m3.ionapi"), ion.to_string()).unwrap();
-        Env {
-            sim,
-            _running: running,
-            dir,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn config(&self) -> Config {
-        config_for(self.dir.path(), &self.dir.path().join("m3.ionapi"))
-    }
-
-    async fn start(&self) -> App {
-        App::start(self.config()).await.expect("app starts")
-    }
-
-    async fn get(&self, app: &App, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", app.api_url)).send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Every message in the log, oldest first.
-    async fn all_messages(&self, app: &App) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut after = 0;
-        loop {
-            let (s, v) = self
-                .get(app, &format!("/api/connections/demo/messages?after={after}&limit=1000"))
-                .await;
-            assert_eq!(s, 200, "{v}");
-            let page = v["messages"].as_array().unwrap().clone();
-            if page.is_empty() {
-                return out;
-            }
-            after = v["next"].as_i64().unwrap();
-            out.extend(page);
-        }
-    }
-
-    async fn status(&self, app: &App) -> Value {
-        self.get(app, "/api/connections/demo/status").await.1["tables"]["Item"].clone()
-    }
-
-    /// Wait until the connector has finished `n` more polls than now.
-    async fn polls(&self, app: &App, n: usize) {
-        for _ in 0..n {
-            let before = self.status(app).await["last_poll"].clone();
-            eventually("a poll to finish", || async {
-                self.status(app).await["last_poll"] != before
-            })
-            .await;
-        }
-    }
-
-    async fn loaded(&self, app: &App) {
-        eventually("the initial load to finish", || async {
-            let s = self.status(app).await;
-            s["phase"] == "polling" && !s["last_poll"].is_null()
-        })
-        .await;
-    }
-}
-
-fn config_for(dir: &Path, ionapi: &Path) -> Config {
-    let mut cfg = Config {
-        data_dir: dir.join("data"),
-        ..Default::default()
-    };
-    cfg.http.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.connection.ionapi_file = Some(ionapi.to_path_buf());
-    cfg.connection.poll_interval = Duration::from_millis(100);
-    cfg.connection.reconcile_interval = Duration::from_millis(300);
-    cfg.connection.page_size = 40; // several pages, so paging is exercised
-    cfg
-}
-
-/// Wait (up to 30 s) for a condition; fail naming what was awaited.
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn of_subject<'a>(messages: &'a [Value], key: &str) -> Vec<&'a Value> {
-    messages.iter().filter(|m| m["subject"] == key).collect()
-}
-
-fn key_path(key: &str) -> String {
-    key.replace('|', "%7C")
-}
-
 #[tokio::test]
 async fn initial_load_emits_every_item_once_with_cloudevents_attributes() {
-    let env = Env::new().await;
+    let env = Env::new(ITEMS).await;
     let app = env.start().await;
     env.loaded(&app).await;
     let messages = env.all_messages(&app).await;
@@ -173,7 +52,7 @@ async fn initial_load_emits_every_item_once_with_cloudevents_attributes() {
 
 #[tokio::test]
 async fn a_changed_item_yields_exactly_one_item_updated_and_updates_the_read_model() {
-    let env = Env::new().await;
+    let env = Env::new(ITEMS).await;
     let app = env.start().await;
     env.loaded(&app).await;
     let itno = env.sim.rows("MITMAS")[10]["MMITNO"].clone();
@@ -217,7 +96,7 @@ async fn a_changed_item_yields_exactly_one_item_updated_and_updates_the_read_mod
 
 #[tokio::test]
 async fn a_new_item_and_a_deleted_item_reach_the_log_and_the_read_model() {
-    let env = Env::new().await;
+    let env = Env::new(ITEMS).await;
     let app = env.start().await;
     env.loaded(&app).await;
     env.sim
@@ -271,7 +150,7 @@ async fn a_new_item_and_a_deleted_item_reach_the_log_and_the_read_model() {
 
 #[tokio::test]
 async fn a_restart_resumes_from_the_cursor_without_duplicates() {
-    let env = Env::new().await;
+    let env = Env::new(ITEMS).await;
     let app = env.start().await;
     env.loaded(&app).await;
     app.shutdown().await;
@@ -295,7 +174,7 @@ async fn a_restart_resumes_from_the_cursor_without_duplicates() {
     for itno in &changed {
         assert_eq!(of_subject(&messages, &format!("100|{itno}")).len(), 2, "{itno}");
     }
-    let status = env.status(&app).await;
+    let status = env.table_status(&app).await;
     assert!(
         status["rows_seen"].as_u64().unwrap() < ITEMS as u64,
         "resumed polling instead of re-reading the table: {status}"
@@ -305,7 +184,7 @@ async fn a_restart_resumes_from_the_cursor_without_duplicates() {
 
 #[tokio::test]
 async fn health_readiness_and_clear_errors_for_bad_requests() {
-    let env = Env::new().await;
+    let env = Env::new(ITEMS).await;
     let app = env.start().await;
     assert_eq!(env.get(&app, "/healthz").await.0, 200);
     eventually("readiness", || async { env.get(&app, "/readyz").await.0 == 200 }).await;
@@ -338,13 +217,13 @@ async fn health_readiness_and_clear_errors_for_bad_requests() {
 
 #[tokio::test]
 async fn readiness_fails_with_wrong_credentials_and_names_the_cause() {
-    let env = Env::new().await;
+    let env = Env::new(ITEMS).await;
     let mut ion: Value =
         serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap()).unwrap();
     ion["sask"] = Value::String("wrong".into());
     let f = env.dir.path().join("wrong.ionapi");
     std::fs::write(&f, ion.to_string()).unwrap();
-    let app = App::start(config_for(env.dir.path(), &f)).await.unwrap();
+    let app = App::start(common::config_for(env.dir.path(), &f)).await.unwrap();
     eventually("the authentication failure to show", || async {
         let (s, v) = env.get(&app, "/readyz").await;
         s == 503 && v["problems"][0].as_str().unwrap_or("").contains("AuthenticationFailed")
@@ -355,13 +234,13 @@ async fn readiness_fails_with_wrong_credentials_and_names_the_cause() {
 
 #[tokio::test]
 async fn an_ionapi_file_without_saak_is_rejected_naming_the_key() {
-    let env = Env::new().await;
+    let env = Env::new(ITEMS).await;
     let mut ion: Value =
         serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap()).unwrap();
     ion.as_object_mut().unwrap().remove("saak");
     let f = env.dir.path().join("browser-app.ionapi");
     std::fs::write(&f, ion.to_string()).unwrap();
-    let err = match App::start(config_for(env.dir.path(), &f)).await {
+    let err = match App::start(common::config_for(env.dir.path(), &f)).await {
         Ok(_) => panic!("an .ionapi without saak must be refused"),
         Err(e) => format!("{e:#}"),
     };

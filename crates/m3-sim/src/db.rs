@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use mapping::catalog::{self, Column, ColumnKind, Table};
 
 use crate::error::SimError;
+use crate::webhook::Op;
 
 /// Scale of the fixed-point decimals used for numeric comparisons (9 decimals).
 const DEC_SCALE: i128 = 1_000_000_000;
@@ -106,6 +107,10 @@ pub(crate) struct Db {
     pub tables: BTreeMap<String, TableData>,
     /// The last LMTS handed out; LMTS never goes backwards.
     pub last_ms: i64,
+    /// Bumped on every write (insert, update, delete, load); autosave compares it.
+    pub generation: u64,
+    /// Where change events go (webhooks); `None` while seeding.
+    pub hub: Option<Arc<crate::webhook::Hub>>,
 }
 
 /// The schemas of every table the simulator has, in MDP order.
@@ -362,7 +367,12 @@ impl Db {
                 )
             })
             .collect();
-        Db { tables, last_ms: 0 }
+        Db {
+            tables,
+            last_ms: 0,
+            generation: 0,
+            hub: None,
+        }
     }
 
     /// A table by name.
@@ -435,6 +445,7 @@ impl Db {
         set_audit(&schema, &mut row, ms, user, WriteKind::Insert);
         tracing::debug!(table, key = %key_text(&schema, &row), user, "insert");
         self.table_mut(table)?.rows.insert(key, row.clone());
+        self.changed(&schema, Op::Create, None, Some(&row));
         Ok(row)
     }
 
@@ -470,12 +481,15 @@ impl Db {
             table: table.to_string(),
             key: key_parts_text(key),
         })?;
+        let before = row.clone();
         for (pos, v) in normalized {
             row[pos] = v;
         }
         set_audit(&schema, row, ms, user, WriteKind::Update);
         tracing::debug!(table, key = %key_parts_text(key), user, "update");
-        Ok(row.clone())
+        let after = row.clone();
+        self.changed(&schema, Op::Update, Some(&before), Some(&after));
+        Ok(after)
     }
 
     /// Deletes a row found by key.
@@ -486,7 +500,17 @@ impl Db {
             key: key_parts_text(key),
         })?;
         tracing::debug!(table, key = %key_parts_text(key), user, "delete");
+        let schema = data.schema.clone();
+        self.changed(&schema, Op::Delete, Some(&row), None);
         Ok(row)
+    }
+
+    /// Records a write: bumps the generation and hands the change to the webhook hub.
+    fn changed(&mut self, schema: &TableSchema, op: Op, before: Option<&[String]>, after: Option<&[String]>) {
+        self.generation += 1;
+        if let Some(hub) = &self.hub {
+            hub.emit(schema, op, before, after);
+        }
     }
 
     /// Inserts a fully built row as is (seeding), keeping its audit fields.
@@ -494,6 +518,7 @@ impl Db {
         let data = self.table_mut(table)?;
         let key = row_key(&data.schema, &row);
         data.rows.insert(key, row);
+        self.generation += 1;
         Ok(())
     }
 }

@@ -55,4 +55,23 @@ pub enum SimError {
     /// Key columns cannot be changed by an update.
     #[error("key column {0} cannot be changed")]
     KeyChange(String),
+    /// Reading or writing a snapshot file failed.
+    #[error("snapshot file {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// A snapshot file exists but cannot be used (not JSON, wrong format).
+    #[error("snapshot file {path} is invalid: {message}")]
+    Snapshot {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A webhook subscription cannot be used (bad `M3:TABLE:CUD` filter, URL or table).
+    #[error("invalid webhook subscription: {0}")]
+    InvalidSubscription(String),
 }

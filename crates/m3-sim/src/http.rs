@@ -1,6 +1,6 @@
 //! The simulated ION API gateway over HTTP (axum): OAuth2 token and revoke endpoints, MI REST
 //! v1 (matrix options) and v2 (single GET and bulk POST), the Metadata Publisher, and the
-//! unauthenticated admin routes (health, fault injection).
+//! unauthenticated admin routes (health, fault injection, webhook subscriptions).
 
 // Handlers short-circuit with a ready `Response` as the error; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
@@ -19,7 +19,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use crate::mi::{self, MiCall, MiReply};
-use crate::{lock, Faults, Inner, MI_USER};
+use crate::{lock, Faults, Inner, Simulator, SubscriptionId, WebhookAuth, WebhookSubscription, MI_USER};
 
 /// Default `maxrecs` of MI calls, like M3.
 const DEFAULT_MAXRECS: usize = 100;
@@ -62,7 +62,17 @@ pub(crate) fn set_faults(inner: &Inner, mut faults: Faults) {
         tracing::info!(expired = n, "all access tokens expired by fault injection");
         faults.expire_tokens_now = false;
     }
-    faults.error_rate = faults.error_rate.clamp(0.0, 1.0);
+    faults.error_rate = if faults.error_rate.is_finite() {
+        faults.error_rate.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    faults.drop_webhooks = if faults.drop_webhooks.is_finite() {
+        faults.drop_webhooks.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    inner.hub.set_drop_rate(faults.drop_webhooks);
     tracing::info!(?faults, "faults set");
     *lock(&inner.faults) = faults;
 }
@@ -72,6 +82,11 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/admin/health", get(health))
         .route("/admin/faults", get(get_faults).post(post_faults))
+        .route(
+            "/admin/webhooks",
+            get(list_webhooks).post(post_webhook).delete(delete_webhooks),
+        )
+        .route("/admin/webhooks/{id}", axum::routing::delete(delete_webhook))
         .route("/{tenant}/as/token.oauth2", post(token))
         .route("/{tenant}/as/revoke_token.oauth2", post(revoke))
         .route("/{tenant}/M3/m3api-rest/execute/{*rest}", get(v1_execute))
@@ -129,6 +144,76 @@ async fn post_faults(State(inner): S, body: Bytes) -> Response {
             json!({"error": "bad_request", "message": e.to_string()}),
         ),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Webhook subscriptions (admin)
+
+/// A subscription as the admin routes show it (secrets masked).
+fn webhook_json(id: SubscriptionId, sub: &WebhookSubscription) -> Value {
+    let auth = match &sub.auth {
+        WebhookAuth::None => json!({"type": "none"}),
+        WebhookAuth::Basic { user, .. } => json!({"type": "basic", "user": user, "password": "***"}),
+        WebhookAuth::Bearer { .. } => json!({"type": "bearer", "token": "***"}),
+    };
+    json!({"id": id, "subscription": sub.subscription, "url": sub.url, "auth": auth})
+}
+
+fn simulator(inner: &Arc<Inner>) -> Simulator {
+    Simulator { inner: inner.clone() }
+}
+
+async fn list_webhooks(State(inner): S) -> Response {
+    let list: Vec<Value> = simulator(&inner)
+        .subscriptions()
+        .iter()
+        .map(|(id, sub)| webhook_json(*id, sub))
+        .collect();
+    json_response(StatusCode::OK, json!({ "list": list }))
+}
+
+async fn post_webhook(State(inner): S, body: Bytes) -> Response {
+    let sub = match serde_json::from_slice::<WebhookSubscription>(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "message": e.to_string()}),
+            )
+        }
+    };
+    match simulator(&inner).try_subscribe(sub.clone()) {
+        Ok(id) => json_response(StatusCode::CREATED, webhook_json(id, &sub)),
+        Err(e) => json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad_request", "message": e.to_string()}),
+        ),
+    }
+}
+
+fn unsubscribe_answer(inner: &Arc<Inner>, id: &str) -> Response {
+    match id.trim().parse::<u64>() {
+        Ok(n) if simulator(inner).unsubscribe(SubscriptionId(n)) => StatusCode::NO_CONTENT.into_response(),
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            json!({"error": "not_found", "message": format!("No webhook subscription {id}")}),
+        ),
+    }
+}
+
+async fn delete_webhook(State(inner): S, Path(id): Path<String>) -> Response {
+    unsubscribe_answer(&inner, &id)
+}
+
+/// `DELETE /admin/webhooks?id=N` removes one, without `id` all of them.
+async fn delete_webhooks(State(inner): S, RawQuery(q): RawQuery) -> Response {
+    if let Some((_, id)) = query_pairs(q.as_deref()).into_iter().find(|(k, _)| k == "id") {
+        return unsubscribe_answer(&inner, &id);
+    }
+    let sim = simulator(&inner);
+    let ids: Vec<SubscriptionId> = sim.subscriptions().into_iter().map(|(id, _)| id).collect();
+    let removed = ids.into_iter().filter(|id| sim.unsubscribe(*id)).count();
+    json_response(StatusCode::OK, json!({ "removed": removed }))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -304,7 +389,23 @@ async fn revoke(State(inner): S, Path(tenant): Path<String>, headers: HeaderMap,
 // ---------------------------------------------------------------------------------------
 // Gateway checks shared by MI and MDP
 
-async fn gate(inner: &Inner, tenant: &str, headers: &HeaderMap) -> Result<(), Response> {
+/// Which part of the gateway a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Mi,
+    Mdp,
+}
+
+/// HTTP Basic credentials of a request, if it carries any.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let b = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let decoded = String::from_utf8(base64_decode(b)?).ok()?;
+    let (user, pass) = decoded.split_once(':')?;
+    Some((user.to_string(), pass.to_string()))
+}
+
+async fn gate(inner: &Inner, tenant: &str, headers: &HeaderMap, api: Api) -> Result<(), Response> {
     if tenant != inner.cfg.tenant {
         return Err(not_found().await);
     }
@@ -312,6 +413,62 @@ async fn gate(inner: &Inner, tenant: &str, headers: &HeaderMap) -> Result<(), Re
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
+    // On-premises MDP: HTTP Basic with the configured credentials, besides the bearer token.
+    let basic_ok = match (&inner.cfg.mdp_basic_auth, api) {
+        (Some((user, pass)), Api::Mdp) => match basic_credentials(headers) {
+            Some((u, p)) if &u == user && &p == pass => true,
+            Some(_) => {
+                let mut r = json_response(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "unauthorized", "error_description": "Invalid user name or password"}),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"mdprest\""),
+                );
+                return Err(r);
+            }
+            None => false,
+        },
+        _ => false,
+    };
+    if !basic_ok {
+        check_bearer(inner, headers)?;
+    }
+    if let Some(secs) = faults.throttle {
+        let mut r = json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": "quota_exceeded", "message": "Rate limit quota violation. Quota limit exceeded."}),
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(r);
+    }
+    if faults.mdp_down && api == Api::Mdp {
+        return Err(json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "service_unavailable", "message": "Metadata Publisher is not available"}),
+        ));
+    }
+    if let Some(ms) = faults.gateway_timeout {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Err(json_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            json!({"error": "gateway_timeout", "message": "The target endpoint did not respond within the gateway timeout"}),
+        ));
+    }
+    if faults.error_rate > 0.0 && rand::thread_rng().gen_bool(faults.error_rate) {
+        return Err(json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "internal_server_error", "message": "Simulated M3 failure"}),
+        ));
+    }
+    Ok(())
+}
+
+/// The bearer-token check of the gateway (401 when missing, unknown or expired).
+fn check_bearer(inner: &Inner, headers: &HeaderMap) -> Result<(), Response> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -335,22 +492,6 @@ async fn gate(inner: &Inner, tenant: &str, headers: &HeaderMap) -> Result<(), Re
         None => return Err(unauthorized("Invalid or revoked access token")),
         Some(exp) if *exp <= Instant::now() => return Err(unauthorized("Access token expired")),
         Some(_) => {}
-    }
-    if let Some(secs) = faults.throttle {
-        let mut r = json_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"error": "quota_exceeded", "message": "Rate limit quota violation. Quota limit exceeded."}),
-        );
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(r);
-    }
-    if faults.error_rate > 0.0 && rand::thread_rng().gen_bool(faults.error_rate) {
-        return Err(json_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": "internal_server_error", "message": "Simulated M3 failure"}),
-        ));
     }
     Ok(())
 }
@@ -461,7 +602,7 @@ async fn v1_execute(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(&inner, &tenant, &headers).await {
+    if let Err(r) = gate(&inner, &tenant, &headers, Api::Mi).await {
         return r;
     }
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -601,7 +742,7 @@ async fn v2_get(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(&inner, &tenant, &headers).await {
+    if let Err(r) = gate(&inner, &tenant, &headers, Api::Mi).await {
         return r;
     }
     let mut opts = Options::new(&inner);
@@ -638,7 +779,7 @@ async fn v2_bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = gate(&inner, &tenant, &headers).await {
+    if let Err(r) = gate(&inner, &tenant, &headers, Api::Mi).await {
         return r;
     }
     let mut opts = Options::new(&inner);
@@ -725,7 +866,7 @@ async fn mdp_tables(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(&inner, &tenant, &headers).await {
+    if let Err(r) = gate(&inner, &tenant, &headers, Api::Mdp).await {
         return r;
     }
     let filter = query_pairs(q.as_deref())
@@ -756,7 +897,7 @@ async fn mdp_columns(
     Path((tenant, table, _component)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(&inner, &tenant, &headers).await {
+    if let Err(r) = gate(&inner, &tenant, &headers, Api::Mdp).await {
         return r;
     }
     let db = lock(&inner.db);
@@ -799,7 +940,7 @@ async fn mdp_index_keys(
     Path((tenant, index, _component)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = gate(&inner, &tenant, &headers).await {
+    if let Err(r) = gate(&inner, &tenant, &headers, Api::Mdp).await {
         return r;
     }
     let index = index.to_ascii_uppercase();

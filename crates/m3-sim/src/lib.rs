@@ -11,10 +11,13 @@ pub mod export_query;
 mod http;
 pub mod mi;
 mod seed;
+mod snapshot;
+mod webhook;
 mod workload;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +26,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use error::SimError;
+pub use snapshot::FORMAT as SNAPSHOT_FORMAT;
+pub use webhook::{SubscriptionId, WebhookAuth, WebhookSubscription, WEBHOOK_TIMEOUT};
 
 use db::Db;
 
@@ -52,6 +57,9 @@ pub struct SimConfig {
     pub saak: String,
     /// Service account secret key (`sask`).
     pub sask: String,
+    /// On-premises MDP shape: when set, `/{tenant}/M3/mdprest/...` also accepts HTTP Basic
+    /// with this user and password (the bearer token keeps working). Default `None`.
+    pub mdp_basic_auth: Option<(String, String)>,
 }
 
 impl Default for SimConfig {
@@ -67,21 +75,38 @@ impl Default for SimConfig {
             items: 1000,
             seed: 42,
             token_lifetime: Duration::from_secs(2 * 60 * 60),
+            mdp_basic_auth: None,
         }
     }
 }
 
-/// Faults the simulated gateway injects into API calls (MI and MDP; not the token endpoint or
-/// admin routes).
+/// Faults the simulated gateway injects into API calls (MI, including EXPORTMI, and MDP; not
+/// the token endpoint or admin routes), plus webhook faults.
+///
+/// JSON (`GET`/`POST /admin/faults`), every field optional:
+/// `{"latency_ms":0,"error_rate":0.0,"throttle":null,"expire_tokens_now":false,
+///   "drop_webhooks":0.0,"gateway_timeout":null,"mdp_down":false}`.
+///
+/// Order of the checks on an API call: `latency_ms` delay, token check (401), `throttle` (429),
+/// `mdp_down` (503, MDP routes only), `gateway_timeout` (504), `error_rate` (500).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
-    /// Extra latency added to every API call.
+    /// Extra latency (milliseconds) added to every API call.
     pub latency_ms: u64,
     /// Share (0.0..=1.0) of API calls answered with HTTP 500.
     pub error_rate: f64,
     /// When set, every API call is answered 429 with `Retry-After: <seconds>`.
     pub throttle: Option<u64>,
+    /// When set, every API call waits this many milliseconds and is then answered HTTP 504
+    /// like the ION API gateway when M3 does not answer in time; the call is not executed.
+    pub gateway_timeout: Option<u64>,
+    /// When true, the Metadata Publisher routes (`/M3/mdprest/...`) answer HTTP 503 (MI keeps
+    /// working).
+    pub mdp_down: bool,
+    /// Share (0.0..=1.0) of webhook posts silently dropped (never sent, nothing logged above
+    /// debug), like a lost fire-and-forget call.
+    pub drop_webhooks: f64,
     /// One-shot: when true, every access token issued so far expires now (refresh tokens stay
     /// valid). Not kept in the stored faults.
     pub expire_tokens_now: bool,
@@ -93,6 +118,7 @@ pub(crate) struct Inner {
     pub db: Mutex<Db>,
     pub auth: Mutex<http::AuthState>,
     pub faults: Mutex<Faults>,
+    pub hub: Arc<webhook::Hub>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked holder cannot corrupt string rows).
@@ -156,14 +182,115 @@ impl Simulator {
     pub fn new(cfg: SimConfig) -> Simulator {
         let mut db = Db::new();
         seed::seed(&mut db, cfg.seed, cfg.company, cfg.items);
+        Simulator::with_db(cfg, db)
+    }
+
+    /// A simulator whose data is the snapshot at `path` if that file exists (every table's
+    /// rows and the LMTS clock; tokens, faults and webhooks are not kept), else seeded like
+    /// [`Simulator::new`]. Writes after a restart get an LMTS >= every saved one.
+    pub fn open(cfg: SimConfig, path: &Path) -> Result<Simulator, SimError> {
+        let mut db = Db::new();
+        seed::seed(&mut db, cfg.seed, cfg.company, cfg.items);
+        if path.exists() {
+            snapshot::load_into(&mut db, path)?;
+        } else {
+            tracing::info!(path = %path.display(), "no snapshot yet, seeded");
+        }
+        Ok(Simulator::with_db(cfg, db))
+    }
+
+    fn with_db(cfg: SimConfig, mut db: Db) -> Simulator {
+        let hub = Arc::new(webhook::Hub::new());
+        db.hub = Some(hub.clone());
         Simulator {
             inner: Arc::new(Inner {
                 cfg,
                 db: Mutex::new(db),
                 auth: Mutex::new(http::AuthState::default()),
                 faults: Mutex::new(Faults::default()),
+                hub,
             }),
         }
+    }
+
+    /// Writes a snapshot of all tables to `path` atomically (temporary file in the same
+    /// directory, then rename). Compact JSON, format [`SNAPSHOT_FORMAT`].
+    pub fn save(&self, path: &Path) -> Result<(), SimError> {
+        save_inner(&self.inner, path).map(|_| ())
+    }
+
+    /// Saves to `path` every `every` when something changed since the last save by this task
+    /// (the first check is after one period). Errors are logged. Abort the handle to stop;
+    /// the task also ends when every `Simulator` clone is dropped. Call [`Simulator::save`]
+    /// at shutdown to keep the last changes.
+    pub fn autosave(&self, path: PathBuf, every: Duration) -> JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let every = every.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut saved = weak.upgrade().map(|i| lock(&i.db).generation);
+            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(inner) = weak.upgrade() else {
+                    break;
+                };
+                if Some(lock(&inner.db).generation) == saved {
+                    continue;
+                }
+                let path = path.clone();
+                match tokio::task::spawn_blocking(move || save_inner(&inner, &path)).await {
+                    Ok(Ok(generation)) => saved = Some(generation),
+                    Ok(Err(e)) => tracing::warn!(%e, "autosave failed"),
+                    Err(e) => tracing::warn!(%e, "autosave task failed"),
+                }
+            }
+            tracing::debug!("autosave stopped");
+        })
+    }
+
+    /// Subscribes a webhook (Event Hub style, see [`WebhookSubscription`]). Every later write
+    /// to the table with a subscribed operation (direct API, MI transactions, workload) is
+    /// POSTed as JSON, fire-and-forget. An invalid filter (see
+    /// [`WebhookSubscription::filter`]) gives a subscription that never fires (and a warning);
+    /// use [`Simulator::try_subscribe`] to get the error instead.
+    pub fn subscribe(&self, sub: WebhookSubscription) -> SubscriptionId {
+        match sub.filter() {
+            Ok((table, ops)) => self.inner.hub.subscribe(sub, table, ops),
+            Err(e) => {
+                tracing::warn!(%e, "webhook subscription never fires");
+                self.inner.hub.subscribe(sub, String::new(), Vec::new())
+            }
+        }
+    }
+
+    /// Like [`Simulator::subscribe`], but rejects a bad filter, an unknown table or a URL that
+    /// is not http(s).
+    pub fn try_subscribe(&self, sub: WebhookSubscription) -> Result<SubscriptionId, SimError> {
+        let (table, ops) = sub.filter()?;
+        if !lock(&self.inner.db).tables.contains_key(&table) {
+            return Err(SimError::InvalidSubscription(format!("table {table} does not exist")));
+        }
+        match url::Url::parse(&sub.url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => {
+                return Err(SimError::InvalidSubscription(format!(
+                    "'{}' is not an http(s) URL",
+                    sub.url
+                )))
+            }
+        }
+        Ok(self.inner.hub.subscribe(sub, table, ops))
+    }
+
+    /// Removes a subscription (events already queued are still sent); false if unknown.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> bool {
+        self.inner.hub.unsubscribe(id)
+    }
+
+    /// The current webhook subscriptions.
+    pub fn subscriptions(&self) -> Vec<(SubscriptionId, WebhookSubscription)> {
+        self.inner.hub.list()
     }
 
     /// The configuration the simulator runs with.
@@ -286,6 +413,16 @@ impl Simulator {
     pub fn tables(&self) -> Vec<String> {
         lock(&self.inner.db).tables.keys().cloned().collect()
     }
+}
+
+fn save_inner(inner: &Inner, path: &Path) -> Result<u64, SimError> {
+    let (bytes, generation) = {
+        let db = lock(&inner.db);
+        snapshot::serialize(&db, &inner.cfg.tenant, inner.cfg.company)?
+    };
+    snapshot::write_atomic(path, &bytes)?;
+    tracing::debug!(path = %path.display(), bytes = bytes.len(), "snapshot saved");
+    Ok(generation)
 }
 
 fn row_map(schema: &db::TableSchema, row: &[String]) -> BTreeMap<String, String> {

@@ -113,9 +113,13 @@ enum Action {
     Dlt,
     LstByKey,
     LstByChgDate,
-    ExportSelect { pad: bool },
+    ExportSelect {
+        pad: bool,
+    },
     LstAdtFieldInf,
     LstTransactions,
+    /// OIS100MI/LstLine: the lines of one order (OOLINE).
+    LstLine,
 }
 
 /// A CRUD-able business object backed by one table.
@@ -148,6 +152,26 @@ const CUSTOMER: Entity = Entity {
     exists: "XCU0003",
     required: &["CUNO", "CUNM"],
     valid_stat: &["10", "20", "90"],
+};
+
+const SUPPLIER: Entity = Entity {
+    table: "CIDMAS",
+    key: "SUNO",
+    noun: "Supplier",
+    not_found: "WSU0103",
+    exists: "WSU0104",
+    required: &["SUNO", "SUNM"],
+    valid_stat: &["10", "20", "90"],
+};
+
+const ORDER: Entity = Entity {
+    table: "OOHEAD",
+    key: "ORNO",
+    noun: "Order number",
+    not_found: "WOR0103",
+    exists: "WOR0104",
+    required: &["ORNO", "CUNO", "ORTP"],
+    valid_stat: &[],
 };
 
 /// A transaction's definition.
@@ -239,6 +263,53 @@ fn build_catalog() -> Vec<TrnDef> {
             });
         }
     }
+    // Read-only programs: suppliers (CRS620MI) and customer orders (OIS100MI).
+    for (program, entity, transaction, description, action) in [
+        (
+            "CRS620MI",
+            &SUPPLIER,
+            "GetBasicData",
+            "Get supplier basic data",
+            Action::Get,
+        ),
+        (
+            "CRS620MI",
+            &SUPPLIER,
+            "LstSuppliers",
+            "List suppliers",
+            Action::LstByKey,
+        ),
+        ("OIS100MI", &ORDER, "GetHead", "Get order head", Action::Get),
+        ("OIS100MI", &ORDER, "LstHead", "List order heads", Action::LstByKey),
+    ] {
+        let s = schema(entity.table);
+        let key = table_fields(s, AUDIT_FIELDS)
+            .into_iter()
+            .find(|f| f.name == entity.key)
+            .expect("key field");
+        out.push(TrnDef {
+            program,
+            transaction,
+            description,
+            action,
+            entity: Some(entity),
+            inputs: vec![key],
+            outputs: table_fields(s, &["CONO"]),
+        });
+    }
+    let line = schema("OOLINE");
+    out.push(TrnDef {
+        program: "OIS100MI",
+        transaction: "LstLine",
+        description: "List order lines",
+        action: Action::LstLine,
+        entity: Some(&ORDER),
+        inputs: table_fields(line, AUDIT_FIELDS)
+            .into_iter()
+            .filter(|f| ["ORNO", "PONR", "POSX"].contains(&f.name.as_str()))
+            .collect(),
+        outputs: table_fields(line, &["CONO"]),
+    });
     out.push(TrnDef {
         program: "MMS200MI",
         transaction: "LstItmByChgDate",
@@ -355,6 +426,7 @@ pub(crate) fn execute(db: &mut Db, call: &MiCall<'_>) -> MiReply {
         (Action::ExportSelect { pad }, _) => export_select(db, pad, call),
         (Action::LstAdtFieldInf, _) => lst_adt_field_inf(call),
         (Action::LstTransactions, _) => lst_transactions(call),
+        (Action::LstLine, Some(e)) => lst_line(db, def, e, call),
         _ => MiReply::nok(Nok::new("", "", "Transaction not implemented")),
     };
     if reply.fields.is_empty() && reply.error.is_none() {
@@ -538,6 +610,54 @@ fn lst_by_key(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiRep
         .rows
         .range(from..)
         .take_while(|(k, _)| k[0] == cono)
+        .take(limit(call.maxrecs))
+        .map(|(_, row)| record(&schema, &def.outputs, row))
+        .collect();
+    MiReply {
+        fields: def.outputs.clone(),
+        records,
+        error: None,
+    }
+}
+
+fn lst_line(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
+    let head = table_schema(db, e);
+    let orno = input(call, "ORNO");
+    if orno.is_empty() {
+        return MiReply::nok(must_be_entered(&head, "ORNO"));
+    }
+    if !db.tables[e.table].rows.contains_key(&key_of(&head, call.cono, orno)) {
+        return MiReply::nok(not_found(e, orno));
+    }
+    let schema = db.tables["OOLINE"].schema.clone();
+    let num = |f: &str| -> Result<KeyPart, Nok> {
+        let v = input(call, f);
+        let col = schema.col(
+            schema.key_pos[match f {
+                "PONR" => 2,
+                _ => 3,
+            }],
+        );
+        match db::normalize(col, v) {
+            Ok(n) => Ok(db::key_part(col, &n)),
+            Err(_) => Err(Nok::new(
+                &format!("W{f}02"),
+                f,
+                &format!("{} {v} is invalid", col.description),
+            )),
+        }
+    };
+    let (ponr, posx) = match (num("PONR"), num("POSX")) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(n), _) | (_, Err(n)) => return MiReply::nok(n),
+    };
+    let cono = KeyPart::Num(i128::from(call.cono) * 1_000_000_000);
+    let orno_part = db::key_part(schema.col(schema.key_pos[1]), orno);
+    let from = vec![cono.clone(), orno_part.clone(), ponr, posx];
+    let records = db.tables["OOLINE"]
+        .rows
+        .range(from..)
+        .take_while(|(k, _)| k[0] == cono && k[1] == orno_part)
         .take(limit(call.maxrecs))
         .map(|(_, row)| record(&schema, &def.outputs, row))
         .collect();

@@ -43,10 +43,7 @@ const COLUMNS: [(&str, &str); 20] = [
 
 fn spec() -> MappingSpec {
     MappingSpec {
-        fields: COLUMNS
-            .iter()
-            .map(|(c, n)| FieldSpec::new(*c, *n))
-            .collect(),
+        fields: COLUMNS.iter().map(|(c, n)| FieldSpec::new(*c, *n)).collect(),
         ..mapping::spec::default_item_mapping()
     }
 }
@@ -63,8 +60,18 @@ fn rows() -> Vec<Vec<String>> {
         seed
     };
     const WORDS: [&str; 12] = [
-        "Bolt", "Nut", "Washer", "Steel", "Zinc", "plated", "M8", "M10", "Hex", "Flange",
-        "\"Heavy\"", "Screw",
+        "Bolt",
+        "Nut",
+        "Washer",
+        "Steel",
+        "Zinc",
+        "plated",
+        "M8",
+        "M10",
+        "Hex",
+        "Flange",
+        "\"Heavy\"",
+        "Screw",
     ];
     (0..ROWS)
         .map(|i| {
@@ -89,12 +96,9 @@ fn rows() -> Vec<Vec<String>> {
                             s.truncate(col.length as usize);
                             s
                         }
-                        (_, ColumnKind::Date) => format!(
-                            "20{:02}{:02}{:02}",
-                            20 + r % 7,
-                            1 + (r >> 8) % 12,
-                            1 + (r >> 16) % 28
-                        ),
+                        (_, ColumnKind::Date) => {
+                            format!("20{:02}{:02}{:02}", 20 + r % 7, 1 + (r >> 8) % 12, 1 + (r >> 16) % 28)
+                        }
                         (_, ColumnKind::Numeric) if col.decimals > 0 => format!(
                             "{}.{:0width$}",
                             r % 10_000,
@@ -175,10 +179,7 @@ fn bench(c: &mut Criterion) {
     filtered.filter = Some("MMSTAT in ('20','50') and not MMITTY = 'SP' and MMPUPR >= 10.5".into());
     let mf = CompiledMapping::compile(&filtered, &table).unwrap();
     let owned = rows();
-    let rows: Vec<Vec<&str>> = owned
-        .iter()
-        .map(|r| r.iter().map(String::as_str).collect())
-        .collect();
+    let rows: Vec<Vec<&str>> = owned.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
     // Sanity: every row maps and the output is valid JSON.
     for r in &rows {
         let p = m.apply(r).unwrap();

@@ -526,7 +526,8 @@ impl CompiledMapping {
 fn write_value(out: &mut String, f: &CompiledField, raw: &str, time: &str) -> Result<(), ValueError> {
     let ok = match f.ty {
         FieldType::String => {
-            convert::write_json_str(out, raw.trim_end());
+            // M3 pads with blanks; other trailing characters are data.
+            convert::write_json_str(out, raw.trim_ascii_end());
             Some(())
         }
         FieldType::Integer => convert::write_integer(out, raw),
@@ -594,14 +595,16 @@ fn lookup_code<'f>(f: &'f CompiledField, raw: &str) -> Option<&'f str> {
     }
 }
 
-/// A guess of the rendered width of a field's value, to size payloads once.
+/// The rendered width of a field's value without escapes (an upper bound for well-formed
+/// values), so that a payload is allocated once.
 fn estimated_width(table: &Table, f: &CompiledField) -> usize {
     match f.ty {
         FieldType::DateTime => 21,
         FieldType::Date => 12,
         FieldType::Boolean => 5,
         FieldType::Enum => f.codes.iter().map(|(_, v)| v.len()).max().unwrap_or(8),
-        _ => table.column(&f.column).map_or(8, |c| c.length as usize / 2 + 2),
+        // Quotes or sign and decimal point.
+        _ => table.column(&f.column).map_or(16, |c| c.length as usize + 2),
     }
 }
 

@@ -1,26 +1,42 @@
 //! Conversions of M3's string values into JSON: trimmed strings, numbers, `yyyyMMdd` dates, booleans.
 //! They write straight into the output buffer, since this is the hot path.
 
-/// Append `s` as a JSON string literal.
+/// Bytes that need escaping inside a JSON string: control characters, `"` and `\\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Append `s` as a JSON string literal. Runs without escapes are copied in one go.
 pub fn write_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
         out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            out.push_str(&format!("\\u{b:04x}"));
-        } else {
-            out.push_str(esc);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 0xf) as usize] as char);
+            }
         }
         start = i + 1;
     }
@@ -70,7 +86,7 @@ pub struct Decimal<'a> {
 impl<'a> Decimal<'a> {
     /// Parse `[+-]digits[.digits]` (surrounding blanks allowed; blank is zero). `None` otherwise.
     pub fn parse(raw: &'a str) -> Option<Self> {
-        let t = raw.trim();
+        let t = raw.trim_ascii();
         if t.is_empty() {
             return Some(Self {
                 neg: false,
@@ -187,7 +203,7 @@ pub fn write_date(out: &mut String, raw: &str) -> Option<()> {
 
 /// The 8 digits of a valid date, `Some(None)` for no date (`0`/blank), `None` if invalid.
 fn parse_date(raw: &str) -> Option<Option<&str>> {
-    let t = raw.trim();
+    let t = raw.trim_ascii();
     if t.is_empty() || t.bytes().all(|b| b == b'0') {
         return Some(None);
     }
@@ -251,7 +267,7 @@ pub fn write_datetime(out: &mut String, date: &str, time: &str) -> Result<(), bo
 
 /// Append a boolean from M3's `1`/`0` (also `true`/`false`; blank is false).
 pub fn write_boolean(out: &mut String, raw: &str) -> Option<()> {
-    match raw.trim() {
+    match raw.trim_ascii() {
         "1" | "true" | "TRUE" => out.push_str("true"),
         "0" | "" | "false" | "FALSE" => out.push_str("false"),
         _ => return None,

@@ -2,6 +2,7 @@
 //! the `(LMTS, key)` cursor with an overlap window, plus periodic key reconciliation to find
 //! deletes. Every page is one store transaction: messages, entity state and cursor together.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,27 +92,40 @@ enum Position {
 
 /// The connector of one connection.
 pub struct Connector {
-    client: Arc<M3Client>,
-    store: Store,
-    settings: Arc<ConnectorSettings>,
     status: StatusBoard,
-    sources: Vec<MappingSource>,
+    workers: Vec<Arc<Worker>>,
 }
 
 impl Connector {
     /// A connector over `sources`, reporting into a fresh status board.
     pub fn new(client: Arc<M3Client>, store: Store, settings: ConnectorSettings, sources: Vec<MappingSource>) -> Self {
         let status = StatusBoard::default();
-        for s in &sources {
-            status.table(s.mapping.name.as_str(), |t| t.table = s.table.name.clone());
-        }
-        Self {
-            client,
-            store,
-            settings: Arc::new(settings),
-            status,
-            sources,
-        }
+        let settings = Arc::new(settings);
+        let workers = sources
+            .into_iter()
+            .map(|src| {
+                status.table(src.mapping.name.as_str(), |t| t.table = src.table.name.clone());
+                let mut columns = src.mapping.columns();
+                let lmts = src.table.column_for_field("LMTS");
+                let lmts_index = match columns.iter().position(|c| *c == lmts) {
+                    Some(i) => i,
+                    None => {
+                        columns.push(lmts);
+                        columns.len() - 1
+                    }
+                };
+                Arc::new(Worker {
+                    client: client.clone(),
+                    store: store.clone(),
+                    settings: settings.clone(),
+                    status: status.clone(),
+                    src,
+                    columns,
+                    lmts_index,
+                })
+            })
+            .collect();
+        Self { status, workers }
     }
 
     /// The status board the connector reports into.
@@ -119,23 +133,95 @@ impl Connector {
         self.status.clone()
     }
 
+    /// A handle for pushed changes (webhooks) into the same mappings and store.
+    pub fn ingest(&self) -> Ingest {
+        Ingest {
+            workers: Arc::new(self.workers.clone()),
+            status: self.status.clone(),
+        }
+    }
+
     /// Start one task per mapping; they stop when `shutdown` turns true.
     pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        self.sources
-            .iter()
-            .map(|src| {
-                let worker = Worker {
-                    client: self.client.clone(),
-                    store: self.store.clone(),
-                    settings: self.settings.clone(),
-                    status: self.status.clone(),
-                    src: src.clone(),
-                    columns: Vec::new(),
-                    lmts_index: 0,
-                };
-                tokio::spawn(worker.run(shutdown.clone()))
-            })
+        self.workers
+            .into_iter()
+            .map(|w| tokio::spawn(w.run(shutdown.clone())))
             .collect()
+    }
+}
+
+/// Pushed changes (M3 webhooks) for the connection's mappings.
+#[derive(Clone)]
+pub struct Ingest {
+    workers: Arc<Vec<Arc<Worker>>>,
+    status: StatusBoard,
+}
+
+/// One M3 Event Hub style event, as a webhook delivers it (shared/m3 WIRE.md section 6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookEvent {
+    /// `M3`.
+    #[serde(default)]
+    pub publisher: String,
+    /// The table (`MITMAS`).
+    pub document_name: String,
+    /// `C` create, `U` update, `D` delete.
+    pub operation: String,
+    /// Event Hub's id of the event.
+    #[serde(default)]
+    pub tracking_id: String,
+    /// Column values: after image in `value`, before image in `oldValue`.
+    pub elements: Vec<WebhookElement>,
+}
+
+/// One column of a webhook event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookElement {
+    /// Full column name (`MMITNO`).
+    pub name: String,
+    /// Value after the change.
+    #[serde(default)]
+    pub value: Option<serde_json::Value>,
+    /// Value before the change.
+    #[serde(default)]
+    pub old_value: Option<serde_json::Value>,
+}
+
+/// What a webhook event did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WebhookOutcome {
+    /// Mappings on the event's table.
+    pub mappings: usize,
+    /// Messages appended.
+    pub messages: usize,
+    /// Whether a row had to be read back from M3 (the event lacked mapped columns).
+    pub read_back: bool,
+}
+
+impl Ingest {
+    /// Whether any mapping reads `table`.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.workers.iter().any(|w| w.src.table.name == table)
+    }
+
+    /// Apply one webhook event to every mapping of its table.
+    pub async fn webhook(&self, event: &WebhookEvent) -> Result<WebhookOutcome, PipelineError> {
+        let mut outcome = WebhookOutcome::default();
+        for w in self.workers.iter().filter(|w| w.src.table.name == event.document_name) {
+            outcome.mappings += 1;
+            let (messages, read_back) = w.webhook(event).await?;
+            outcome.messages += messages;
+            outcome.read_back |= read_back;
+        }
+        self.status.update(|s| s.webhooks.received += 1);
+        Ok(outcome)
+    }
+
+    /// Count a refused (unauthenticated) webhook call.
+    pub fn count_unauthorized(&self) {
+        self.status.update(|s| s.webhooks.unauthorized += 1);
     }
 }
 
@@ -150,21 +236,100 @@ struct Worker {
     lmts_index: usize,
 }
 
+fn element_text(v: &Option<serde_json::Value>) -> Option<String> {
+    match v {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    }
+}
+
 impl Worker {
     fn name(&self) -> &str {
         self.src.mapping.name.as_str()
     }
 
-    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        self.columns = self.src.mapping.columns();
-        let lmts = self.src.table.column_for_field("LMTS");
-        self.lmts_index = match self.columns.iter().position(|c| *c == lmts) {
-            Some(i) => i,
-            None => {
-                self.columns.push(lmts);
-                self.columns.len() - 1
-            }
+    /// Apply a webhook event: `D` deletes the key; `C`/`U` map the after image, read back from
+    /// M3 when the event lacks mapped columns. The entity's position guard drops late events.
+    #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
+    async fn webhook(&self, event: &WebhookEvent) -> Result<(usize, bool), PipelineError> {
+        let after: HashMap<String, String> = event
+            .elements
+            .iter()
+            .filter_map(|e| element_text(&e.value).map(|v| (e.name.to_ascii_uppercase(), v)))
+            .collect();
+        let before: HashMap<String, String> = event
+            .elements
+            .iter()
+            .filter_map(|e| element_text(&e.old_value).map(|v| (e.name.to_ascii_uppercase(), v)))
+            .collect();
+        let key_cols = self.src.mapping.key_columns();
+        let lmts_col = &self.columns[self.lmts_index];
+        let m = &self.src.mapping;
+        if event.operation == "D" {
+            let image = |c: &String| {
+                before
+                    .get(c)
+                    .filter(|v| !v.trim().is_empty())
+                    .or_else(|| after.get(c))
+                    .map(|v| v.trim().to_string())
+            };
+            let Some(key) = key_cols.iter().map(image).collect::<Option<Vec<_>>>() else {
+                return Err(PipelineError::Webhook(format!(
+                    "delete event lacks key columns {}",
+                    key_cols.join(", ")
+                )));
+            };
+            let position = image(lmts_col).and_then(|v| v.parse::<i64>().ok());
+            let key = EntityKey(key);
+            let payload = m
+                .deleted_payload(&key)
+                .map_err(|e| PipelineError::Webhook(e.to_string()))?;
+            let key = key.to_string();
+            let change = Change {
+                message: self.message(
+                    &m.deleted_type(),
+                    &key,
+                    &format!("webhook-delete:{}", position.unwrap_or(0)),
+                    0,
+                    payload,
+                ),
+                key,
+                op: ChangeOp::Delete,
+                position,
+            };
+            let emitted = self.commit(vec![change], 1, 0, None).await?;
+            return Ok((emitted, false));
+        }
+        let complete = self.columns.iter().all(|c| after.contains_key(c));
+        let rows = if complete {
+            vec![self.columns.iter().map(|c| after[c].clone()).collect::<Vec<_>>()]
+        } else {
+            let Some(key) = key_cols
+                .iter()
+                .map(|c| after.get(c).cloned())
+                .collect::<Option<Vec<_>>>()
+            else {
+                return Err(PipelineError::Webhook(format!(
+                    "event lacks key columns {}",
+                    key_cols.join(", ")
+                )));
+            };
+            let q = crate::query::paged_select(
+                &self.src.table,
+                &self.columns,
+                &key_cols,
+                None,
+                Some(&crate::query::equals_condition(&self.src.table, &key_cols, &key)),
+            );
+            self.select(&q, self.columns.len()).await?
         };
+        let (changes, rejected) = self.changes_for(&rows);
+        let emitted = self.commit(changes, rows.len(), rejected, None).await?;
+        Ok((emitted, !complete))
+    }
+
+    async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut failures = 0u32;
         let mut next_reconcile = Instant::now() + self.settings.reconcile_interval;
         loop {
@@ -203,7 +368,7 @@ impl Worker {
     }
 
     /// One unit of work. Returns whether more work is waiting right away.
-    async fn step(&mut self, next_reconcile: &mut Instant) -> Result<bool, PipelineError> {
+    async fn step(&self, next_reconcile: &mut Instant) -> Result<bool, PipelineError> {
         let stored = self.store.cursor(&self.settings.connection, self.name()).await?;
         let position = match stored {
             Some(c) if c.fingerprint == self.src.fingerprint => {
@@ -349,6 +514,18 @@ impl Worker {
 
     /// Map rows into changes and write them with the cursor, in one transaction.
     async fn write(&self, rows: &[Vec<String>], next: Position) -> Result<(), PipelineError> {
+        let (changes, rejected) = self.changes_for(rows);
+        let cursor = Cursor {
+            fingerprint: self.src.fingerprint.clone(),
+            position: serde_json::to_value(&next).expect("positions serialise"),
+        };
+        self.commit(changes, rows.len(), rejected, Some(cursor)).await?;
+        Ok(())
+    }
+
+    /// Rows (laid out as `self.columns`) -> changes: `...Updated` for rows in the filter,
+    /// `...Deleted` for rows outside it. Rows that cannot be mapped are counted and skipped.
+    fn changes_for(&self, rows: &[Vec<String>]) -> (Vec<Change>, u64) {
         let m = &self.src.mapping;
         let mut changes = Vec::with_capacity(rows.len());
         let mut rejected = 0u64;
@@ -365,6 +542,7 @@ impl Worker {
                         message: self.message(&m.deleted_type(), &key, &position, lmts, payload),
                         key,
                         op: ChangeOp::Delete,
+                        position: Some(lmts),
                     });
                 }
                 continue;
@@ -380,6 +558,7 @@ impl Worker {
                             hash: p.hash,
                             state: p.payload,
                         },
+                        position: Some(lmts),
                     });
                 }
                 Err(e) => {
@@ -389,23 +568,32 @@ impl Worker {
                 }
             }
         }
+        (changes, rejected)
+    }
+
+    /// Write changes (and the cursor, if any) in one store transaction; returns messages emitted.
+    async fn commit(
+        &self,
+        changes: Vec<Change>,
+        rows: usize,
+        rejected: u64,
+        cursor: Option<Cursor>,
+    ) -> Result<usize, PipelineError> {
         let batch = Batch {
             connection: self.settings.connection.clone(),
             mapping: self.name().to_string(),
             changes,
-            cursor: Some(Cursor {
-                fingerprint: self.src.fingerprint.clone(),
-                position: serde_json::to_value(&next).expect("positions serialise"),
-            }),
+            cursor,
         };
         let applied = self.store.apply_batch(&batch).await?;
         self.status.table(self.name(), |t| {
-            t.rows_seen += rows.len() as u64;
+            t.rows_seen += rows as u64;
             t.messages += applied.emitted as u64;
             t.unchanged += applied.unchanged as u64;
+            t.stale += applied.stale as u64;
             t.rejected_rows += rejected;
         });
-        Ok(())
+        Ok(applied.emitted)
     }
 
     fn message(&self, ty: &str, key: &str, position: &str, lmts: i64, payload: String) -> NewMessage {
@@ -469,21 +657,13 @@ impl Worker {
                 message: self.message(&m.deleted_type(), &key, &format!("deleted:{round}"), 0, payload),
                 key,
                 op: ChangeOp::Delete,
+                position: None,
             });
         }
         let found = changes.len() as u64;
-        let batch = Batch {
-            connection: conn.clone(),
-            mapping: self.name().to_string(),
-            changes,
-            cursor: None,
-        };
-        let applied = self.store.apply_batch(&batch).await?;
-        info!(connection = %conn, mapping = self.name(), deletes = found, "key reconciliation found deletes");
-        self.status.table(self.name(), |t| {
-            t.deletes_found += found;
-            t.messages += applied.emitted as u64;
-        });
+        let emitted = self.commit(changes, 0, 0, None).await?;
+        info!(connection = %conn, mapping = self.name(), deletes = emitted, "key reconciliation found deletes");
+        self.status.table(self.name(), |t| t.deletes_found += found);
         Ok(())
     }
 }

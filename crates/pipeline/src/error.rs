@@ -9,6 +9,9 @@ pub enum PipelineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// A webhook event cannot be used.
+    #[error("webhook event: {0}")]
+    Webhook(String),
     /// A stored cursor could not be read back.
     #[error("stored cursor of mapping `{mapping}` is unreadable: {detail}")]
     Cursor { mapping: String, detail: String },

@@ -8,6 +8,8 @@ pub mod error;
 pub mod query;
 pub mod status;
 
-pub use connector::{Connector, ConnectorSettings, MappingSource};
+pub use connector::{
+    Connector, ConnectorSettings, Ingest, MappingSource, WebhookElement, WebhookEvent, WebhookOutcome,
+};
 pub use error::PipelineError;
 pub use status::{Connectivity, ConnectorStatus, RelayStatus, StatusBoard, TableStatus};

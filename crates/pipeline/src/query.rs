@@ -29,6 +29,16 @@ pub fn after_condition(table: &Table, columns: &[String], after: &[String]) -> S
     alternatives.join(" or ")
 }
 
+/// `c1 = v1 and c2 = v2 ...`: the row with this key.
+pub fn equals_condition(table: &Table, columns: &[String], values: &[String]) -> String {
+    columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| format!("{c} = {}", literal(table, c, v.trim())))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
 /// `select` columns from `table` ordered by `order`, strictly after `after` (if given), with an
 /// optional extra condition.
 pub fn paged_select(

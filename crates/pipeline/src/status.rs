@@ -34,6 +34,8 @@ pub struct TableStatus {
     pub messages: u64,
     /// Rows dropped because nothing mapped changed.
     pub unchanged: u64,
+    /// Changes dropped because a newer version was already stored (late webhooks).
+    pub stale: u64,
     /// Rows that could not be mapped (bad values), skipped and counted.
     pub rejected_rows: u64,
     /// Deletes found by key reconciliation.
@@ -59,6 +61,17 @@ pub struct ConnectorStatus {
     pub tables: BTreeMap<String, TableStatus>,
     /// The Kafka relay, when Kafka is configured.
     pub relay: Option<RelayStatus>,
+    /// Webhook calls.
+    pub webhooks: WebhookStatus,
+}
+
+/// Webhook calls received.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WebhookStatus {
+    /// Accepted events.
+    pub received: u64,
+    /// Calls refused for missing or wrong credentials.
+    pub unauthorized: u64,
 }
 
 /// What the outbox -> Kafka relay has done.

@@ -37,6 +37,9 @@ pub struct Change {
     pub key: String,
     /// Upsert or delete.
     pub op: ChangeOp,
+    /// Source position of the change (M3's `LMTS`), when known: a change older than the
+    /// entity's stored position is stale and dropped. `None` applies unconditionally.
+    pub position: Option<i64>,
     /// The message to append if the change is not a no-op.
     pub message: NewMessage,
 }

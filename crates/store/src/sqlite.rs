@@ -18,6 +18,8 @@ pub struct Applied {
     pub emitted: usize,
     /// Changes dropped because nothing mapped changed (or an unknown key was deleted).
     pub unchanged: usize,
+    /// Changes dropped because the entity already holds a newer version.
+    pub stale: usize,
 }
 
 /// The store. Cheap to clone.
@@ -92,20 +94,42 @@ impl Store {
         let mut applied = Applied::default();
         let time = now();
         for change in &batch.changes {
-            let known: Option<i64> =
-                sqlx::query_scalar("SELECT hash FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+            let known: Option<(i64, i64)> =
+                sqlx::query_as("SELECT hash, position FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
                     .bind(&batch.connection)
                     .bind(&batch.mapping)
                     .bind(&change.key)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let real = match (&change.op, known) {
-                (ChangeOp::Upsert { hash, .. }, Some(k)) => k != *hash as i64,
-                (ChangeOp::Upsert { .. }, None) => true,
-                (ChangeOp::Delete, known) => known.is_some(),
-            };
+            let stale = matches!((known, change.position), (Some((_, stored)), Some(p)) if p < stored);
+            let real = !stale
+                && match (&change.op, known) {
+                    (ChangeOp::Upsert { hash, .. }, Some((k, _))) => k != *hash as i64,
+                    (ChangeOp::Upsert { .. }, None) => true,
+                    (ChangeOp::Delete, known) => known.is_some(),
+                };
             if !real {
-                applied.unchanged += 1;
+                if let (false, Some((_, stored)), Some(p), ChangeOp::Upsert { .. }) =
+                    (stale, known, change.position, &change.op)
+                {
+                    if p > stored {
+                        // Same content, newer position: remember it, so older events stay stale.
+                        sqlx::query(
+                            "UPDATE entities SET position = ? WHERE connection = ? AND mapping = ? AND key = ?",
+                        )
+                        .bind(p)
+                        .bind(&batch.connection)
+                        .bind(&batch.mapping)
+                        .bind(&change.key)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                if stale {
+                    applied.stale += 1;
+                } else {
+                    applied.unchanged += 1;
+                }
                 continue;
             }
             let m = &change.message;
@@ -127,11 +151,12 @@ impl Store {
             match &change.op {
                 ChangeOp::Upsert { hash, state } => {
                     sqlx::query(
-                        "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?)
+                        "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                          ON CONFLICT (connection, mapping, key)
                          DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
-                                       updated_at = excluded.updated_at",
+                                       updated_at = excluded.updated_at,
+                                       position = MAX(entities.position, excluded.position)",
                     )
                     .bind(&batch.connection)
                     .bind(&batch.mapping)
@@ -140,6 +165,7 @@ impl Store {
                     .bind(state)
                     .bind(seq)
                     .bind(&time)
+                    .bind(change.position.unwrap_or(0))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -412,6 +438,7 @@ mod tests {
                 hash,
                 state: state.into(),
             },
+            position: None,
             message: msg(&format!("{key}-{hash}"), "ItemUpdated", key),
         }
     }
@@ -444,11 +471,13 @@ mod tests {
                 Change {
                     key: "100|B".into(),
                     op: ChangeOp::Delete,
+                    position: None,
                     message: msg("d", "ItemDeleted", "100|B"),
                 },
                 Change {
                     key: "100|Z".into(),
                     op: ChangeOp::Delete,
+                    position: None,
                     message: msg("dz", "ItemDeleted", "100|Z"),
                 },
             ],
@@ -491,6 +520,45 @@ mod tests {
             store.command_receipt("demo", "c1").await.unwrap().as_deref(),
             Some("{}")
         );
+    }
+
+    #[tokio::test]
+    async fn older_positions_never_overwrite_newer_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let at = |hash: u64, pos: i64, op: ChangeOp| Batch {
+            connection: "demo".into(),
+            mapping: "Item".into(),
+            changes: vec![Change {
+                key: "100|A".into(),
+                op,
+                message: msg(&format!("m{hash}-{pos}"), "ItemUpdated", "100|A"),
+                position: Some(pos),
+            }],
+            cursor: None,
+        };
+        let up = |hash: u64, state: &str| ChangeOp::Upsert {
+            hash,
+            state: state.into(),
+        };
+        assert_eq!(store.apply_batch(&at(2, 20, up(2, "v2"))).await.unwrap().emitted, 1);
+        // A late event with the older version: dropped as stale.
+        let late = store.apply_batch(&at(1, 10, up(1, "v1"))).await.unwrap();
+        assert_eq!((late.emitted, late.stale), (0, 1));
+        assert_eq!(
+            store.entity("demo", "Item", "100|A").await.unwrap().as_deref(),
+            Some("v2")
+        );
+        // Same content seen at a newer position moves the position forward.
+        assert_eq!(store.apply_batch(&at(2, 30, up(2, "v2"))).await.unwrap().unchanged, 1);
+        assert_eq!(store.apply_batch(&at(3, 25, up(3, "v3"))).await.unwrap().stale, 1);
+        // A delete of an older version is stale; of the current one, real.
+        assert_eq!(store.apply_batch(&at(0, 29, ChangeOp::Delete)).await.unwrap().stale, 1);
+        assert_eq!(
+            store.apply_batch(&at(0, 30, ChangeOp::Delete)).await.unwrap().emitted,
+            1
+        );
+        assert_eq!(store.entity("demo", "Item", "100|A").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -5,4 +5,4 @@ mod routes;
 pub mod schema;
 
 pub use error::ApiError;
-pub use routes::{router, AppState, ConnectionRuntime};
+pub use routes::{router, AppState, ConnectionRuntime, WebhookAuth};

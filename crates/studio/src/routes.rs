@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use mapping::{CompiledMapping, EntityKey};
 use pipeline::commands::{CommandProcessor, ReceiptStatus};
-use pipeline::{Connectivity, StatusBoard};
+use pipeline::{Connectivity, Ingest, StatusBoard, WebhookEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::Store;
@@ -30,6 +30,42 @@ pub struct ConnectionRuntime {
     pub status: StatusBoard,
     /// Command processing (HTTP submissions use the same processor as the Kafka consumer).
     pub commands: Option<CommandProcessor>,
+    /// Where pushed M3 events (webhooks) go.
+    pub ingest: Option<Ingest>,
+    /// Credentials M3 must present on webhook calls; none configured = webhooks refused.
+    pub webhook_auth: WebhookAuth,
+}
+
+/// Credentials accepted on `POST /webhooks/{connection}/{TABLE}`.
+#[derive(Clone, Default)]
+pub struct WebhookAuth {
+    /// `Authorization: Bearer <token>`.
+    pub bearer: Option<m3::Secret>,
+    /// `Authorization: Basic` user and password.
+    pub basic: Option<(String, m3::Secret)>,
+}
+
+impl WebhookAuth {
+    /// Whether the `Authorization` header value carries accepted credentials.
+    pub fn accepts(&self, header: Option<&str>) -> bool {
+        use base64::Engine;
+        let Some(h) = header else { return false };
+        if let (Some(token), Some(given)) = (&self.bearer, h.strip_prefix("Bearer ")) {
+            return constant_time_eq(token.expose().as_bytes(), given.trim().as_bytes());
+        }
+        if let (Some((user, pass)), Some(given)) = (&self.basic, h.strip_prefix("Basic ")) {
+            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(given.trim()) else {
+                return false;
+            };
+            let expected = format!("{user}:{}", pass.expose());
+            return constant_time_eq(expected.as_bytes(), &raw);
+        }
+        false
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Shared state of the API.
@@ -50,6 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/status", get(status))
         .route("/api/connections/{c}/messages", get(messages))
         .route("/api/connections/{c}/mappings", get(mappings))
+        .route("/webhooks/{c}/{table}", axum::routing::post(webhook))
+        .route("/metrics", get(metrics))
         .route(
             "/api/connections/{c}/commands",
             get(command_mappings).post(submit_command),
@@ -327,4 +365,185 @@ fn chrono_like_now() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default()
+}
+
+/// `POST /webhooks/{connection}/{TABLE}`: an M3 Event Hub style event, pushed. 401 without valid
+/// credentials (counted), 400 naming what is wrong with the event, 202 when applied.
+async fn webhook(
+    State(st): State<AppState>,
+    Path((c, table)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let ingest = conn
+        .ingest
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound(format!("connection `{c}` does not take webhooks")))?;
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !conn.webhook_auth.accepts(auth) {
+        ingest.count_unauthorized();
+        tracing::warn!(connection = %c, table = %table, "webhook refused: missing or wrong credentials");
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            [(
+                axum::http::header::WWW_AUTHENTICATE,
+                "Bearer, Basic realm=\"erp-bridge webhooks\"",
+            )],
+            Json(json!({"error": {"code": "unauthorized", "message": "webhook credentials missing or wrong"}})),
+        )
+            .into_response());
+    }
+    let event: WebhookEvent = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "webhook event: {e}; expected {{\"documentName\", \"operation\": \"C\"|\"U\"|\"D\", \"elements\": [{{\"name\", \"value\", \"oldValue\"}}]}}"
+        ))
+    })?;
+    if event.document_name != table {
+        return Err(ApiError::BadRequest(format!(
+            "webhook event: documentName `{}` does not match the URL's table `{table}`",
+            event.document_name
+        )));
+    }
+    if !matches!(event.operation.as_str(), "C" | "U" | "D") {
+        return Err(ApiError::BadRequest(format!(
+            "webhook event: operation: expected C, U or D, got {:?}",
+            event.operation
+        )));
+    }
+    if !ingest.has_table(&table) {
+        return Err(ApiError::NotFound(format!("connection `{c}` maps no table `{table}`")));
+    }
+    let outcome = ingest.webhook(&event).await.map_err(|e| match e {
+        pipeline::PipelineError::Webhook(m) => ApiError::BadRequest(format!("webhook event: {m}")),
+        other => ApiError::Unavailable(format!("cannot apply the event now: {other}")),
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(json!(outcome))).into_response())
+}
+
+/// Prometheus text exposition of every connection's status.
+async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    };
+    let snaps: Vec<(String, pipeline::ConnectorStatus)> = st
+        .connections
+        .values()
+        .map(|c| (c.name.clone(), c.status.snapshot()))
+        .collect();
+    let per_table = |f: &dyn Fn(&pipeline::TableStatus) -> Option<f64>| -> Vec<(String, f64)> {
+        snaps
+            .iter()
+            .flat_map(|(c, s)| {
+                s.tables.iter().filter_map(move |(m, t)| {
+                    f(t).map(|v| (format!("connection=\"{c}\",mapping=\"{m}\",table=\"{}\"", t.table), v))
+                })
+            })
+            .collect()
+    };
+    family(
+        "erp_bridge_rows_seen_total",
+        "counter",
+        "Rows read from M3.",
+        per_table(&|t| Some(t.rows_seen as f64)),
+    );
+    family(
+        "erp_bridge_messages_total",
+        "counter",
+        "Messages appended to the outbox.",
+        per_table(&|t| Some(t.messages as f64)),
+    );
+    family(
+        "erp_bridge_unchanged_total",
+        "counter",
+        "Rows dropped because no mapped field changed.",
+        per_table(&|t| Some(t.unchanged as f64)),
+    );
+    family(
+        "erp_bridge_stale_total",
+        "counter",
+        "Changes dropped because a newer version was stored.",
+        per_table(&|t| Some(t.stale as f64)),
+    );
+    family(
+        "erp_bridge_rejected_rows_total",
+        "counter",
+        "Rows that could not be mapped.",
+        per_table(&|t| Some(t.rejected_rows as f64)),
+    );
+    family(
+        "erp_bridge_deletes_found_total",
+        "counter",
+        "Deletes found by key reconciliation.",
+        per_table(&|t| Some(t.deletes_found as f64)),
+    );
+    family(
+        "erp_bridge_errors_total",
+        "counter",
+        "Failed connector steps.",
+        per_table(&|t| Some(t.errors as f64)),
+    );
+    family(
+        "erp_bridge_lag_milliseconds",
+        "gauge",
+        "Newest change seen to end of the last poll.",
+        per_table(&|t| t.lag_ms.map(|v| v as f64)),
+    );
+    let per_conn = |f: &dyn Fn(&pipeline::ConnectorStatus) -> Option<f64>| -> Vec<(String, f64)> {
+        snaps
+            .iter()
+            .filter_map(|(c, s)| f(s).map(|v| (format!("connection=\"{c}\""), v)))
+            .collect()
+    };
+    family(
+        "erp_bridge_m3_up",
+        "gauge",
+        "1 when the last M3 call succeeded.",
+        per_conn(&|s| Some(f64::from(u8::from(s.m3 == Connectivity::Healthy)))),
+    );
+    family(
+        "erp_bridge_webhooks_received_total",
+        "counter",
+        "Webhook events applied.",
+        per_conn(&|s| Some(s.webhooks.received as f64)),
+    );
+    family(
+        "erp_bridge_webhooks_unauthorized_total",
+        "counter",
+        "Webhook calls refused for credentials.",
+        per_conn(&|s| Some(s.webhooks.unauthorized as f64)),
+    );
+    family(
+        "erp_bridge_relay_published_total",
+        "counter",
+        "Messages acknowledged by Kafka.",
+        per_conn(&|s| s.relay.as_ref().map(|r| r.published as f64)),
+    );
+    let pending = futures_pending(&st).await;
+    family(
+        "erp_bridge_outbox_unpublished",
+        "gauge",
+        "Messages waiting for Kafka.",
+        pending,
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+async fn futures_pending(st: &AppState) -> Vec<(String, f64)> {
+    let mut v = Vec::new();
+    for c in st.connections.values() {
+        if c.status.snapshot().relay.is_some() {
+            if let Ok(n) = st.store.unpublished_count(&c.name).await {
+                v.push((format!("connection=\"{}\"", c.name), n as f64));
+            }
+        }
+    }
+    v
 }

@@ -1,0 +1,110 @@
+//! Commands submitted over HTTP: validation with field-named errors, M3 transactions, M3's NOK
+//! answers in receipts, and deduplication by command id.
+
+mod common;
+
+use common::{eventually, Env};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_command_changes_the_item_in_m3_and_the_change_comes_back_as_a_message() {
+    let env = Env::new(50).await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    let itno = env.sim.rows("MITMAS")[5]["MMITNO"].clone();
+    let cmd =
+        json!({"commandId": "c-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "Set by a command"}});
+    let (s, receipt) = env.post(&app, "/api/connections/demo/commands", &cmd.to_string()).await;
+    assert_eq!(s, 200, "{receipt}");
+    assert_eq!(receipt["status"], "succeeded");
+    assert_eq!(receipt["commandId"], "c-1");
+    let row = env.sim.get("MITMAS", &["100", &itno]).unwrap();
+    assert_eq!(row["MMITDS"], "Set by a command");
+    assert_eq!(row["MMCHID"], "MIUSER");
+    let chno = row["MMCHNO"].clone();
+    // The same command id again: the stored receipt, no second transaction.
+    let (s, again) = env.post(&app, "/api/connections/demo/commands", &cmd.to_string()).await;
+    assert_eq!(s, 200);
+    assert_eq!(again, receipt);
+    assert_eq!(env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMCHNO"], chno);
+    // And M3's change flows back out as a message.
+    let key = format!("100|{itno}");
+    eventually("the commanded change as a message", || async {
+        env.all_messages(&app)
+            .await
+            .iter()
+            .any(|m| m["subject"] == key.as_str() && m["data"]["name"] == "Set by a command")
+    })
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_commands_are_rejected_naming_the_problem_and_m3_refusals_are_failed() {
+    let env = Env::new(20).await;
+    let app = env.start().await;
+    let cases = [
+        ("{not json", 400, "invalid_json", "line 1 column 2"),
+        (
+            r#"{"command":"UpdateItem","data":{}}"#,
+            400,
+            "invalid_command",
+            "commandId: expected a non-empty string",
+        ),
+        (
+            r#"{"commandId":"x1","command":"UpdateItm","data":{}}"#,
+            400,
+            "unknown_command",
+            "unknown command `UpdateItm`; did you mean `UpdateItem`?",
+        ),
+        (
+            r#"{"commandId":"x2","command":"UpdateItem","data":{"name":"n"}}"#,
+            400,
+            "missing_field",
+            "data.itemNumber: required",
+        ),
+        (
+            r#"{"commandId":"x3","command":"UpdateItem","data":{"itemNumber":42}}"#,
+            400,
+            "wrong_type",
+            "data.itemNumber: expected a string, got 42",
+        ),
+        (
+            r#"{"commandId":"x4","command":"UpdateItem","data":{"itemNumber":"A1","colour":"red"}}"#,
+            400,
+            "unknown_field",
+            "data.colour: not a parameter of UpdateItem",
+        ),
+        (
+            r#"{"commandId":"x5","command":"UpdateItem","data":{"itemNumber":"NO-SUCH-ITEM","name":"n"}}"#,
+            422,
+            "XIM0002",
+            "does not exist",
+        ),
+    ];
+    for (body, status, code, text) in cases {
+        let (s, r) = env.post(&app, "/api/connections/demo/commands", body).await;
+        assert_eq!(s, status, "{body} -> {r}");
+        assert_eq!(r["error"]["code"], code, "{body} -> {r}");
+        let message = r["error"]["message"].as_str().unwrap();
+        assert!(message.contains(text), "{body} -> {message}");
+        let expected_status = if status == 400 { "rejected" } else { "failed" };
+        assert_eq!(r["status"], expected_status);
+    }
+    let (_, nok) = env
+        .post(
+            &app,
+            "/api/connections/demo/commands",
+            r#"{"commandId":"x6","command":"UpdateItem","data":{"itemNumber":"NO-SUCH-ITEM"}}"#,
+        )
+        .await;
+    assert_eq!(nok["error"]["field"], "ITNO", "{nok}");
+    let (s, list) = env.get(&app, "/api/connections/demo/commands").await;
+    assert_eq!(s, 200);
+    assert!(list["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "CreateItem"));
+    app.shutdown().await;
+}

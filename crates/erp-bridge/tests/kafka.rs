@@ -1,0 +1,282 @@
+//! Against a real Kafka-protocol broker (tansu, started per test): messages out with CloudEvents
+//! headers, commands in with receipts and dead letters, and a broker outage mid-stream.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{eventually, Env, TestBroker};
+use erp_bridge::App;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{json, Value};
+
+struct Received {
+    key: String,
+    headers: HashMap<String, String>,
+    value: Value,
+}
+
+fn consumer(brokers: &str, topic: &str) -> StreamConsumer {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-{}", rand_suffix()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    c
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Receive until `done` says enough (or fail after 60 s).
+async fn receive_until(c: &StreamConsumer, mut done: impl FnMut(&[Received]) -> bool) -> Vec<Received> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done(&got) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        assert!(!left.is_zero(), "timed out; received {} messages", got.len());
+        if let Ok(Ok(m)) = tokio::time::timeout(left.min(Duration::from_secs(2)), c.recv()).await {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_string(),
+                                String::from_utf8_lossy(x.value.unwrap_or_default()).to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            got.push(Received {
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(),
+                headers,
+                value: serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null),
+            });
+        }
+    }
+    got
+}
+
+async fn start_with_kafka(env: &Env, broker: &TestBroker) -> App {
+    let mut cfg = env.config();
+    cfg.kafka.brokers = broker.brokers();
+    cfg.kafka.partitions = 2;
+    App::start(cfg).await.expect("app starts")
+}
+
+fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap()
+}
+
+#[tokio::test]
+async fn a_change_in_m3_arrives_on_kafka_as_a_cloudevent_keyed_by_entity() {
+    let broker = TestBroker::start().await;
+    let env = Env::new(30).await;
+    let app = start_with_kafka(&env, &broker).await;
+    env.loaded(&app).await;
+    let itno = env.sim.rows("MITMAS")[7]["MMITNO"].clone();
+    env.sim
+        .update("MITMAS", &["100", &itno], &[("MMITDS", "Seen on Kafka")])
+        .unwrap();
+    let key = format!("100|{itno}");
+    let c = consumer(&broker.brokers(), "erp-bridge.demo.events");
+    let got = receive_until(&c, |g| g.iter().any(|r| r.value["name"] == "Seen on Kafka")).await;
+    assert!(got.len() > 30, "the initial load is published too: {}", got.len());
+    let m = got.iter().find(|r| r.value["name"] == "Seen on Kafka").unwrap();
+    assert_eq!(m.key, key);
+    assert_eq!(m.headers["ce_specversion"], "1.0");
+    assert_eq!(m.headers["ce_type"], "ItemUpdated");
+    assert_eq!(m.headers["ce_source"], "erp-bridge/demo/MITMAS");
+    assert_eq!(m.headers["ce_subject"], key);
+    assert_eq!(m.headers["content-type"], "application/json");
+    assert_eq!(m.headers["ce_dataschema"], "/api/connections/demo/schemas/ItemUpdated");
+    // The same id as in the embedded log.
+    let log = env.all_messages(&app).await;
+    let logged = log.iter().rev().find(|x| x["subject"] == key.as_str()).unwrap();
+    assert_eq!(m.headers["ce_id"], logged["id"].as_str().unwrap());
+    eventually("the relay to report its progress", || async {
+        env.status(&app).await["relay"]["published"].as_u64().unwrap_or(0) >= 31
+    })
+    .await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn commands_from_kafka_change_m3_and_get_receipts_malformed_ones_are_dead_lettered() {
+    let broker = TestBroker::start().await;
+    let env = Env::new(20).await;
+    let app = start_with_kafka(&env, &broker).await;
+    env.loaded(&app).await;
+    let itno = env.sim.rows("MITMAS")[2]["MMITNO"].clone();
+    let p = producer(&broker.brokers());
+    let topic = "erp-bridge.demo.commands";
+    let send = |key: &'static str, value: String, headers: Option<OwnedHeaders>| {
+        let p = p.clone();
+        async move {
+            let mut rec = FutureRecord::to(topic).key(key).payload(&value);
+            if let Some(h) = headers {
+                rec = rec.headers(h);
+            }
+            p.send(rec, Duration::from_secs(10)).await.expect("produced");
+        }
+    };
+    // Wait for the topics to exist before producing.
+    eventually("the relay to start", || async {
+        env.status(&app).await["relay"]["healthy"] == true
+    })
+    .await;
+    let ok = json!({"commandId": "k-1", "command": "UpdateItem", "data": {"itemNumber": itno, "status": "50"}});
+    send("k-1", ok.to_string(), None).await;
+    send("k-1", ok.to_string(), None).await; // redelivered / sent twice: executed once
+    send("bad", "{oops".into(), None).await;
+    send(
+        "k-3",
+        json!({"commandId": "k-3", "command": "Nope", "data": {}}).to_string(),
+        None,
+    )
+    .await;
+    send(
+        "k-4",
+        json!({"commandId": "k-4", "command": "UpdateItem", "data": {}}).to_string(),
+        None,
+    )
+    .await;
+    send(
+        "k-5",
+        json!({"commandId": "k-5", "command": "UpdateItem", "data": {"itemNumber": "GHOST"}}).to_string(),
+        None,
+    )
+    .await;
+    // CloudEvents binary mode: id and type in headers, data as the value.
+    let ce = OwnedHeaders::new()
+        .insert(Header {
+            key: "ce_id",
+            value: Some("k-6"),
+        })
+        .insert(Header {
+            key: "ce_type",
+            value: Some("UpdateItem"),
+        });
+    send(
+        "k-6",
+        json!({"itemNumber": itno, "name": "From a CloudEvent"}).to_string(),
+        Some(ce),
+    )
+    .await;
+
+    let receipts = consumer(&broker.brokers(), "erp-bridge.demo.receipts");
+    let got = receive_until(&receipts, |g| g.len() >= 7).await;
+    let by_id = |id: &str| -> Vec<&Value> {
+        got.iter()
+            .filter(|r| r.value["commandId"] == id)
+            .map(|r| &r.value)
+            .collect()
+    };
+    assert_eq!(by_id("k-1").len(), 2);
+    assert!(by_id("k-1").iter().all(|r| r["status"] == "succeeded"));
+    assert_eq!(by_id("k-3")[0]["status"], "rejected");
+    assert_eq!(by_id("k-3")[0]["error"]["code"], "unknown_command");
+    assert_eq!(by_id("k-4")[0]["error"]["field"], "data.itemNumber");
+    assert_eq!(by_id("k-5")[0]["status"], "failed");
+    assert_eq!(by_id("k-5")[0]["error"]["code"], "XIM0002");
+    assert_eq!(by_id("k-6")[0]["status"], "succeeded");
+    let bad = got
+        .iter()
+        .find(|r| r.value["error"]["code"] == "invalid_json")
+        .expect("a receipt for bad JSON");
+    assert_eq!(bad.value["status"], "rejected");
+    assert!(bad.value["commandId"]
+        .as_str()
+        .unwrap()
+        .starts_with("erp-bridge.demo.commands/"));
+    let row = env.sim.get("MITMAS", &["100", &itno]).unwrap();
+    assert_eq!(row["MMSTAT"], "50");
+    assert_eq!(row["MMITDS"], "From a CloudEvent");
+    // k-1 once, k-6 once: two MI changes on top of the seeded change number.
+    let dead = consumer(&broker.brokers(), "erp-bridge.demo.deadletter");
+    let dl = receive_until(&dead, |g| g.len() >= 3).await;
+    let reasons: Vec<&str> = dl.iter().map(|r| r.headers["erp_bridge_error"].as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("not valid JSON")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown command `Nope`")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("data.itemNumber: required")),
+        "{reasons:?}"
+    );
+    assert_eq!(dl.len(), 3, "M3 refusals are receipts, not dead letters");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_broker_outage_loses_nothing_and_keeps_order_per_key() {
+    let mut broker = TestBroker::start().await;
+    let env = Env::new(20).await;
+    let app = start_with_kafka(&env, &broker).await;
+    env.loaded(&app).await;
+    eventually("the initial load on Kafka", || async {
+        env.status(&app).await["relay"]["published"].as_u64().unwrap_or(0) >= 20
+    })
+    .await;
+    broker.stop();
+    let items: Vec<String> = env
+        .sim
+        .rows("MITMAS")
+        .iter()
+        .take(4)
+        .map(|r| r["MMITNO"].clone())
+        .collect();
+    // Several versions per key while the broker is down, each seen by a separate poll.
+    for round in 0..3 {
+        for itno in &items {
+            env.sim
+                .update("MITMAS", &["100", itno], &[("MMITDS", &format!("v{round}"))])
+                .unwrap();
+        }
+        env.polls(&app, 2).await;
+    }
+    let logged = env.all_messages(&app).await;
+    assert_eq!(
+        logged.len(),
+        20 + 12,
+        "every change is in the outbox while the broker is down"
+    );
+    eventually("the relay to notice the outage", || async {
+        env.status(&app).await["relay"]["healthy"] == false
+    })
+    .await;
+    broker.resume().await;
+    let c = consumer(&broker.brokers(), "erp-bridge.demo.events");
+    let got = receive_until(&c, |g| {
+        items
+            .iter()
+            .all(|i| g.iter().any(|r| r.key == format!("100|{i}") && r.value["name"] == "v2"))
+    })
+    .await;
+    for itno in &items {
+        let names: Vec<&str> = got
+            .iter()
+            .filter(|r| r.key == format!("100|{itno}"))
+            .map(|r| r.value["name"].as_str().unwrap())
+            .collect();
+        // At-least-once: a version may repeat, but never out of order, and none is missing.
+        let mut dedup: Vec<&str> = names.clone();
+        dedup.dedup();
+        assert_eq!(&dedup[dedup.len() - 3..], &["v0", "v1", "v2"], "{itno}: {names:?}");
+    }
+    app.shutdown().await;
+}
