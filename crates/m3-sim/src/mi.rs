@@ -377,8 +377,12 @@ fn build_catalog() -> Vec<TrnDef> {
 
 /// The programs the simulator knows.
 pub fn programs() -> Vec<&'static str> {
-    let mut p: Vec<&str> = catalog().iter().map(|t| t.program).collect();
-    p.dedup();
+    let mut p: Vec<&str> = Vec::new();
+    for t in catalog() {
+        if !p.contains(&t.program) {
+            p.push(t.program);
+        }
+    }
     p
 }
 
@@ -851,6 +855,8 @@ mod tests {
             ("EXPORTMI", "Select"),
             ("CRS610MI", "LstByNumber"),
             ("MRS001MI", "LstAdtFieldInf"),
+            ("CRS620MI", "LstSuppliers"),
+            ("OIS100MI", "LstLine"),
         ] {
             assert!(
                 catalog().iter().any(|d| d.program == p && d.transaction == t),
@@ -860,5 +866,9 @@ mod tests {
         let get = catalog().iter().find(|d| d.transaction == "GetItmBasic").unwrap();
         assert_eq!(get.outputs[0], FieldMeta::new("ITNO", "A", 15, "Item number"));
         assert!(!get.outputs.iter().any(|f| f.name == "ZZCO"));
+        assert_eq!(
+            programs(),
+            ["MMS200MI", "CRS610MI", "CRS620MI", "OIS100MI", "EXPORTMI", "MRS001MI"]
+        );
     }
 }
