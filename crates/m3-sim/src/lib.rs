@@ -4,6 +4,24 @@
 //!
 //! Wire formats follow `shared/m3/WIRE.md`; table schemas are the standard catalogue of the
 //! `mapping` crate plus a few customer extensions visible only through MDP.
+//!
+//! Also: programs CRS620MI (suppliers) and OIS100MI (order heads and lines, read-only);
+//! snapshots for the demo ([`Simulator::open`], [`Simulator::save`], [`Simulator::autosave`]);
+//! Event Hub style webhooks ([`Simulator::subscribe`], admin routes `/admin/webhooks`); and
+//! the on-premises MDP shape with HTTP Basic ([`SimConfig::mdp_basic_auth`]).
+//!
+//! A webhook POST (`Content-Type: application/json`) carries one event; `elements` lists every
+//! column of the table (custom ones included) in schema order, values trimmed:
+//! `C` has `value` only (the inserted row), `U` has `value` (after) and `oldValue` (before),
+//! `D` has `value` and `oldValue` both set to the deleted row. `sentTimestamp` is RFC 3339
+//! UTC with milliseconds; `trackingId` a random UUID v4, the same for every subscriber.
+//! ```json
+//! {"publisher":"M3","documentName":"MITMAS","operation":"U",
+//!  "trackingId":"2f1c9a4e-8b7d-4c21-9e3a-5d6f7a8b9c0d","sentTimestamp":"2026-01-15T10:20:30.123Z",
+//!  "elements":[{"name":"MMCONO","value":"100","oldValue":"100"},
+//!              {"name":"MMITNO","value":"A000001","oldValue":"A000001"},
+//!              {"name":"MMITDS","value":"Bolt M8","oldValue":"Bolt"}, ...]}
+//! ```
 
 mod db;
 mod error;

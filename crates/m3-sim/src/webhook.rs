@@ -247,7 +247,7 @@ fn event_json(schema: &TableSchema, op: Op, before: Option<&[String]>, after: Op
         .enumerate()
         .map(|(i, c)| {
             let old = before.map(|r| r[i].trim());
-            let new = after.map(|r| r[i].trim()).unwrap_or("");
+            let new = after.map(|r| r[i].trim()).or(old).unwrap_or("");
             match (op, old) {
                 (Op::Create, _) | (_, None) => json!({"name": c.name, "value": new}),
                 (_, Some(old)) => json!({"name": c.name, "value": new, "oldValue": old}),

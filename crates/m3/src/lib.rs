@@ -4,6 +4,7 @@
 pub mod client;
 pub mod error;
 pub mod ionapi;
+pub mod mdp;
 pub mod secret;
 
 pub use client::{ClientOptions, M3Client, Record};

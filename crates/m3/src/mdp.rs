@@ -1,0 +1,134 @@
+//! Metadata Publisher (MDP): the tables and columns of this M3, custom ones included, read through
+//! the ION API gateway with the same token (`{iu}/{ti}/M3/mdprest/les/...`).
+
+use mapping::catalog::{Column, ColumnKind, Table};
+use serde::Deserialize;
+use tracing::instrument;
+
+use crate::client::M3Client;
+use crate::error::M3Error;
+
+/// One table as MDP lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TableInfo {
+    /// Table name (`MITMAS`).
+    pub name: String,
+    /// Description (`Item master`).
+    pub description: String,
+}
+
+#[derive(Deserialize)]
+struct List<T> {
+    #[serde(default = "Vec::new")]
+    list: Vec<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TableRow {
+    table_name: String,
+    #[serde(default)]
+    table_description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ColumnRow {
+    column_name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    data_type: String,
+    #[serde(default)]
+    length: String,
+    #[serde(default)]
+    decimals: String,
+    #[serde(default)]
+    edit_code: String,
+    #[serde(default)]
+    indexes: String,
+}
+
+impl M3Client {
+    /// Tables whose name starts with `filter` (MDP `getTables`).
+    #[instrument(skip_all, fields(filter))]
+    pub async fn mdp_tables(&self, filter: &str) -> Result<Vec<TableInfo>, M3Error> {
+        let path = "/les/getTables".to_string();
+        let body = self.mdp_get(&path, &[("filter", filter)]).await?;
+        let list: List<TableRow> = decode(&path, &body)?;
+        Ok(list
+            .list
+            .into_iter()
+            .map(|t| TableInfo {
+                name: t.table_name.trim().to_string(),
+                description: t.table_description.trim().to_string(),
+            })
+            .collect())
+    }
+
+    /// A table's columns and primary key (MDP `getColumnsUsedByTable`); `None` if MDP does not
+    /// know the table. The key is the columns whose `indexes` contain `00`, in answer order.
+    #[instrument(skip_all, fields(table))]
+    pub async fn mdp_table(&self, table: &str) -> Result<Option<Table>, M3Error> {
+        let table = table.trim().to_ascii_uppercase();
+        let path = format!("/les/getColumnsUsedByTable/{table}/MVX");
+        let body = self.mdp_get(&path, &[("langId", "GB")]).await?;
+        let list: List<ColumnRow> = decode(&path, &body)?;
+        if list.list.is_empty() {
+            return Ok(None);
+        }
+        let description = self
+            .mdp_tables(&table)
+            .await?
+            .into_iter()
+            .find(|t| t.name == table)
+            .map(|t| t.description)
+            .unwrap_or_default();
+        let mut primary_key = Vec::new();
+        let columns: Vec<Column> = list
+            .list
+            .into_iter()
+            .map(|c| {
+                let name = c.column_name.trim().to_ascii_uppercase();
+                if c.indexes.split(',').any(|i| i.trim() == "00") {
+                    primary_key.push(name.clone());
+                }
+                let length: u16 = c.length.trim().parse().unwrap_or(0);
+                let kind = match c.data_type.trim().to_ascii_lowercase().as_str() {
+                    "string" | "alpha" | "a" | "char" | "varchar" => ColumnKind::Alpha,
+                    // Dates are stored as 8-digit numbers; MDP marks them with edit code Y.
+                    _ if c.edit_code.trim() == "Y" || (length == 8 && name.ends_with("DT")) => ColumnKind::Date,
+                    _ => ColumnKind::Numeric,
+                };
+                Column {
+                    name,
+                    description: c.description.trim().to_string(),
+                    kind,
+                    length,
+                    decimals: c.decimals.trim().parse().unwrap_or(0),
+                }
+            })
+            .collect();
+        let prefix = columns[0].name.chars().take(2).collect();
+        Ok(Some(Table {
+            name: table,
+            prefix,
+            description,
+            columns,
+            primary_key,
+        }))
+    }
+
+    async fn mdp_get(&self, path: &str, query: &[(&str, &str)]) -> Result<String, M3Error> {
+        let url = format!("{}/{}/M3/mdprest{path}", self.ionapi().gateway_url, self.ionapi().tenant);
+        let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.get_with_token(&url, &format!("mdprest{path}"), &query).await
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &str) -> Result<T, M3Error> {
+    serde_json::from_str(body).map_err(|e| M3Error::Decode {
+        path: format!("mdprest{path}"),
+        detail: e.to_string(),
+    })
+}
