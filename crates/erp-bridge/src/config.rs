@@ -23,6 +23,8 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     /// Kafka; disabled while `kafka.brokers` is empty (the outbox is then the message log).
     pub kafka: kafka::KafkaSettings,
+    /// Folder of mapping files (`*.json`, `*.toml`) applied and deployed at start (GitOps).
+    pub mappings_dir: Option<PathBuf>,
 }
 
 /// HTTP API settings.
@@ -86,6 +88,7 @@ impl Default for Config {
             connection: ConnectionConfig::default(),
             simulator: SimulatorConfig::default(),
             kafka: kafka::KafkaSettings::default(),
+            mappings_dir: None,
         }
     }
 }

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use m3::{ClientOptions, IonApi, M3Client};
-use mapping::catalog;
 use pipeline::commands::{default_commands, CommandProcessor, RetryPolicy};
-use pipeline::{Connector, ConnectorSettings, MappingSource};
+use pipeline::registry::MappingRegistry;
+use pipeline::{Connector, ConnectorSettings};
 use store::Store;
 use studio::{AppState, ConnectionRuntime, WebhookAuth};
 use tokio::sync::watch;
@@ -83,14 +83,24 @@ pub struct App {
     /// Kafka topics of the connection, when Kafka is configured.
     pub kafka_topics: Option<kafka::Topics>,
     shutdown: watch::Sender<bool>,
+    connector: Connector,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<()>,
-    simulator: Option<(m3_sim::RunningSim, JoinHandle<()>)>,
+    simulator: Option<EmbeddedSim>,
+}
+
+/// The demo's simulator: its server, workload and snapshot file.
+struct EmbeddedSim {
+    sim: m3_sim::Simulator,
+    running: m3_sim::RunningSim,
+    workload: JoinHandle<()>,
+    autosave: JoinHandle<()>,
+    snapshot: PathBuf,
 }
 
 impl App {
     /// Start everything `cfg` describes.
-    pub async fn start(cfg: Config) -> anyhow::Result<App> {
+    pub async fn start(mut cfg: Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", cfg.data_dir.display()))?;
         let store = Store::open(&cfg.data_dir.join("erp-bridge.db")).await?;
@@ -98,17 +108,12 @@ impl App {
         let (ionapi_file, simulator) = match &cfg.connection.ionapi_file {
             Some(f) => (f.clone(), None),
             None => {
-                let sim = m3_sim::Simulator::new(m3_sim::SimConfig {
-                    items: cfg.simulator.items,
-                    seed: cfg.simulator.seed,
-                    ..Default::default()
-                });
-                let running = sim.serve(cfg.simulator.listen).await.context("simulator.listen")?;
-                let path = cfg.data_dir.join("m3-simulator.ionapi");
-                let text = serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?;
-                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-                let workload = sim.start_workload(cfg.simulator.changes_per_second);
-                (path, Some((running, workload)))
+                let sim = start_simulator(&cfg).await?;
+                if cfg.connection.webhook_token.is_none() {
+                    // The simulator pushes webhooks to us; give them a credential of their own.
+                    cfg.connection.webhook_token = Some(random_token());
+                }
+                (cfg.data_dir.join("m3-simulator.ionapi"), Some(sim))
             }
         };
         let text = std::fs::read_to_string(&ionapi_file)
@@ -122,9 +127,6 @@ impl App {
             },
         )?);
 
-        let spec = mapping::spec::default_item_mapping();
-        let table = catalog::standard_table(&spec.table).context("default mapping table")?;
-        let source = MappingSource::new(&spec, table)?;
         let c = &cfg.connection;
         let settings = ConnectorSettings {
             connection: c.name.clone(),
@@ -141,14 +143,15 @@ impl App {
             default_commands(),
             RetryPolicy::default(),
         );
-        let mappings = vec![source.mapping.clone()];
-        let connector = Connector::new(client, store.clone(), settings, vec![source]);
+        let connector = Connector::new(client, store.clone(), settings);
+        let registry = MappingRegistry::new(connector.clone(), store.clone());
+        load_mappings(&registry, cfg.mappings_dir.as_deref()).await?;
+
         let runtime = ConnectionRuntime {
             name: c.name.clone(),
-            mappings,
-            status: connector.status(),
+            connector: connector.clone(),
+            registry,
             commands: Some(processor.clone()),
-            ingest: Some(connector.ingest()),
             webhook_auth: WebhookAuth {
                 bearer: c.webhook_token.clone().map(m3::Secret::new),
                 basic: c
@@ -158,13 +161,13 @@ impl App {
             },
         };
         let (shutdown, rx) = watch::channel(false);
-        let mut tasks = connector.spawn(rx.clone());
+        let mut tasks = Vec::new();
         if !cfg.kafka.brokers.is_empty() {
             tasks.push(tokio::spawn(run_kafka(
                 cfg.kafka.clone(),
                 store.clone(),
                 c.name.clone(),
-                runtime.status.clone(),
+                connector.status(),
                 processor,
                 rx.clone(),
             )));
@@ -190,31 +193,138 @@ impl App {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
+        if let (Some(sim), Some(token)) = (&simulator, &c.webhook_token) {
+            sim.sim.subscribe(m3_sim::WebhookSubscription {
+                subscription: "M3:MITMAS:CUD".into(),
+                url: format!("http://{api_addr}/webhooks/{}/MITMAS", c.name),
+                auth: m3_sim::WebhookAuth::Bearer { token: token.clone() },
+            });
+        }
         info!(api = %api_addr, "erp-bridge started");
         Ok(App {
             api_url: format!("http://{api_addr}"),
             api_addr,
-            simulator_url: simulator.as_ref().map(|(s, _)| s.base_url.clone()),
+            simulator_url: simulator.as_ref().map(|s| s.running.base_url.clone()),
             ionapi_file,
             connection: c.name.clone(),
             kafka_topics: (!cfg.kafka.brokers.is_empty()).then(|| cfg.kafka.topics(&c.name)),
             shutdown,
+            connector,
             tasks,
             server,
             simulator,
         })
     }
 
-    /// Stop cleanly: connector tasks finish their current page, the server drains, the simulator stops.
+    /// Stop cleanly: connector tasks finish their current page, the server drains, the simulator
+    /// saves its tables and stops.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        self.connector.shutdown().await;
         for t in self.tasks {
             let _ = t.await;
         }
         let _ = self.server.await;
-        if let Some((sim, workload)) = self.simulator {
-            workload.abort();
-            sim.shutdown().await;
+        if let Some(s) = self.simulator {
+            s.workload.abort();
+            s.autosave.abort();
+            if let Err(e) = s.sim.save(&s.snapshot) {
+                tracing::warn!(error = %e, "simulator snapshot not saved");
+            }
+            s.running.shutdown().await;
         }
     }
+}
+
+/// The demo's M3: restored from its snapshot in the data folder (or seeded), serving on
+/// loopback, with simulated users and a generated `.ionapi` file.
+async fn start_simulator(cfg: &Config) -> anyhow::Result<EmbeddedSim> {
+    let snapshot = cfg.data_dir.join("m3-simulator.json");
+    let sim = m3_sim::Simulator::open(
+        m3_sim::SimConfig {
+            items: cfg.simulator.items,
+            seed: cfg.simulator.seed,
+            ..Default::default()
+        },
+        &snapshot,
+    )
+    .with_context(|| format!("simulator snapshot {}", snapshot.display()))?;
+    let running = sim.serve(cfg.simulator.listen).await.context("simulator.listen")?;
+    let path = cfg.data_dir.join("m3-simulator.ionapi");
+    let text = serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?;
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    let workload = sim.start_workload(cfg.simulator.changes_per_second);
+    let autosave = sim.autosave(snapshot.clone(), std::time::Duration::from_secs(2));
+    Ok(EmbeddedSim {
+        sim,
+        running,
+        workload,
+        autosave,
+        snapshot,
+    })
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
+}
+
+/// Mappings at start-up: files of `mappings_dir` (GitOps: a changed file becomes a new version
+/// and is deployed), the default `Item` mapping on a first start, then whatever is deployed.
+async fn load_mappings(registry: &MappingRegistry, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if let Some(dir) = dir {
+        for spec in mapping_files(dir)? {
+            let (spec, file) = spec;
+            let by = format!("file:{file}");
+            let json = serde_json::to_value(&spec)?;
+            let latest = registry.list().await?.into_iter().find(|m| m.latest.name == spec.name);
+            let changed = latest.as_ref().map(|m| m.latest.spec != json).unwrap_or(true);
+            if changed {
+                let result = match &latest {
+                    None => registry.create(&spec, &by).await,
+                    Some(_) => registry.update(&spec.name, &spec, &by).await,
+                };
+                result.with_context(|| format!("mappings_dir: {file}"))?;
+                registry.deploy(&spec.name, None, &by).await?;
+                info!(file = %file, mapping = %spec.name, "mapping file applied");
+            } else if latest.and_then(|m| m.deployed_version).is_none() {
+                registry.deploy(&spec.name, None, &by).await?;
+            }
+        }
+    } else if registry.list().await?.is_empty() {
+        let spec = mapping::spec::default_item_mapping();
+        registry.create(&spec, "erp-bridge (default)").await?;
+        registry.deploy(&spec.name, None, "erp-bridge (default)").await?;
+    }
+    registry.restore().await?;
+    Ok(())
+}
+
+/// Parse every `*.json` and `*.toml` mapping file of a folder, in name order.
+pub fn mapping_files(dir: &std::path::Path) -> anyhow::Result<Vec<(mapping::MappingSpec, String)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("mappings_dir: cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "toml")))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.display().to_string();
+            Ok((parse_mapping_file(&p)?, name))
+        })
+        .collect()
+}
+
+/// Parse one mapping file (JSON or TOML) strictly; errors name the file and the key.
+pub fn parse_mapping_file(path: &std::path::Path) -> anyhow::Result<mapping::MappingSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let spec = if path.extension().and_then(|e| e.to_str()) == Some("toml") {
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    } else {
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    };
+    Ok(spec)
 }

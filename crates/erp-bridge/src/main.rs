@@ -63,7 +63,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum MappingCommand {
-    /// Validate mapping files (JSON) against the standard M3 catalogue.
+    /// Validate mapping files (JSON or TOML) against the standard M3 catalogue.
     Lint {
         /// Mapping files.
         files: Vec<PathBuf>,
@@ -188,8 +188,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn lint(path: &std::path::Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).context("cannot read")?;
-    let spec: mapping::MappingSpec = serde_json::from_str(&text)?;
+    let spec = erp_bridge::parse_mapping_file(path)?;
     let table = mapping::catalog::standard_table(&spec.table).ok_or_else(|| {
         let names: Vec<String> = mapping::catalog::standard_tables()
             .into_iter()

@@ -19,7 +19,10 @@ async fn start_push_only(env: &Env) -> App {
     cfg.connection.reconcile_interval = Duration::from_secs(3600);
     cfg.connection.webhook_token = Some(TOKEN.into());
     let app = App::start(cfg).await.unwrap();
-    eventually("the initial load", || async { env.all_messages(&app).await.len() == ITEMS }).await;
+    eventually("the initial load", || async {
+        env.all_messages(&app).await.len() == ITEMS
+    })
+    .await;
     app
 }
 
@@ -77,17 +80,29 @@ async fn webhooks_need_credentials_and_refusals_are_counted() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("erp_bridge_webhooks_unauthorized_total{connection=\"demo\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("erp_bridge_webhooks_unauthorized_total{connection=\"demo\"} 3"),
+        "{metrics}"
+    );
     assert!(metrics.contains("erp_bridge_rows_seen_total{connection=\"demo\",mapping=\"Item\",table=\"MITMAS\"}"));
     let auth = format!("Bearer {TOKEN}");
     let (s, v) = push(&env, &app, Some(&auth), &json!({"documentName": "MITMAS"})).await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("missing field `operation`"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `operation`"),
+        "{v}"
+    );
     let mut wrong_table = body.clone();
     wrong_table["documentName"] = json!("OCUSMA");
     let (s, v) = push(&env, &app, Some(&auth), &wrong_table).await;
     assert_eq!(s, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("does not match"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("does not match"),
+        "{v}"
+    );
     let mut bad_op = body.clone();
     bad_op["operation"] = json!("X");
     assert_eq!(push(&env, &app, Some(&auth), &bad_op).await.0, 400);
@@ -102,13 +117,20 @@ async fn update_and_delete_events_become_messages_without_polling() {
     let itno = env.sim.rows("MITMAS")[4]["MMITNO"].clone();
     let key = format!("100|{itno}");
     let before = env.sim.get("MITMAS", &["100", &itno]).unwrap();
-    env.sim.update("MITMAS", &["100", &itno], &[("MMITDS", "Pushed")]).unwrap();
+    env.sim
+        .update("MITMAS", &["100", &itno], &[("MMITDS", "Pushed")])
+        .unwrap();
     let body = event(&env, "U", &itno, Some(&before));
     let (s, out) = push(&env, &app, Some(&auth), &body).await;
     assert_eq!(s, 202, "{out}");
     assert_eq!(out["messages"], 1);
     assert_eq!(out["read_back"], false);
-    let (_, item) = env.get(&app, &format!("/api/connections/demo/read-models/items/{}", key_path(&key))).await;
+    let (_, item) = env
+        .get(
+            &app,
+            &format!("/api/connections/demo/read-models/items/{}", key_path(&key)),
+        )
+        .await;
     assert_eq!(item["name"], "Pushed");
     // Fire-and-forget senders may repeat an event: the content hash drops the repeat.
     assert_eq!(push(&env, &app, Some(&auth), &body).await.1["messages"], 0);
@@ -121,7 +143,12 @@ async fn update_and_delete_events_become_messages_without_polling() {
     assert_eq!(push(&env, &app, Some(&auth), &old).await.1["messages"], 0);
     assert_eq!(env.status(&app).await["tables"]["Item"]["stale"], 1);
     assert_eq!(
-        env.get(&app, &format!("/api/connections/demo/read-models/items/{}", key_path(&key))).await.1["name"],
+        env.get(
+            &app,
+            &format!("/api/connections/demo/read-models/items/{}", key_path(&key))
+        )
+        .await
+        .1["name"],
         "Pushed"
     );
     // Delete.
@@ -130,11 +157,19 @@ async fn update_and_delete_events_become_messages_without_polling() {
     let (s, out) = push(&env, &app, Some(&auth), &event(&env, "D", &itno, Some(&before))).await;
     assert_eq!((s, out["messages"].clone()), (202, json!(1)), "{out}");
     assert_eq!(
-        env.get(&app, &format!("/api/connections/demo/read-models/items/{}", key_path(&key))).await.0,
+        env.get(
+            &app,
+            &format!("/api/connections/demo/read-models/items/{}", key_path(&key))
+        )
+        .await
+        .0,
         404
     );
     let messages = env.all_messages(&app).await;
-    let mine: Vec<&str> = of_subject(&messages, &key).iter().map(|m| m["type"].as_str().unwrap()).collect();
+    let mine: Vec<&str> = of_subject(&messages, &key)
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
     assert_eq!(mine, vec!["ItemUpdated", "ItemUpdated", "ItemDeleted"]);
     app.shutdown().await;
 }
@@ -144,7 +179,9 @@ async fn an_event_without_the_mapped_columns_is_read_back_from_m3() {
     let env = Env::new(ITEMS).await;
     let app = start_push_only(&env).await;
     let itno = env.sim.rows("MITMAS")[9]["MMITNO"].clone();
-    env.sim.update("MITMAS", &["100", &itno], &[("MMFUDS", "Only the key was sent")]).unwrap();
+    env.sim
+        .update("MITMAS", &["100", &itno], &[("MMFUDS", "Only the key was sent")])
+        .unwrap();
     let body = json!({"publisher": "M3", "documentName": "MITMAS", "operation": "U",
         "elements": [{"name": "MMCONO", "value": "100"}, {"name": "MMITNO", "value": itno}]});
     let (s, out) = push(&env, &app, Some(&format!("Bearer {TOKEN}")), &body).await;
@@ -168,9 +205,19 @@ async fn webhooks_and_polling_together_emit_one_message_per_change() {
     let itno = env.sim.rows("MITMAS")[12]["MMITNO"].clone();
     let before = env.sim.get("MITMAS", &["100", &itno]).unwrap();
     env.sim.update("MITMAS", &["100", &itno], &[("MMSTAT", "90")]).unwrap();
-    push(&env, &app, Some(&format!("Bearer {TOKEN}")), &event(&env, "U", &itno, Some(&before))).await;
+    push(
+        &env,
+        &app,
+        Some(&format!("Bearer {TOKEN}")),
+        &event(&env, "U", &itno, Some(&before)),
+    )
+    .await;
     env.polls(&app, 3).await;
     let messages = env.all_messages(&app).await;
-    assert_eq!(of_subject(&messages, &format!("100|{itno}")).len(), 2, "load + one change");
+    assert_eq!(
+        of_subject(&messages, &format!("100|{itno}")).len(),
+        2,
+        "load + one change"
+    );
     app.shutdown().await;
 }

@@ -267,7 +267,12 @@ impl M3Client {
             .collect()
     }
 
-    pub(crate) async fn get_with_token(&self, url: &str, path: &str, query: &[(String, String)]) -> Result<String, M3Error> {
+    pub(crate) async fn get_with_token(
+        &self,
+        url: &str,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<String, M3Error> {
         for attempt in 0..2 {
             let token = self.access_token().await?;
             let resp = self

@@ -120,7 +120,11 @@ impl M3Client {
     }
 
     async fn mdp_get(&self, path: &str, query: &[(&str, &str)]) -> Result<String, M3Error> {
-        let url = format!("{}/{}/M3/mdprest{path}", self.ionapi().gateway_url, self.ionapi().tenant);
+        let url = format!(
+            "{}/{}/M3/mdprest{path}",
+            self.ionapi().gateway_url,
+            self.ionapi().tenant
+        );
         let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.get_with_token(&url, &format!("mdprest{path}"), &query).await
     }

@@ -18,12 +18,17 @@ async fn client() -> (Simulator, m3_sim::RunningSim, M3Client) {
 async fn transactions_return_trimmed_records_and_nok_answers_become_errors() {
     let (sim, _r, c) = client().await;
     let itno = sim.rows("MITMAS")[0]["MMITNO"].clone();
-    let recs = c.execute("MMS200MI", "GetItmBasic", &[("ITNO", &itno)], 0).await.unwrap();
+    let recs = c
+        .execute("MMS200MI", "GetItmBasic", &[("ITNO", &itno)], 0)
+        .await
+        .unwrap();
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["ITNO"], itno);
     assert!(!recs[0]["ITDS"].ends_with(' '));
     match c.execute("MMS200MI", "GetItmBasic", &[("ITNO", "NOPE")], 0).await {
-        Err(M3Error::Nok { code, field, message, .. }) => {
+        Err(M3Error::Nok {
+            code, field, message, ..
+        }) => {
             assert_eq!(code, "XIM0002");
             assert_eq!(field.as_deref(), Some("ITNO"));
             assert!(message.contains("does not exist"), "{message}");
@@ -31,7 +36,12 @@ async fn transactions_return_trimmed_records_and_nok_answers_become_errors() {
         other => panic!("expected NOK, got {other:?}"),
     }
     let rows = c
-        .export_select("MMITNO, MMITDS from MITMAS where MMITNO >= 'A' order by MMITNO", '~', 2, 5)
+        .export_select(
+            "MMITNO, MMITDS from MITMAS where MMITNO >= 'A' order by MMITNO",
+            '~',
+            2,
+            5,
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), 5);

@@ -2,8 +2,8 @@
 //! the `(LMTS, key)` cursor with an overlap window, plus periodic key reconciliation to find
 //! deletes. Every page is one store transaction: messages, entity state and cursor together.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use m3::{M3Client, M3Error};
@@ -19,7 +19,7 @@ use tracing::{info, instrument, warn};
 
 use crate::error::PipelineError;
 use crate::query::paged_select;
-use crate::status::{Connectivity, StatusBoard};
+use crate::status::{Connectivity, StatusBoard, TableStatus};
 
 /// Tuning of the connector loops.
 #[derive(Debug, Clone)]
@@ -90,71 +90,162 @@ enum Position {
     Polling { lmts: i64 },
 }
 
-/// The connector of one connection.
+/// The connector of one connection: one task per deployed mapping. Cheap to clone; mappings
+/// are deployed and undeployed while it runs.
+#[derive(Clone)]
 pub struct Connector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Arc<M3Client>,
+    store: Store,
+    settings: Arc<ConnectorSettings>,
     status: StatusBoard,
-    workers: Vec<Arc<Worker>>,
+    running: RwLock<BTreeMap<String, Running>>,
+}
+
+struct Running {
+    worker: Arc<Worker>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
 }
 
 impl Connector {
-    /// A connector over `sources`, reporting into a fresh status board.
-    pub fn new(client: Arc<M3Client>, store: Store, settings: ConnectorSettings, sources: Vec<MappingSource>) -> Self {
-        let status = StatusBoard::default();
-        let settings = Arc::new(settings);
-        let workers = sources
-            .into_iter()
-            .map(|src| {
-                status.table(src.mapping.name.as_str(), |t| t.table = src.table.name.clone());
-                let mut columns = src.mapping.columns();
-                let lmts = src.table.column_for_field("LMTS");
-                let lmts_index = match columns.iter().position(|c| *c == lmts) {
-                    Some(i) => i,
-                    None => {
-                        columns.push(lmts);
-                        columns.len() - 1
-                    }
-                };
-                Arc::new(Worker {
-                    client: client.clone(),
-                    store: store.clone(),
-                    settings: settings.clone(),
-                    status: status.clone(),
-                    src,
-                    columns,
-                    lmts_index,
-                })
-            })
-            .collect();
-        Self { status, workers }
+    /// A connector with no mappings deployed yet.
+    pub fn new(client: Arc<M3Client>, store: Store, settings: ConnectorSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                store,
+                settings: Arc::new(settings),
+                status: StatusBoard::default(),
+                running: RwLock::new(BTreeMap::new()),
+            }),
+        }
     }
 
     /// The status board the connector reports into.
     pub fn status(&self) -> StatusBoard {
-        self.status.clone()
+        self.inner.status.clone()
     }
 
-    /// A handle for pushed changes (webhooks) into the same mappings and store.
-    pub fn ingest(&self) -> Ingest {
-        Ingest {
-            workers: Arc::new(self.workers.clone()),
-            status: self.status.clone(),
+    /// The M3 client it reads with.
+    pub fn client(&self) -> Arc<M3Client> {
+        self.inner.client.clone()
+    }
+
+    /// The connection name.
+    pub fn connection(&self) -> &str {
+        &self.inner.settings.connection
+    }
+
+    /// The deployed mappings, by name.
+    pub fn mappings(&self) -> Vec<Arc<CompiledMapping>> {
+        let running = self.inner.running.read().expect("lock");
+        running.values().map(|r| r.worker.src.mapping.clone()).collect()
+    }
+
+    fn workers(&self) -> Vec<Arc<Worker>> {
+        let running = self.inner.running.read().expect("lock");
+        running.values().map(|r| r.worker.clone()).collect()
+    }
+
+    /// Start (or restart with a new definition) the task of a mapping. A changed definition has a
+    /// new fingerprint, so its table is exported again.
+    pub async fn deploy(&self, src: MappingSource) {
+        let name = src.mapping.name.to_string();
+        self.undeploy(&name).await;
+        let inner = &self.inner;
+        let mut columns = src.mapping.columns();
+        let lmts = src.table.column_for_field("LMTS");
+        let lmts_index = match columns.iter().position(|c| *c == lmts) {
+            Some(i) => i,
+            None => {
+                columns.push(lmts);
+                columns.len() - 1
+            }
+        };
+        inner.status.table(&name, |t| {
+            *t = TableStatus {
+                table: src.table.name.clone(),
+                ..Default::default()
+            }
+        });
+        let worker = Arc::new(Worker {
+            client: inner.client.clone(),
+            store: inner.store.clone(),
+            settings: inner.settings.clone(),
+            status: inner.status.clone(),
+            src,
+            columns,
+            lmts_index,
+        });
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(worker.clone().run(rx));
+        info!(connection = %inner.settings.connection, mapping = %name, "mapping deployed");
+        inner
+            .running
+            .write()
+            .expect("lock")
+            .insert(name, Running { worker, stop, task });
+    }
+
+    /// Stop a mapping's task (after its current page). Returns whether it was deployed.
+    pub async fn undeploy(&self, name: &str) -> bool {
+        let old = self.inner.running.write().expect("lock").remove(name);
+        match old {
+            Some(r) => {
+                let _ = r.stop.send(true);
+                let _ = r.task.await;
+                self.inner.status.update(|s| {
+                    s.tables.remove(name);
+                });
+                true
+            }
+            None => false,
         }
     }
 
-    /// Start one task per mapping; they stop when `shutdown` turns true.
-    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        self.workers
-            .into_iter()
-            .map(|w| tokio::spawn(w.run(shutdown.clone())))
-            .collect()
+    /// Stop every mapping's task.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = std::mem::take(&mut *self.inner.running.write().expect("lock"))
+            .into_values()
+            .collect();
+        for r in &all {
+            let _ = r.stop.send(true);
+        }
+        for r in all {
+            let _ = r.task.await;
+        }
     }
-}
 
-/// Pushed changes (M3 webhooks) for the connection's mappings.
-#[derive(Clone)]
-pub struct Ingest {
-    workers: Arc<Vec<Arc<Worker>>>,
-    status: StatusBoard,
+    /// Whether any deployed mapping reads `table`.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.workers().iter().any(|w| w.src.table.name == table)
+    }
+
+    /// Apply one webhook event to every deployed mapping of its table.
+    pub async fn webhook(&self, event: &WebhookEvent) -> Result<WebhookOutcome, PipelineError> {
+        let mut outcome = WebhookOutcome::default();
+        for w in self
+            .workers()
+            .iter()
+            .filter(|w| w.src.table.name == event.document_name)
+        {
+            outcome.mappings += 1;
+            let (messages, read_back) = w.webhook(event).await?;
+            outcome.messages += messages;
+            outcome.read_back |= read_back;
+        }
+        self.inner.status.update(|s| s.webhooks.received += 1);
+        Ok(outcome)
+    }
+
+    /// Count a refused (unauthenticated) webhook call.
+    pub fn count_unauthorized(&self) {
+        self.inner.status.update(|s| s.webhooks.unauthorized += 1);
+    }
 }
 
 /// One M3 Event Hub style event, as a webhook delivers it (shared/m3 WIRE.md section 6).
@@ -198,31 +289,6 @@ pub struct WebhookOutcome {
     pub messages: usize,
     /// Whether a row had to be read back from M3 (the event lacked mapped columns).
     pub read_back: bool,
-}
-
-impl Ingest {
-    /// Whether any mapping reads `table`.
-    pub fn has_table(&self, table: &str) -> bool {
-        self.workers.iter().any(|w| w.src.table.name == table)
-    }
-
-    /// Apply one webhook event to every mapping of its table.
-    pub async fn webhook(&self, event: &WebhookEvent) -> Result<WebhookOutcome, PipelineError> {
-        let mut outcome = WebhookOutcome::default();
-        for w in self.workers.iter().filter(|w| w.src.table.name == event.document_name) {
-            outcome.mappings += 1;
-            let (messages, read_back) = w.webhook(event).await?;
-            outcome.messages += messages;
-            outcome.read_back |= read_back;
-        }
-        self.status.update(|s| s.webhooks.received += 1);
-        Ok(outcome)
-    }
-
-    /// Count a refused (unauthenticated) webhook call.
-    pub fn count_unauthorized(&self) {
-        self.status.update(|s| s.webhooks.unauthorized += 1);
-    }
 }
 
 struct Worker {

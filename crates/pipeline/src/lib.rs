@@ -6,10 +6,9 @@ pub mod commands;
 pub mod connector;
 pub mod error;
 pub mod query;
+pub mod registry;
 pub mod status;
 
-pub use connector::{
-    Connector, ConnectorSettings, Ingest, MappingSource, WebhookElement, WebhookEvent, WebhookOutcome,
-};
+pub use connector::{Connector, ConnectorSettings, MappingSource, WebhookElement, WebhookEvent, WebhookOutcome};
 pub use error::PipelineError;
 pub use status::{Connectivity, ConnectorStatus, RelayStatus, StatusBoard, TableStatus};

@@ -9,5 +9,7 @@ mod model;
 mod sqlite;
 
 pub use error::StoreError;
-pub use model::{Batch, Change, ChangeOp, Cursor, NewMessage, ReadModelPage, StoredMessage};
+pub use model::{
+    Batch, Change, ChangeOp, Cursor, MappingRecord, MappingVersion, NewMessage, ReadModelPage, StoredMessage,
+};
 pub use sqlite::{Applied, Store};

@@ -98,3 +98,31 @@ pub struct ReadModelPage {
     /// Key to pass as `after` for the next page, if there is one.
     pub next: Option<String>,
 }
+
+/// One stored version of a mapping definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MappingVersion {
+    /// Mapping (message type) name.
+    pub name: String,
+    /// Version, from 1.
+    pub version: i64,
+    /// The definition (JSON).
+    pub spec: serde_json::Value,
+    /// When it was saved.
+    pub created_at: String,
+    /// Who saved it.
+    pub created_by: String,
+}
+
+/// A mapping's current state: its latest version and what is deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MappingRecord {
+    /// The latest version.
+    pub latest: MappingVersion,
+    /// The deployed version, if deployed.
+    pub deployed_version: Option<i64>,
+    /// When it was deployed.
+    pub deployed_at: Option<String>,
+    /// Who deployed it.
+    pub deployed_by: Option<String>,
+}

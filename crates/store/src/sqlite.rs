@@ -9,7 +9,7 @@ use sqlx::{Row, SqlitePool};
 use tracing::instrument;
 
 use crate::error::StoreError;
-use crate::model::{Batch, ChangeOp, Cursor, ReadModelPage, StoredMessage};
+use crate::model::{Batch, ChangeOp, Cursor, MappingRecord, MappingVersion, ReadModelPage, StoredMessage};
 
 /// Outcome of [`Store::apply_batch`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -400,6 +400,157 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Save a new version of a mapping; returns its version number (1 for a new mapping).
+    pub async fn save_mapping(
+        &self,
+        connection: &str,
+        name: &str,
+        spec: &serde_json::Value,
+        by: &str,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let version: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM mappings WHERE connection = ? AND name = ?")
+                .bind(connection)
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO mappings (connection, name, version, spec, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(connection)
+        .bind(name)
+        .bind(version)
+        .bind(spec.to_string())
+        .bind(now())
+        .bind(by)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Every version of a mapping, oldest first (empty if unknown).
+    pub async fn mapping_versions(&self, connection: &str, name: &str) -> Result<Vec<MappingVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, version, spec, created_at, created_by FROM mappings
+             WHERE connection = ? AND name = ? ORDER BY version",
+        )
+        .bind(connection)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(version_from_row).collect()
+    }
+
+    /// Every mapping of a connection: latest version and deployment, by name.
+    pub async fn mappings(&self, connection: &str) -> Result<Vec<MappingRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.name, m.version, m.spec, m.created_at, m.created_by, d.version, d.deployed_at, d.deployed_by
+             FROM mappings m
+             LEFT JOIN deployments d ON d.connection = m.connection AND d.name = m.name
+             WHERE m.connection = ?1
+               AND m.version = (SELECT MAX(version) FROM mappings x WHERE x.connection = ?1 AND x.name = m.name)
+             ORDER BY m.name",
+        )
+        .bind(connection)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(MappingRecord {
+                    deployed_version: r.get(5),
+                    deployed_at: r.get(6),
+                    deployed_by: r.get(7),
+                    latest: version_from_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Record that `version` of a mapping is deployed.
+    pub async fn set_deployed(&self, connection: &str, name: &str, version: i64, by: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO deployments (connection, name, version, deployed_at, deployed_by) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (connection, name) DO UPDATE SET version = excluded.version,
+                 deployed_at = excluded.deployed_at, deployed_by = excluded.deployed_by",
+        )
+        .bind(connection)
+        .bind(name)
+        .bind(version)
+        .bind(now())
+        .bind(by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Record that a mapping is not deployed (its messages and read model stay).
+    pub async fn set_undeployed(&self, connection: &str, name: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM deployments WHERE connection = ? AND name = ?")
+            .bind(connection)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Delete a mapping: its versions, deployment, cursor and read model. Messages already in the
+    /// log stay (they were published facts).
+    pub async fn delete_mapping(&self, connection: &str, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut found = false;
+        for table in ["mappings", "deployments", "cursors", "entities"] {
+            let col = if matches!(table, "cursors" | "entities") {
+                "mapping"
+            } else {
+                "name"
+            };
+            let r = sqlx::query(&format!("DELETE FROM {table} WHERE connection = ? AND {col} = ?"))
+                .bind(connection)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            found |= table == "mappings" && r.rows_affected() > 0;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// Start a mapping's export over: forget its cursor and content hashes (its read model stays
+    /// until rows are re-read), so the next initial load emits every row again.
+    pub async fn reset_export(&self, connection: &str, mapping: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM cursors WHERE connection = ? AND mapping = ?")
+            .bind(connection)
+            .bind(mapping)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE entities SET hash = 0, position = 0 WHERE connection = ? AND mapping = ?")
+            .bind(connection)
+            .bind(mapping)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn version_from_row(r: sqlx::sqlite::SqliteRow) -> Result<MappingVersion, StoreError> {
+    let spec: String = r.get(2);
+    Ok(MappingVersion {
+        name: r.get(0),
+        version: r.get(1),
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
+            what: "mapping",
+            detail: e.to_string(),
+        })?,
+        created_at: r.get(3),
+        created_by: r.get(4),
+    })
+}
+
 fn message_from_row(r: sqlx::sqlite::SqliteRow) -> StoredMessage {
     StoredMessage {
         seq: r.get(0),
@@ -559,6 +710,29 @@ mod tests {
             1
         );
         assert_eq!(store.entity("demo", "Item", "100|A").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn mapping_versions_and_deployments() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let v1 = serde_json::json!({"name": "Item", "v": 1});
+        let v2 = serde_json::json!({"name": "Item", "v": 2});
+        assert_eq!(store.save_mapping("demo", "Item", &v1, "alice").await.unwrap(), 1);
+        assert_eq!(store.save_mapping("demo", "Item", &v2, "bob").await.unwrap(), 2);
+        assert_eq!(store.save_mapping("other", "Item", &v1, "bob").await.unwrap(), 1);
+        store.set_deployed("demo", "Item", 1, "alice").await.unwrap();
+        let list = store.mappings("demo").await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].latest.version, 2);
+        assert_eq!(list[0].latest.spec, v2);
+        assert_eq!(list[0].deployed_version, Some(1));
+        assert_eq!(store.mapping_versions("demo", "Item").await.unwrap().len(), 2);
+        assert!(store.set_undeployed("demo", "Item").await.unwrap());
+        assert_eq!(store.mappings("demo").await.unwrap()[0].deployed_version, None);
+        assert!(store.delete_mapping("demo", "Item").await.unwrap());
+        assert!(store.mappings("demo").await.unwrap().is_empty());
+        assert_eq!(store.mappings("other").await.unwrap().len(), 1);
     }
 
     #[tokio::test]

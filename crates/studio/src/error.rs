@@ -14,6 +14,9 @@ pub enum ApiError {
     /// A parameter is wrong; the message names it and what was expected.
     #[error("{0}")]
     BadRequest(String),
+    /// The request conflicts with what exists.
+    #[error("{0}")]
+    Conflict(String),
     /// A dependency is down.
     #[error("{0}")]
     Unavailable(String),
@@ -33,6 +36,7 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");

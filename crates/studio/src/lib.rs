@@ -1,6 +1,7 @@
 //! The HTTP API of erp-bridge: health and readiness, the message log, read models and JSON Schemas.
 
 mod error;
+mod mappings;
 mod routes;
 pub mod schema;
 

@@ -11,7 +11,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use mapping::{CompiledMapping, EntityKey};
 use pipeline::commands::{CommandProcessor, ReceiptStatus};
-use pipeline::{Connectivity, Ingest, StatusBoard, WebhookEvent};
+use pipeline::registry::MappingRegistry;
+use pipeline::{Connectivity, Connector, WebhookEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::Store;
@@ -24,14 +25,12 @@ use crate::schema::message_schema;
 pub struct ConnectionRuntime {
     /// Connection name.
     pub name: String,
-    /// Deployed mappings.
-    pub mappings: Vec<Arc<CompiledMapping>>,
-    /// The connector's live status.
-    pub status: StatusBoard,
+    /// The running connector: deployed mappings, status, webhooks.
+    pub connector: Connector,
+    /// Mapping management.
+    pub registry: MappingRegistry,
     /// Command processing (HTTP submissions use the same processor as the Kafka consumer).
     pub commands: Option<CommandProcessor>,
-    /// Where pushed M3 events (webhooks) go.
-    pub ingest: Option<Ingest>,
     /// Credentials M3 must present on webhook calls; none configured = webhooks refused.
     pub webhook_auth: WebhookAuth,
 }
@@ -85,7 +84,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections", get(list_connections))
         .route("/api/connections/{c}/status", get(status))
         .route("/api/connections/{c}/messages", get(messages))
-        .route("/api/connections/{c}/mappings", get(mappings))
         .route("/webhooks/{c}/{table}", axum::routing::post(webhook))
         .route("/metrics", get(metrics))
         .route(
@@ -95,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/schemas/{ty}", get(schema))
         .route("/api/connections/{c}/read-models/{resource}", get(read_model_list))
         .route("/api/connections/{c}/read-models/{resource}/{key}", get(read_model_get))
+        .merge(crate::mappings::routes())
         .with_state(state)
 }
 
@@ -109,7 +108,7 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         problems.push("store: not answering".to_string());
     }
     for c in st.connections.values() {
-        let s = c.status.snapshot();
+        let s = c.connector.status().snapshot();
         if s.m3 != Connectivity::Healthy {
             problems.push(format!(
                 "connection {}: M3 {:?}{}",
@@ -127,7 +126,7 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     (code, Json(json!({"ready": problems.is_empty(), "problems": problems})))
 }
 
-fn connection<'a>(st: &'a AppState, name: &str) -> Result<&'a ConnectionRuntime, ApiError> {
+pub(crate) fn connection<'a>(st: &'a AppState, name: &str) -> Result<&'a ConnectionRuntime, ApiError> {
     st.connections
         .get(name)
         .ok_or_else(|| ApiError::NotFound(format!("connection `{name}` does not exist")))
@@ -141,8 +140,8 @@ async fn list_connections(State(st): State<AppState>) -> impl IntoResponse {
             json!({
                 "name": c.name,
                 "hosting": "hosted",
-                "m3": c.status.snapshot().m3,
-                "messageTypes": c.mappings.len(),
+                "m3": c.connector.status().snapshot().m3,
+                "messageTypes": c.connector.mappings().len(),
             })
         })
         .collect();
@@ -150,28 +149,7 @@ async fn list_connections(State(st): State<AppState>) -> impl IntoResponse {
 }
 
 async fn status(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(connection(&st, &c)?.status.snapshot()))
-}
-
-async fn mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let conn = connection(&st, &c)?;
-    let list: Vec<Value> = conn
-        .mappings
-        .iter()
-        .map(|m| {
-            json!({
-                "name": m.name,
-                "table": m.table,
-                "resource": m.resource,
-                "messageTypes": [m.updated_type(), m.deleted_type()],
-                "key": m.key_field_names(),
-                "fields": m.fields.iter().map(|f| json!({
-                    "name": f.name, "column": f.column, "type": f.ty.as_str(), "key": f.is_key, "description": f.description,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "mappings": list })))
+    Ok(Json(connection(&st, &c)?.connector.status().snapshot()))
 }
 
 async fn schema(
@@ -180,7 +158,8 @@ async fn schema(
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let id = format!("/api/connections/{c}/schemas/{ty}");
-    conn.mappings
+    conn.connector
+        .mappings()
         .iter()
         .find_map(|m| message_schema(m, &ty, &id))
         .map(Json)
@@ -255,18 +234,23 @@ async fn messages(
     Ok(Json(json!({ "messages": messages, "next": next })))
 }
 
-fn resource<'a>(conn: &'a ConnectionRuntime, resource: &str) -> Result<&'a Arc<CompiledMapping>, ApiError> {
-    conn.mappings.iter().find(|m| m.resource == resource).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "connection `{}` has no read model `{resource}`; it has: {}",
-            conn.name,
-            conn.mappings
-                .iter()
-                .map(|m| m.resource.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+fn resource(conn: &ConnectionRuntime, resource: &str) -> Result<Arc<CompiledMapping>, ApiError> {
+    let mappings = conn.connector.mappings();
+    mappings
+        .iter()
+        .find(|m| m.resource == resource)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "connection `{}` has no read model `{resource}`; it has: {}",
+                conn.name,
+                mappings
+                    .iter()
+                    .map(|m| m.resource.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
 }
 
 async fn read_model_list(
@@ -376,10 +360,7 @@ async fn webhook(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
-    let ingest = conn
-        .ingest
-        .as_ref()
-        .ok_or_else(|| ApiError::NotFound(format!("connection `{c}` does not take webhooks")))?;
+    let ingest = &conn.connector;
     let auth = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -436,7 +417,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let snaps: Vec<(String, pipeline::ConnectorStatus)> = st
         .connections
         .values()
-        .map(|c| (c.name.clone(), c.status.snapshot()))
+        .map(|c| (c.name.clone(), c.connector.status().snapshot()))
         .collect();
     let per_table = |f: &dyn Fn(&pipeline::TableStatus) -> Option<f64>| -> Vec<(String, f64)> {
         snaps
@@ -539,7 +520,7 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
 async fn futures_pending(st: &AppState) -> Vec<(String, f64)> {
     let mut v = Vec::new();
     for c in st.connections.values() {
-        if c.status.snapshot().relay.is_some() {
+        if c.connector.status().snapshot().relay.is_some() {
             if let Ok(n) = st.store.unpublished_count(&c.name).await {
                 v.push((format!("connection=\"{}\"", c.name), n as f64));
             }

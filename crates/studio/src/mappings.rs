@@ -1,0 +1,330 @@
+//! Mapping management over HTTP: tables and columns (MDP or catalogue), mappings with versions,
+//! deploy/undeploy, preview, re-export, and the AsyncAPI document of the connection.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mapping::names::{suggest_field_names, Case};
+use pipeline::registry::RegistryError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::routes::{connection, AppState};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/connections/{c}/tables", get(tables))
+        .route("/api/connections/{c}/tables/{table}", get(table))
+        .route("/api/connections/{c}/mappings", get(list).post(create))
+        .route("/api/connections/{c}/mappings/preview", post(preview))
+        .route(
+            "/api/connections/{c}/mappings/{name}",
+            get(show).put(update).delete(remove),
+        )
+        .route("/api/connections/{c}/mappings/{name}/deploy", post(deploy))
+        .route("/api/connections/{c}/mappings/{name}/undeploy", post(undeploy))
+        .route("/api/connections/{c}/re-export", post(re_export))
+        .route("/api/connections/{c}/asyncapi", get(asyncapi))
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Spec(_) | RegistryError::Invalid(_) | RegistryError::UnknownTable { .. } => {
+                ApiError::BadRequest(e.to_string())
+            }
+            RegistryError::NotFound(m) => ApiError::NotFound(m),
+            RegistryError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            RegistryError::M3(m) => ApiError::Unavailable(format!("M3: {m}")),
+            RegistryError::Pipeline(p) => ApiError::Internal(p.to_string()),
+        }
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))
+}
+
+#[derive(Deserialize)]
+struct TablesQuery {
+    #[serde(default)]
+    filter: String,
+}
+
+async fn tables(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    Query(q): Query<TablesQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let (list, source) = conn.registry.tables(&q.filter).await;
+    Ok(Json(json!({"source": source, "tables": list})))
+}
+
+async fn table(
+    State(st): State<AppState>,
+    Path((c, t)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let (table, source) = conn.registry.table(&t).await?;
+    let suggested = suggest_field_names(table.columns.iter().map(|c| c.description.as_str()), Case::Camel);
+    let columns: Vec<Value> = table
+        .columns
+        .iter()
+        .zip(suggested)
+        .map(|(col, name)| {
+            json!({
+                "name": col.name, "description": col.description, "type": col.kind.mi_type(),
+                "length": col.length, "decimals": col.decimals,
+                "key": table.primary_key.contains(&col.name), "suggestedName": name,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "name": table.name, "description": table.description, "source": source,
+        "primaryKey": table.primary_key, "columns": columns,
+    })))
+}
+
+async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let deployed = conn.connector.mappings();
+    let list: Vec<Value> = conn
+        .registry
+        .list()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let spec = &r.latest.spec;
+            let running = deployed.iter().find(|m| m.name.as_str() == r.latest.name);
+            json!({
+                "name": r.latest.name,
+                "table": spec["table"],
+                "description": spec["description"],
+                "fields": spec["fields"].as_array().map(|f| f.len()).unwrap_or(0),
+                "latestVersion": r.latest.version,
+                "updatedAt": r.latest.created_at,
+                "updatedBy": r.latest.created_by,
+                "deployedVersion": r.deployed_version,
+                "deployedAt": r.deployed_at,
+                "deployedBy": r.deployed_by,
+                "resource": running.map(|m| m.resource.clone()),
+                "messageTypes": running.map(|m| vec![m.updated_type(), m.deleted_type()]),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "mappings": list })))
+}
+
+async fn create(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let spec = pipeline::registry::MappingRegistry::parse(&parse_body(&body)?)?;
+    let version = conn.registry.create(&spec, "api").await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": spec.name, "version": version})),
+    ))
+}
+
+async fn show(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let versions = conn.registry.versions(&name).await?;
+    let record = conn.registry.list().await?.into_iter().find(|r| r.latest.name == name);
+    let compiled = conn.connector.mappings().into_iter().find(|m| m.name.as_str() == name);
+    Ok(Json(json!({
+        "name": name,
+        "spec": versions.last().map(|v| v.spec.clone()),
+        "versions": versions,
+        "deployedVersion": record.as_ref().and_then(|r| r.deployed_version),
+        "deployedAt": record.as_ref().and_then(|r| r.deployed_at.clone()),
+        "deployed": compiled.map(|m| json!({
+            "resource": m.resource,
+            "messageTypes": [m.updated_type(), m.deleted_type()],
+            "key": m.key_field_names(),
+            "fields": m.fields.iter().map(|f| json!({"name": f.name, "column": f.column, "type": f.ty.as_str(), "key": f.is_key, "description": f.description})).collect::<Vec<_>>(),
+        })),
+    })))
+}
+
+async fn update(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let spec = pipeline::registry::MappingRegistry::parse(&parse_body(&body)?)?;
+    let version = conn.registry.update(&name, &spec, "api").await?;
+    Ok(Json(json!({"name": name, "version": version})))
+}
+
+async fn remove(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    connection(&st, &c)?.registry.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    #[serde(default)]
+    version: Option<i64>,
+}
+
+async fn deploy(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let b: DeployBody = if body.is_empty() {
+        DeployBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body: {e}; expected {{\"version\": n}}")))?
+    };
+    let version = conn.registry.deploy(&name, b.version, "api").await?;
+    Ok(Json(json!({"name": name, "deployedVersion": version})))
+}
+
+async fn undeploy(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    connection(&st, &c)?.registry.undeploy(&name).await?;
+    Ok(Json(json!({"name": name, "deployedVersion": null})))
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn preview(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    Query(q): Query<PreviewQuery>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let spec = pipeline::registry::MappingRegistry::parse(&parse_body(&body)?)?;
+    let messages = conn.registry.preview(&spec, q.limit.unwrap_or(5)).await?;
+    Ok(Json(json!({ "messages": messages })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReExportBody {
+    #[serde(default)]
+    mappings: Option<Vec<String>>,
+}
+
+async fn re_export(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let b: ReExportBody = if body.is_empty() {
+        ReExportBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body: {e}; expected {{\"mappings\": [\"Item\", ...]}}")))?
+    };
+    let started = conn.registry.re_export(b.mappings.as_deref()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "reExporting": started }))))
+}
+
+/// AsyncAPI 3.0: the connection's topics, message types (with their JSON Schemas) and commands.
+async fn asyncapi(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let mut messages = serde_json::Map::new();
+    for m in conn.connector.mappings() {
+        for ty in [m.updated_type(), m.deleted_type()] {
+            let id = format!("/api/connections/{c}/schemas/{ty}");
+            if let Some(schema) = crate::schema::message_schema(&m, &ty, &id) {
+                messages.insert(
+                    ty.clone(),
+                    json!({
+                        "name": ty, "title": ty, "contentType": "application/json",
+                        "summary": format!("{} from M3 table {}", ty, m.table),
+                        "headers": ce_headers(&ty),
+                        "payload": schema,
+                    }),
+                );
+            }
+        }
+    }
+    let mut commands = serde_json::Map::new();
+    if let Some(p) = &conn.commands {
+        for s in p.specs() {
+            commands.insert(
+                s.name.clone(),
+                json!({"name": s.name, "contentType": "application/json",
+                       "summary": format!("{} -> {}/{}", s.name, s.program, s.transaction),
+                       "payload": s.json_schema()}),
+            );
+        }
+    }
+    let receipt = json!({"name": "CommandReceipt", "contentType": "application/json", "payload": {
+    "type": "object", "required": ["commandId", "status"],
+    "properties": {
+        "commandId": {"type": "string"}, "command": {"type": ["string", "null"]},
+        "status": {"enum": ["succeeded", "failed", "rejected"]},
+        "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "field": {"type": ["string", "null"]}, "message": {"type": "string"}}},
+        "result": {}, "processedAt": {"type": "string", "format": "date-time"}
+    }}});
+    let refs = |names: Vec<String>| -> Value {
+        Value::Object(
+            names
+                .into_iter()
+                .map(|n| (n.clone(), json!({"$ref": format!("#/components/messages/{n}")})))
+                .collect(),
+        )
+    };
+    let topic = |kind: &str| format!("erp-bridge.{c}.{kind}");
+    let message_names: Vec<String> = messages.keys().cloned().collect();
+    let command_names: Vec<String> = commands.keys().cloned().collect();
+    let mut all = messages.clone();
+    all.extend(commands.clone());
+    all.insert("CommandReceipt".into(), receipt);
+    Ok(Json(json!({
+        "asyncapi": "3.0.0",
+        "info": {"title": format!("erp-bridge connection {c}"), "version": "1.0.0",
+                 "description": "Messages from Infor M3 and commands to it. Kafka topic names assume the default prefix `erp-bridge`."},
+        "defaultContentType": "application/json",
+        "channels": {
+            "events": {"address": topic("events"), "messages": refs(message_names.clone())},
+            "commands": {"address": topic("commands"), "messages": refs(command_names.clone())},
+            "receipts": {"address": topic("receipts"), "messages": refs(vec!["CommandReceipt".into()])},
+            "deadletter": {"address": topic("deadletter"), "description": "Malformed commands and commands whose retries ran out, with the reason in the `erp_bridge_error` header."},
+        },
+        "operations": {
+            "receiveEvents": {"action": "receive", "channel": {"$ref": "#/channels/events"}},
+            "sendCommands": {"action": "send", "channel": {"$ref": "#/channels/commands"}},
+            "receiveReceipts": {"action": "receive", "channel": {"$ref": "#/channels/receipts"}},
+        },
+        "components": {"messages": all},
+    })))
+}
+
+fn ce_headers(ty: &str) -> Value {
+    json!({"type": "object", "properties": {
+        "ce_specversion": {"const": "1.0"}, "ce_id": {"type": "string"}, "ce_source": {"type": "string"},
+        "ce_type": {"const": ty}, "ce_time": {"type": "string", "format": "date-time"},
+        "ce_subject": {"type": "string", "description": "Entity key"}, "ce_dataschema": {"type": "string"},
+        "content-type": {"const": "application/json"}}})
+}
