@@ -1,5 +1,6 @@
 //! The HTTP API of erp-bridge: health and readiness, the message log, read models and JSON Schemas.
 
+mod checks;
 mod error;
 mod mappings;
 mod routes;

@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/read-models/{resource}", get(read_model_list))
         .route("/api/connections/{c}/read-models/{resource}/{key}", get(read_model_get))
         .merge(crate::mappings::routes())
+        .merge(crate::checks::routes())
         .with_state(state)
 }
 
