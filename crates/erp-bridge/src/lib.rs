@@ -1,6 +1,7 @@
 //! Assembles erp-bridge: store, connector, HTTP API and (for the demo) the embedded M3 simulator.
 //! `main.rs` only parses the command line; tests start the same [`App`] on port 0.
 
+pub mod bench;
 pub mod config;
 
 use std::collections::BTreeMap;
@@ -286,16 +287,18 @@ async fn load_mappings(registry: &MappingRegistry, dir: Option<&std::path::Path>
                     Some(_) => registry.update(&spec.name, &spec, &by).await,
                 };
                 result.with_context(|| format!("mappings_dir: {file}"))?;
-                registry.deploy(&spec.name, None, &by).await?;
+                registry.record_deployment(&spec.name, None, &by).await?;
                 info!(file = %file, mapping = %spec.name, "mapping file applied");
             } else if latest.and_then(|m| m.deployed_version).is_none() {
-                registry.deploy(&spec.name, None, &by).await?;
+                registry.record_deployment(&spec.name, None, &by).await?;
             }
         }
     } else if registry.list().await?.is_empty() {
         let spec = mapping::spec::default_item_mapping();
         registry.create(&spec, "erp-bridge (default)").await?;
-        registry.deploy(&spec.name, None, "erp-bridge (default)").await?;
+        registry
+            .record_deployment(&spec.name, None, "erp-bridge (default)")
+            .await?;
     }
     registry.restore().await?;
     Ok(())

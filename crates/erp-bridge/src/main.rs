@@ -54,6 +54,22 @@ enum Command {
         #[arg(long, default_value_t = 3.0)]
         changes_per_second: f64,
     },
+    /// Measure throughput and latency end to end on this machine, each against a baseline
+    /// measured in the same run; prints a Markdown table.
+    Bench {
+        /// Items in the simulated item table.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Changes in the steady-state measure.
+        #[arg(long, default_value_t = 20_000)]
+        changes: usize,
+        /// HTTP requests per latency measure.
+        #[arg(long, default_value_t = 5_000)]
+        requests: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Mapping tools.
     Mapping {
         #[command(subcommand)]
@@ -114,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
             let app = App::start(cfg).await?;
             let c = &app.connection;
             println!("erp-bridge is up");
+            println!("  Studio (web UI):                {}/studio/", app.api_url);
             if let Some(sim) = &app.simulator_url {
                 println!("  M3 simulator (ION API gateway): {sim}");
             }
@@ -167,6 +184,23 @@ async fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             workload.abort();
             running.shutdown().await;
+        }
+        Command::Bench {
+            items,
+            changes,
+            requests,
+            concurrency,
+        } => {
+            anyhow::ensure!(changes <= items, "--changes: at most --items ({items}), got {changes}");
+            anyhow::ensure!(concurrency >= 1, "--concurrency: expected at least 1");
+            let figures = erp_bridge::bench::run(erp_bridge::bench::BenchOptions {
+                items,
+                changes,
+                requests,
+                concurrency,
+            })
+            .await?;
+            println!("{}", erp_bridge::bench::table(&figures));
         }
         Command::Mapping {
             command: MappingCommand::Lint { files },

@@ -21,12 +21,16 @@ async fn check(env: &Env, app: &erp_bridge::App, body: String) -> Value {
 async fn an_ionapi_file_is_checked_key_by_key_then_live() {
     let env = Env::new(5).await;
     let app = env.start().await;
-    let good: Value = serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap()).unwrap();
+    let good: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap()).unwrap();
     let v = check(&env, &app, good.to_string()).await;
     assert_eq!(v["status"], "Healthy", "{v}");
     assert_eq!(v["token"]["ok"], true);
     assert_eq!(v["mi"]["ok"], true);
-    assert!(!v.to_string().contains(good["sask"].as_str().unwrap()), "secrets are never echoed");
+    assert!(
+        !v.to_string().contains(good["sask"].as_str().unwrap()),
+        "secrets are never echoed"
+    );
     assert!(!v.to_string().contains(good["cs"].as_str().unwrap()));
 
     let mut no_saak = good.clone();
@@ -39,7 +43,10 @@ async fn an_ionapi_file_is_checked_key_by_key_then_live() {
     wrong["cs"] = Value::String("wrong-secret".into());
     let v = check(&env, &app, wrong.to_string()).await;
     assert_eq!(v["status"], "AuthenticationFailed", "{v}");
-    assert!(v["token"]["message"].as_str().unwrap().contains("invalid_client"), "{v}");
+    assert!(
+        v["token"]["message"].as_str().unwrap().contains("invalid_client"),
+        "{v}"
+    );
 
     let mut away = good.clone();
     away["pu"] = Value::String("http://127.0.0.1:9/ERPBRIDGE_DEMO/as/".into());

@@ -274,7 +274,7 @@ async fn random_changes_under_gateway_faults_are_all_in_the_log() {
 /// A sustained error rate must slow change detection down, not stop it: a failing key
 /// reconciliation (many pages, each of which may fail) must not keep polling from running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug: a failing key reconciliation starves polling (pipeline connector.rs Worker::step); see report"]
+
 async fn changes_keep_flowing_under_a_sustained_error_rate() {
     let env = env_with_seed(300, 5).await;
     let mut cfg = env.config();
@@ -457,7 +457,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 
 /// Keys are written `company|itemNumber`; M3 item numbers may contain `|`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug: key reconciliation cannot parse keys containing `|` and never deletes them (pipeline connector.rs Worker::reconcile); see report"]
+
 async fn an_item_number_with_a_pipe_is_deleted_like_any_other() {
     let env = env_with_seed(40, 11).await;
     let app = env.start().await;

@@ -16,6 +16,7 @@ use crate::{cloudevents, KafkaError, KafkaSettings};
 /// Outbox -> Kafka for one connection.
 pub struct Relay {
     producer: FutureProducer,
+    settings: KafkaSettings,
     store: Store,
     connection: String,
     topic: String,
@@ -56,6 +57,7 @@ impl Relay {
         });
         Ok(Self {
             producer: producer(settings)?,
+            settings: settings.clone(),
             store,
             connection: connection.to_string(),
             status,
@@ -70,7 +72,7 @@ impl Relay {
     }
 
     /// Publish until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut failures = 0u32;
         info!(connection = %self.connection, topic = %self.topic, "relay started");
         loop {
@@ -94,6 +96,15 @@ impl Relay {
                         s.healthy = false;
                         s.last_error = Some(e);
                     });
+                    // A failed delivery can leave the idempotent producer's sequence state out of
+                    // step with the broker (e.g. a broker that restarted): start a fresh producer.
+                    // The unacknowledged messages are still in the outbox and are sent again.
+                    match producer(&self.settings) {
+                        Ok(p) => self.producer = p,
+                        Err(e) => {
+                            warn!(connection = %self.connection, error = %e, "relay: cannot recreate the producer")
+                        }
+                    }
                     wait
                 }
             };

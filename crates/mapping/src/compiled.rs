@@ -26,23 +26,52 @@ impl EntityKey {
     /// Separator between key values in the textual form (`100|A100`).
     pub const SEPARATOR: char = '|';
 
-    /// Parse the textual form; `parts` is the expected number of key values.
+    /// Parse the textual form; `parts` is the expected number of key values. Values are
+    /// unescaped (`%7C` -> `|`, `%25` -> `%`); `None` for a wrong count or a bad escape.
     pub fn parse(s: &str, parts: usize) -> Option<Self> {
-        let v: Vec<String> = s.split(Self::SEPARATOR).map(str::to_string).collect();
+        let v = s
+            .split(Self::SEPARATOR)
+            .map(unescape)
+            .collect::<Option<Vec<String>>>()?;
         (v.len() == parts).then_some(Self(v))
     }
 }
 
+/// Key values may contain the separator: `%` and `|` are written as `%25` and `%7C`, so the
+/// textual form always splits back into the same values.
 impl std::fmt::Display for EntityKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for (i, v) in self.0.iter().enumerate() {
             if i > 0 {
                 write!(f, "{}", Self::SEPARATOR)?;
             }
-            f.write_str(v)?;
+            if v.contains(['%', Self::SEPARATOR]) {
+                f.write_str(&v.replace('%', "%25").replace(Self::SEPARATOR, "%7C"))?;
+            } else {
+                f.write_str(v)?;
+            }
         }
         Ok(())
     }
+}
+
+fn unescape(part: &str) -> Option<String> {
+    if !part.contains('%') {
+        return Some(part.to_string());
+    }
+    let mut out = String::with_capacity(part.len());
+    let mut rest = part;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        match rest.get(i + 1..i + 3) {
+            Some("25") => out.push('%'),
+            Some("7C" | "7c") => out.push('|'),
+            _ => return None,
+        }
+        rest = &rest[i + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// One mapped field, resolved.
@@ -682,6 +711,19 @@ mod tests {
             m.deleted_payload(&p.key).unwrap(),
             r#"{"company":100,"itemNumber":"A100"}"#
         );
+    }
+
+    #[test]
+    fn entity_keys_with_the_separator_round_trip() {
+        let k = EntityKey(vec!["100".into(), "PIPE|1 50%".into()]);
+        assert_eq!(k.to_string(), "100|PIPE%7C1 50%25");
+        assert_eq!(EntityKey::parse(&k.to_string(), 2), Some(k));
+        assert_eq!(
+            EntityKey::parse("100|A", 2),
+            Some(EntityKey(vec!["100".into(), "A".into()]))
+        );
+        assert_eq!(EntityKey::parse("100|A|B", 2), None);
+        assert_eq!(EntityKey::parse("100|A%zz", 2), None);
     }
 
     #[test]

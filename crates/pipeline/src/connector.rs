@@ -180,6 +180,7 @@ impl Connector {
             src,
             columns,
             lmts_index,
+            reconcile_progress: std::sync::Mutex::new(None),
         });
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(worker.clone().run(rx));
@@ -300,6 +301,15 @@ struct Worker {
     /// Columns selected from M3: the mapping's, then the timestamp if unmapped.
     columns: Vec<String>,
     lmts_index: usize,
+    /// Where an interrupted key reconciliation stopped.
+    reconcile_progress: std::sync::Mutex<Option<ReconcileRound>>,
+}
+
+/// A key reconciliation in progress.
+struct ReconcileRound {
+    round: i64,
+    max_seq: i64,
+    after: Option<Vec<String>>,
 }
 
 fn element_text(v: &Option<serde_json::Value>) -> Option<String> {
@@ -456,11 +466,20 @@ impl Worker {
         match position {
             Position::InitialLoad { after, high_water } => self.initial_load_page(after, high_water).await,
             Position::Polling { lmts } => {
-                if Instant::now() >= *next_reconcile {
-                    self.reconcile().await?;
-                    *next_reconcile = Instant::now() + self.settings.reconcile_interval;
-                }
+                // Poll first: a failing reconciliation must not stop change detection.
                 self.poll(lmts).await?;
+                if Instant::now() >= *next_reconcile {
+                    match self.reconcile().await {
+                        Ok(()) => *next_reconcile = Instant::now() + self.settings.reconcile_interval,
+                        Err(e) => {
+                            warn!(connection = %self.settings.connection, mapping = self.name(), error = %e, "key reconciliation failed; it resumes where it stopped at the next step");
+                            self.status.table(self.name(), |t| {
+                                t.errors += 1;
+                                t.last_error = Some(e.to_string());
+                            });
+                        }
+                    }
+                }
                 Ok(false)
             }
         }
@@ -571,8 +590,11 @@ impl Worker {
         let now = chrono::Utc::now();
         self.status.table(self.name(), |t| {
             t.last_poll = Some(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-            if let Some(seen) = newest_seen {
+            // Lag: age of the newest change this poll found beyond the cursor; caught up = 0.
+            if let Some(seen) = newest_seen.filter(|&s| s > cursor_lmts) {
                 t.lag_ms = Some((now.timestamp_millis() - seen).max(0));
+            } else {
+                t.lag_ms = Some(0);
             }
         });
         Ok(())
@@ -684,12 +706,26 @@ impl Worker {
     async fn reconcile(&self) -> Result<(), PipelineError> {
         let conn = &self.settings.connection;
         let keys = self.src.mapping.key_columns();
-        let round = chrono::Utc::now().timestamp_millis();
-        let max_seq = self.store.last_seq().await?;
-        let mut after: Option<Vec<String>> = None;
+        // A round interrupted by an M3 failure resumes at its last page: its round number and
+        // log position still keep entities changed since it began out of the verdict.
+        let resumed = self.reconcile_progress.lock().expect("lock").take();
+        let (round, max_seq, mut after) = match resumed {
+            Some(r) => (r.round, r.max_seq, r.after),
+            None => (
+                chrono::Utc::now().timestamp_millis(),
+                self.store.last_seq().await?,
+                None,
+            ),
+        };
         loop {
             let q = paged_select(&self.src.table, &keys, &keys, after.as_deref(), None);
-            let rows = self.select(&q, keys.len()).await?;
+            let rows = match self.select(&q, keys.len()).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    *self.reconcile_progress.lock().expect("lock") = Some(ReconcileRound { round, max_seq, after });
+                    return Err(e);
+                }
+            };
             let full = rows.len() as u32 >= self.settings.page_size;
             let page: Vec<String> = rows
                 .iter()

@@ -178,6 +178,20 @@ impl MappingRegistry {
 
     /// Deploy a version (default: the latest). A new definition re-exports its table.
     pub async fn deploy(&self, name: &str, version: Option<i64>, by: &str) -> Result<i64, RegistryError> {
+        let (version, source) = self.record_deployment(name, version, by).await?;
+        self.connector.deploy(source).await;
+        info!(connection = %self.connection(), mapping = %name, version, by, "deployed");
+        Ok(version)
+    }
+
+    /// Validate a version (default: the latest) and record it as deployed, without starting it
+    /// (start-up records first, then [`Self::restore`] starts everything once).
+    pub async fn record_deployment(
+        &self,
+        name: &str,
+        version: Option<i64>,
+        by: &str,
+    ) -> Result<(i64, MappingSource), RegistryError> {
         let versions = self.versions(name).await?;
         let chosen = match version {
             Some(n) => versions
@@ -191,9 +205,7 @@ impl MappingRegistry {
         self.store
             .set_deployed(self.connection(), name, chosen.version, by)
             .await?;
-        self.connector.deploy(source).await;
-        info!(connection = %self.connection(), mapping = %name, version = chosen.version, by, "deployed");
-        Ok(chosen.version)
+        Ok((chosen.version, source))
     }
 
     /// Stop a mapping. Its read model and messages stay.

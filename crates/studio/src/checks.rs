@@ -43,12 +43,18 @@ async fn check_ionapi(body: Bytes) -> impl IntoResponse {
         },
     ) {
         Ok(c) => c,
-        Err(e) => return Json(json!({"valid": true, "status": "Unreachable", "file": summary, "errors": [], "token": {"ok": false, "message": e.to_string()}})),
+        Err(e) => {
+            return Json(
+                json!({"valid": true, "status": "Unreachable", "file": summary, "errors": [], "token": {"ok": false, "message": e.to_string()}}),
+            )
+        }
     };
     let token = client.access_token().await;
     let token_step = step(&token.as_ref().map(|_| ()));
     if let Err(e) = token {
-        return Json(json!({"valid": true, "status": status_of(&e), "file": summary, "errors": [], "token": token_step}));
+        return Json(
+            json!({"valid": true, "status": status_of(&e), "file": summary, "errors": [], "token": token_step}),
+        );
     }
     let mi = client.execute("MMS200MI", "LstItmByItm", &[], 1).await;
     let mi_step = step(&mi.as_ref().map(|_| ()));

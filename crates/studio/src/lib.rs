@@ -5,6 +5,7 @@ mod error;
 mod mappings;
 mod routes;
 pub mod schema;
+mod ui;
 
 pub use error::ApiError;
 pub use routes::{router, AppState, ConnectionRuntime, WebhookAuth};

@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/read-models/{resource}/{key}", get(read_model_get))
         .merge(crate::mappings::routes())
         .merge(crate::checks::routes())
+        .merge(crate::ui::routes())
         .with_state(state)
 }
 

@@ -1,0 +1,356 @@
+//! `erp-bridge bench`: end-to-end figures on this machine, each next to a baseline measured in the
+//! same run, printed as one table. Everything runs in-process on loopback: the simulator, the
+//! connector, the store and the HTTP API.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mapping::spec::FieldSpec;
+use mapping::{CompiledMapping, MappingSpec};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::config::Config;
+use crate::App;
+
+/// Bench settings.
+pub struct BenchOptions {
+    /// Items in the simulated `MITMAS`.
+    pub items: usize,
+    /// Changes for the steady-state measure.
+    pub changes: usize,
+    /// HTTP requests per latency measure.
+    pub requests: usize,
+    /// Concurrent HTTP clients.
+    pub concurrency: usize,
+}
+
+/// One line of the result table.
+pub struct Figure {
+    /// What was measured.
+    pub name: String,
+    /// The figure.
+    pub value: f64,
+    /// Its baseline.
+    pub baseline: f64,
+    /// Unit of both.
+    pub unit: &'static str,
+    /// What the baseline is.
+    pub baseline_is: &'static str,
+    /// Whether bigger is better (throughput) or smaller (latency, time).
+    pub higher_is_better: bool,
+}
+
+const COLUMNS: [(&str, &str); 20] = [
+    ("MMCONO", "company"),
+    ("MMITNO", "itemNumber"),
+    ("MMITDS", "name"),
+    ("MMFUDS", "description"),
+    ("MMSTAT", "status"),
+    ("MMUNMS", "unit"),
+    ("MMITTY", "itemType"),
+    ("MMITGR", "itemGroup"),
+    ("MMITCL", "productGroup"),
+    ("MMRESP", "responsible"),
+    ("MMSUNO", "supplier"),
+    ("MMPUPR", "purchasePrice"),
+    ("MMSAPR", "salesPrice"),
+    ("MMCUCD", "currency"),
+    ("MMNEWE", "netWeight"),
+    ("MMGRWE", "grossWeight"),
+    ("MMEVGR", "environmentGroup"),
+    ("MMRGDT", "created"),
+    ("MMLMDT", "changed"),
+    ("MMCHNO", "changeNumber"),
+];
+
+/// The baseline's serialisation: the same 20 trimmed values as a JSON object, no typing.
+struct Plain<'a>(&'a [&'a str]);
+
+impl Serialize for Plain<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(COLUMNS.len()))?;
+        for ((_, name), v) in COLUMNS.iter().zip(self.0) {
+            m.serialize_entry(name, v.trim())?;
+        }
+        m.end()
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Run every measure and return the figures.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let rss_start = peak_rss_kib();
+    let sim = m3_sim::Simulator::new(m3_sim::SimConfig {
+        items: opts.items,
+        ..Default::default()
+    });
+    let running = sim.serve("127.0.0.1:0".parse()?).await?;
+
+    // 1. Mapping on one core, against plain serde re-serialisation of the same rows.
+    let spec = MappingSpec {
+        fields: COLUMNS.iter().map(|(c, n)| FieldSpec::new(*c, *n)).collect(),
+        ..mapping::spec::default_item_mapping()
+    };
+    let table = mapping::catalog::standard_table("MITMAS").context("catalogue")?;
+    let compiled = CompiledMapping::compile(&spec, &table)?;
+    let cols = compiled.columns();
+    let rows: Vec<Vec<String>> = sim
+        .rows("MITMAS")
+        .into_iter()
+        .map(|r| cols.iter().map(|c| r.get(c).cloned().unwrap_or_default()).collect())
+        .collect();
+    let refs: Vec<Vec<&str>> = rows.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
+    let time_rows = |f: &dyn Fn(&[&str]) -> usize| {
+        let start = Instant::now();
+        let mut n = 0usize;
+        let mut sink = 0usize;
+        while start.elapsed() < Duration::from_millis(1500) {
+            for r in &refs {
+                sink = sink.wrapping_add(f(r));
+            }
+            n += refs.len();
+        }
+        std::hint::black_box(sink);
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let mapped = time_rows(&|r| compiled.apply(r).map(|p| p.payload.len()).unwrap_or(0));
+    let plain = time_rows(&|r| serde_json::to_string(&Plain(r)).map(|s| s.len()).unwrap_or(0));
+    figures.push(Figure {
+        name: "mapping, 20 columns, one core".into(),
+        value: mapped,
+        baseline: plain,
+        unit: "rows/s",
+        baseline_is: "serde_json of the same trimmed values",
+        higher_is_better: true,
+    });
+
+    // 2. Initial load through EXPORTMI -> mapping -> outbox, against bare EXPORTMI paging.
+    let dir = tempfile::tempdir()?;
+    let ion_path = dir.path().join("m3.ionapi");
+    std::fs::write(&ion_path, sim.ionapi(&running.base_url).to_string())?;
+    let ion = m3::IonApi::parse(&std::fs::read_to_string(&ion_path)?)?;
+    let client = m3::M3Client::new(ion, m3::ClientOptions::default())?;
+    let item = CompiledMapping::compile(&mapping::spec::default_item_mapping(), &table)?;
+    let mut sel = item.columns();
+    sel.push("MMLMTS".into());
+    let page = 5000u32;
+    let start = Instant::now();
+    let mut after: Option<String> = None;
+    let mut bare_rows = 0usize;
+    loop {
+        let cond = after
+            .as_ref()
+            .map(|a| format!(" where MMITNO > '{a}'"))
+            .unwrap_or_default();
+        let q = format!("{} from MITMAS{cond} order by MMITNO", sel.join(", "));
+        let got = client.export_select(&q, '~', sel.len(), page).await?;
+        bare_rows += got.len();
+        after = got.last().map(|r| r[1].clone());
+        if (got.len() as u32) < page {
+            break;
+        }
+    }
+    let bare = start.elapsed();
+    let mut cfg = Config {
+        data_dir: dir.path().join("data"),
+        ..Default::default()
+    };
+    cfg.http.listen = "127.0.0.1:0".parse()?;
+    cfg.connection.ionapi_file = Some(ion_path.clone());
+    cfg.connection.page_size = page;
+    cfg.connection.poll_interval = Duration::from_millis(50);
+    cfg.connection.reconcile_interval = Duration::from_secs(3600);
+    let rss_before_load = peak_rss_kib();
+    let start = Instant::now();
+    let app = App::start(cfg).await?;
+    let http = reqwest::Client::new();
+    let status_url = format!("{}/api/connections/demo/status", app.api_url);
+    let table_status = || async {
+        let v: serde_json::Value = http.get(&status_url).send().await?.json().await?;
+        anyhow::Ok(v["tables"]["Item"].clone())
+    };
+    loop {
+        let s = table_status().await?;
+        if s["phase"] == "polling" && s["rows_seen"].as_u64().unwrap_or(0) >= bare_rows as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let load = start.elapsed();
+    figures.push(Figure {
+        name: format!("initial load of {bare_rows} rows"),
+        value: load.as_secs_f64(),
+        baseline: bare.as_secs_f64(),
+        unit: "s",
+        baseline_is: "bare EXPORTMI paging of the same rows",
+        higher_is_better: false,
+    });
+    figures.push(Figure {
+        name: "peak RSS growth during the load".into(),
+        value: peak_rss_kib().saturating_sub(rss_before_load) as f64 / 1024.0,
+        baseline: rss_before_load.saturating_sub(rss_start) as f64 / 1024.0,
+        unit: "MiB",
+        baseline_is: "RSS of the seeded simulator itself",
+        higher_is_better: false,
+    });
+
+    // 3. Steady state: a burst of changes through poll -> map -> outbox.
+    let before = table_status().await?["messages"].as_u64().unwrap_or(0);
+    let targets: Vec<String> = rows
+        .iter()
+        .take(opts.changes)
+        .map(|r| r[1].trim().to_string())
+        .collect();
+    let start = Instant::now();
+    for (i, itno) in targets.iter().enumerate() {
+        sim.update("MITMAS", &["100", itno], &[("MMITDS", &format!("bench {i}"))])?;
+    }
+    while table_status().await?["messages"].as_u64().unwrap_or(0) < before + targets.len() as u64 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pipeline_rate = targets.len() as f64 / start.elapsed().as_secs_f64();
+    figures.push(Figure {
+        name: format!("steady state, {} changes: poll -> map -> outbox", targets.len()),
+        value: pipeline_rate,
+        baseline: bare_rows as f64 / bare.as_secs_f64(),
+        unit: "changes/s",
+        baseline_is: "bare EXPORTMI read rate (rows/s)",
+        higher_is_better: true,
+    });
+
+    // 4. HTTP latencies under concurrency, against /healthz on the same server.
+    let keys: Vec<String> = targets.iter().map(|t| format!("100%7C{t}")).collect();
+    let by_key = latency(&http, &app.api_url, &opts, |i| {
+        format!("/api/connections/demo/read-models/items/{}", keys[i % keys.len()])
+    })
+    .await?;
+    let list = latency(&http, &app.api_url, &opts, |_| {
+        "/api/connections/demo/read-models/items?limit=50".into()
+    })
+    .await?;
+    let health = latency(&http, &app.api_url, &opts, |_| "/healthz".into()).await?;
+    for (name, l) in [
+        ("read model GET by key", &by_key),
+        ("read model list, 50 per page", &list),
+    ] {
+        figures.push(Figure {
+            name: format!("{name}, p50 ({} rows)", bare_rows),
+            value: l.p50,
+            baseline: health.p50,
+            unit: "ms",
+            baseline_is: "GET /healthz, same server and load",
+            higher_is_better: false,
+        });
+        figures.push(Figure {
+            name: format!("{name}, p99"),
+            value: l.p99,
+            baseline: health.p99,
+            unit: "ms",
+            baseline_is: "GET /healthz, same server and load",
+            higher_is_better: false,
+        });
+        figures.push(Figure {
+            name: format!("{name}, {} concurrent clients", opts.concurrency),
+            value: l.rps,
+            baseline: health.rps,
+            unit: "req/s",
+            baseline_is: "GET /healthz, same server and load",
+            higher_is_better: true,
+        });
+    }
+    app.shutdown().await;
+    running.shutdown().await;
+    Ok(figures)
+}
+
+struct Latency {
+    p50: f64,
+    p99: f64,
+    rps: f64,
+}
+
+async fn latency(
+    http: &reqwest::Client,
+    base: &str,
+    opts: &BenchOptions,
+    path: impl Fn(usize) -> String,
+) -> anyhow::Result<Latency> {
+    let paths: Vec<String> = (0..opts.requests).map(path).collect();
+    let per = opts.requests.div_ceil(opts.concurrency);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for chunk in paths.chunks(per) {
+        let chunk: Vec<String> = chunk.to_vec();
+        let http = http.clone();
+        let base = base.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::with_capacity(chunk.len());
+            for p in chunk {
+                let t = Instant::now();
+                let r = http.get(format!("{base}{p}")).send().await?;
+                anyhow::ensure!(r.status().is_success(), "{p}: HTTP {}", r.status());
+                r.bytes().await?;
+                times.push(t.elapsed());
+            }
+            anyhow::Ok(times)
+        }));
+    }
+    let mut all = Vec::with_capacity(opts.requests);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let rps = all.len() as f64 / start.elapsed().as_secs_f64();
+    all.sort();
+    Ok(Latency {
+        p50: percentile(&all, 0.50),
+        p99: percentile(&all, 0.99),
+        rps,
+    })
+}
+
+/// The figures as a Markdown table.
+pub fn table(figures: &[Figure]) -> String {
+    let mut out = String::from("| measure | value | baseline | ratio | baseline is |\n|---|---:|---:|---:|---|\n");
+    for f in figures {
+        let ratio = if f.baseline > 0.0 {
+            f.value / f.baseline
+        } else {
+            f64::NAN
+        };
+        out.push_str(&format!(
+            "| {} | {:.3} {} | {:.3} {} | {:.2}{} | {} |\n",
+            f.name,
+            f.value,
+            f.unit,
+            f.baseline,
+            f.unit,
+            ratio,
+            if f.higher_is_better {
+                " (higher is better)"
+            } else {
+                " (lower is better)"
+            },
+            f.baseline_is
+        ));
+    }
+    out
+}

@@ -1,0 +1,104 @@
+// Studio: a one-page app with hash routing. Each view module exports
+// `render(root, params)` returning an optional `{ dispose(), isDirty() }`.
+
+import { h, clear, errorBox } from './dom.js';
+
+const routes = [
+  [/^\/$/, () => import('./views/connections.js'), () => ({})],
+  [/^\/wizard$/, () => import('./views/wizard.js'), () => ({})],
+  [/^\/c\/([^/]+)$/, () => import('./views/dashboard.js'), (m) => ({ c: m[1], tab: 'dashboard' })],
+  [/^\/c\/([^/]+)\/types$/, () => import('./views/types.js'), (m) => ({ c: m[1], tab: 'types' })],
+  [/^\/c\/([^/]+)\/mappings\/new$/, () => import('./views/editor.js'), (m) => ({ c: m[1], tab: 'types', name: null })],
+  [/^\/c\/([^/]+)\/mappings\/([^/]+)$/, () => import('./views/editor.js'), (m) => ({ c: m[1], tab: 'types', name: m[2] })],
+  [/^\/c\/([^/]+)\/(messages|read-models|commands)$/, () => import('./views/consume.js'), (m) => ({ c: m[1], tab: m[2] })],
+];
+
+const TABS = [
+  ['dashboard', 'Dashboard', ''],
+  ['types', 'Message types', '/types'],
+  ['messages', 'Messages', '/messages'],
+  ['read-models', 'Read models', '/read-models'],
+  ['commands', 'Commands', '/commands'],
+];
+
+let current = null; // { dispose, isDirty }
+let currentHash = null;
+let restoring = false;
+
+function path() {
+  const raw = location.hash.replace(/^#/, '') || '/';
+  return raw.split('?')[0];
+}
+
+function decodeParams(p) {
+  const out = {};
+  for (const [k, v] of Object.entries(p)) out[k] = typeof v === 'string' ? decodeURIComponent(v) : v;
+  return out;
+}
+
+function subnav(params) {
+  const nav = document.getElementById('subnav');
+  const crumbs = document.getElementById('crumbs');
+  if (!params.c) {
+    nav.hidden = true;
+    clear(crumbs);
+    return;
+  }
+  const base = `#/c/${encodeURIComponent(params.c)}`;
+  clear(crumbs, h('a', { href: '#/' }, 'Connections'), ' / ', h('a', { href: base }, params.c));
+  clear(nav, TABS.map(([tab, label, suffix]) =>
+    h('a', { href: base + suffix, class: tab === params.tab ? 'active' : '', 'aria-current': tab === params.tab ? 'page' : null }, label)));
+  nav.hidden = false;
+}
+
+async function navigate() {
+  if (restoring) {
+    restoring = false;
+    return;
+  }
+  const hash = location.hash || '#/';
+  if (current && current.isDirty && current.isDirty() && hash !== currentHash) {
+    if (!confirm('You have unsaved changes. Leave this page and lose them?')) {
+      restoring = true;
+      history.replaceState(null, '', currentHash);
+      restoring = false;
+      return;
+    }
+  }
+  if (current && current.dispose) current.dispose();
+  current = null;
+  currentHash = hash;
+  const p = path();
+  const root = document.getElementById('view');
+  const route = routes.find(([re]) => re.test(p));
+  if (!route) {
+    subnav({});
+    clear(root, h('h1', 'Not found'), h('p', 'Studio has no page ', h('code', p), '. ', h('a', { href: '#/' }, 'Go to the connections.')));
+    return;
+  }
+  const [re, load, paramsOf] = route;
+  const params = decodeParams(paramsOf(p.match(re)));
+  subnav(params);
+  clear(root, h('p.muted', 'Loading…'));
+  try {
+    const mod = await load();
+    if (currentHash !== hash) return; // navigated away meanwhile
+    root.dataset.view = mod.name || '';
+    current = (await mod.render(root, params)) || null;
+    if (currentHash !== hash && current && current.dispose) current.dispose();
+  } catch (e) {
+    console.error(e);
+    clear(root, errorBox(e, 'This page failed'));
+  }
+}
+
+window.addEventListener('hashchange', navigate);
+// A view that changed its own address (a new mapping saved under its name) tells the router.
+window.addEventListener('studio:rehash', (e) => { currentHash = e.detail; });
+window.addEventListener('beforeunload', (ev) => {
+  if (current && current.isDirty && current.isDirty()) {
+    ev.preventDefault();
+    ev.returnValue = '';
+  }
+});
+navigate();

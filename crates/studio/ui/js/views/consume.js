@@ -1,0 +1,346 @@
+// Consume: the message log (live tail), read models, JSON Schemas and AsyncAPI, and commands.
+import { get, post, conn, enc } from '../api.js';
+import { h, clear, errorBox, json, when, uuid } from '../dom.js';
+
+export const name = 'consume';
+
+export async function render(root, params) {
+  if (params.tab === 'messages') return messages(root, params);
+  if (params.tab === 'read-models') return readModels(root, params);
+  return commands(root, params);
+}
+
+async function deployedTypes(c) {
+  const { mappings } = await get(`${conn(c)}/mappings`);
+  return mappings.filter((m) => m.resource);
+}
+
+// ---------------------------------------------------------------- messages
+
+const KEEP = 300;
+
+async function lastSeq(c) {
+  // The log is read forward only (`after`); find the newest sequence number by bisection.
+  const any = async (after) => (await get(`${conn(c)}/messages?after=${after}&limit=1`)).messages.length > 0;
+  if (!(await any(0))) return 0;
+  let lo = 0; // a seq with messages after it
+  let hi = 1024;
+  while (await any(hi)) { lo = hi; hi *= 2; }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (await any(mid)) lo = mid;
+    else hi = mid;
+  }
+  return hi;
+}
+
+function attrs(m) {
+  const keys = ['specversion', 'id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'dataschema'];
+  return h('dl.attrs', keys.flatMap((k) => [h('dt', k), h('dd', k === 'dataschema' && m[k] ? h('a', { href: m[k], target: '_blank', rel: 'noopener' }, m[k]) : String(m[k] ?? '—'))]));
+}
+
+function summary(data) {
+  if (!data || typeof data !== 'object') return '';
+  const s = Object.entries(data).slice(0, 4).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ');
+  return s.length > 120 ? `${s.slice(0, 117)}…` : s;
+}
+
+async function messages(root, { c }) {
+  const types = await deployedTypes(c).catch(() => []);
+  const allTypes = [...new Set(types.flatMap((m) => m.messageTypes || []))].sort();
+  const typeSel = h('select#msg-type', h('option', { value: '' }, 'All types'), allTypes.map((t) => h('option', { value: t }, t)));
+  const keyInput = h('input#msg-key', { type: 'search', placeholder: 'Entity key, e.g. 100|A000001' });
+  const live = h('input#msg-live', { type: 'checkbox', checked: true });
+  const info = h('span.small.muted#msg-info');
+  const err = h('div');
+  const tbody = h('tbody');
+  const olderBtn = h('button#msg-older', { onclick: () => older() }, 'Load older');
+  let shown = []; // newest first
+  let next = 0;
+  let oldest = null;
+  let gen = 0;
+  let timer = null;
+  const expanded = new Set();
+
+  const query = () => {
+    let q = '';
+    if (typeSel.value) q += `&type=${enc(typeSel.value)}`;
+    if (keyInput.value.trim()) q += `&key=${enc(keyInput.value.trim())}`;
+    return q;
+  };
+  const row = (m) => {
+    const detail = h('tr.msgdetail', { hidden: !expanded.has(m.seq) }, h('td', { colSpan: 5 }, attrs(m), h('div.small.muted', 'data (payload)'), json(m.data)));
+    const tr = h('tr.msgrow.clickable', { dataset: { seq: String(m.seq), type: m.type }, onclick: () => {
+      detail.hidden = !detail.hidden;
+      if (detail.hidden) expanded.delete(m.seq); else expanded.add(m.seq);
+    } },
+    h('td.num', String(m.seq)), h('td.small', new Date(m.time).toLocaleString()), h('td', h('span.badge', { class: /Deleted$/.test(m.type) ? 'bad' : 'ok' }, m.type)),
+    h('td.mono', m.subject), h('td.small.muted', summary(m.data)));
+    return [tr, detail];
+  };
+  const draw = () => {
+    clear(tbody, shown.length ? shown.map(row) : h('tr', h('td.empty', { colSpan: 5 }, 'No message matches.')));
+    info.textContent = `${shown.length} message(s) shown${live.checked ? '; following new ones live' : ''}.`;
+    olderBtn.disabled = !oldest || oldest <= 1;
+  };
+  const fetchForward = async (after, g) => {
+    const got = [];
+    for (let i = 0; i < 50; i++) {
+      const r = await get(`${conn(c)}/messages?after=${after}&limit=1000${query()}`);
+      if (g !== gen) return null;
+      got.push(...r.messages);
+      if (got.length > KEEP) got.splice(0, got.length - KEEP);
+      after = r.next;
+      if (r.messages.length < 1000) break;
+    }
+    return { got, next: after };
+  };
+  const start = async () => {
+    const g = ++gen;
+    clear(err);
+    info.textContent = 'Loading…';
+    try {
+      const last = await lastSeq(c);
+      if (g !== gen) return;
+      const from = keyInput.value.trim() ? 0 : Math.max(0, last - (typeSel.value ? 2000 : 100));
+      const r = await fetchForward(from, g);
+      if (!r) return;
+      shown = r.got.reverse();
+      next = Math.max(r.next, last);
+      oldest = shown.length ? shown[shown.length - 1].seq : from + 1;
+      draw();
+    } catch (e) {
+      if (g === gen) clear(err, errorBox(e, 'Cannot read the message log'));
+    }
+  };
+  const tail = async () => {
+    if (!live.checked) return;
+    const g = gen;
+    try {
+      const r = await get(`${conn(c)}/messages?after=${next}&limit=1000${query()}`);
+      if (g !== gen) return;
+      next = r.next;
+      if (r.messages.length) {
+        shown = r.messages.reverse().concat(shown).slice(0, KEEP * 2);
+        draw();
+      }
+      clear(err);
+    } catch (e) {
+      clear(err, errorBox(e, 'Cannot read the message log'));
+    }
+  };
+  const older = async () => {
+    if (!oldest || oldest <= 1) return;
+    const g = gen;
+    const from = Math.max(0, oldest - 1000);
+    try {
+      const r = await get(`${conn(c)}/messages?after=${from}&limit=1000${query()}`);
+      if (g !== gen) return;
+      const page = r.messages.filter((m) => m.seq < oldest).reverse();
+      shown = shown.concat(page);
+      oldest = from + 1;
+      draw();
+    } catch (e) {
+      clear(err, errorBox(e, 'Cannot read older messages'));
+    }
+  };
+  typeSel.addEventListener('change', start);
+  let keyTimer;
+  keyInput.addEventListener('input', () => { clearTimeout(keyTimer); keyTimer = setTimeout(start, 300); });
+  live.addEventListener('change', draw);
+
+  clear(root,
+    h('div.pagehead',
+      h('div', h('h1', 'Messages'), h('p.muted', 'The message log of this connection, newest first, with CloudEvents attributes. Click a message to see everything.')),
+      schemaLinks(c, allTypes)),
+    h('div.toolbar', typeSel, keyInput, h('label', live, ' Live'), h('span.grow'), info),
+    err,
+    h('div.tablewrap.tall', h('table#messages',
+      h('thead', h('tr', h('th.num', 'Seq'), h('th', 'Time'), h('th', 'Type'), h('th', 'Subject (key)'), h('th', 'Data'))),
+      tbody)),
+    h('div.toolbar', { style: 'margin-top:10px' }, olderBtn));
+  await start();
+  timer = setInterval(tail, 2000);
+  return { dispose: () => { gen++; clearInterval(timer); clearTimeout(keyTimer); } };
+}
+
+function schemaLinks(c, types) {
+  const viewer = h('div');
+  const show = async (title, path) => {
+    try {
+      clear(viewer, h('div.toolbar', h('strong', title), h('a', { href: path, target: '_blank', rel: 'noopener' }, 'open raw'), h('button', { onclick: () => clear(viewer) }, 'Close')), json(await get(path)));
+    } catch (e) {
+      clear(viewer, errorBox(e, title));
+    }
+  };
+  const link = (label, path, id) => h('a', { href: path, id, onclick: (e) => { e.preventDefault(); show(label, path); } }, label);
+  return h('div.panel.small#schemas', { style: 'margin:0; max-width: 640px' },
+    h('div', h('strong', 'Contracts: '), link('AsyncAPI document', `${conn(c)}/asyncapi`, 'asyncapi-link'),
+      types.length ? ' · JSON Schemas: ' : '', types.map((t, i) => [i ? ', ' : '', link(t, `${conn(c)}/schemas/${enc(t)}`)])),
+    viewer);
+}
+
+// ---------------------------------------------------------------- read models
+
+async function readModels(root, { c }) {
+  const types = await deployedTypes(c).catch((e) => { clear(root, errorBox(e, 'Cannot list the read models')); return null; });
+  if (!types) return;
+  if (!types.length) {
+    clear(root, h('h1', 'Read models'), h('p.empty', 'No message type is deployed, so there is no read model yet.'));
+    return;
+  }
+  const resSel = h('select#rm-resource', types.map((m) => h('option', { value: m.resource, dataset: { mapping: m.name } }, `${m.resource} (${m.name})`)));
+  const fieldSel = h('select#rm-field');
+  const valueInput = h('input#rm-value', { type: 'search', placeholder: 'value' });
+  const limitSel = h('select#rm-limit', [20, 50, 100].map((n) => h('option', { value: n }, `${n} per page`)));
+  const keyInput = h('input#rm-key', { type: 'search', placeholder: 'Key, e.g. 100|A000001' });
+  const err = h('div');
+  const table = h('div');
+  const pageInfo = h('span.small.muted#rm-page');
+  const apiLink = h('a.small', { target: '_blank', rel: 'noopener' }, 'this page as JSON');
+  let fields = [];
+  let pages = [null]; // `after` of each visited page
+  let nextAfter = null;
+
+  const loadFields = async () => {
+    const opt = resSel.selectedOptions[0];
+    const m = await get(`${conn(c)}/mappings/${enc(opt.dataset.mapping)}`);
+    fields = m.deployed ? m.deployed.fields.map((f) => f.name) : [];
+    clear(fieldSel, h('option', { value: '' }, 'No filter'), fields.map((f) => h('option', { value: f }, f)));
+  };
+  const load = async () => {
+    const after = pages[pages.length - 1];
+    let q = `limit=${limitSel.value}`;
+    if (after) q += `&after=${enc(after)}`;
+    if (fieldSel.value && valueInput.value !== '') q += `&${enc(fieldSel.value)}=${enc(valueInput.value)}`;
+    const path = `${conn(c)}/read-models/${enc(resSel.value)}?${q}`;
+    apiLink.href = path;
+    try {
+      const r = await get(path);
+      clear(err);
+      nextAfter = r.next;
+      const cols = fields.length ? fields : Object.keys(r.items[0] || {});
+      clear(table, h('div.tablewrap', h('table#rm-items',
+        h('thead', h('tr', cols.map((f) => h('th', f)))),
+        h('tbody', r.items.length ? r.items.map((it) => h('tr', cols.map((f) => h('td', typeof it[f] === 'object' && it[f] !== null ? JSON.stringify(it[f]) : String(it[f] ?? ''))))) :
+          h('tr', h('td.empty', { colSpan: Math.max(1, cols.length) }, 'No item matches.'))))));
+      pageInfo.textContent = `Page ${pages.length}, ${r.items.length} item(s)${nextAfter ? '' : ', last page'}.`;
+      prevBtn.disabled = pages.length < 2;
+      nextBtn.disabled = !nextAfter;
+    } catch (e) {
+      clear(err, errorBox(e, 'Cannot read the read model'));
+    }
+  };
+  const first = () => { pages = [null]; load(); };
+  const prevBtn = h('button#rm-prev', { onclick: () => { pages.pop(); load(); } }, '← Previous');
+  const nextBtn = h('button#rm-next', { onclick: () => { pages.push(nextAfter); load(); } }, 'Next →');
+  const lookupOut = h('div');
+  const lookup = async () => {
+    const k = keyInput.value.trim();
+    if (!k) { clear(lookupOut); return; }
+    try {
+      clear(lookupOut, json(await get(`${conn(c)}/read-models/${enc(resSel.value)}/${enc(k)}`)));
+    } catch (e) {
+      clear(lookupOut, errorBox(e, k));
+    }
+  };
+  resSel.addEventListener('change', async () => { await loadFields(); first(); });
+  fieldSel.addEventListener('change', first);
+  limitSel.addEventListener('change', first);
+  let t;
+  valueInput.addEventListener('input', () => { clearTimeout(t); t = setTimeout(first, 300); });
+
+  clear(root,
+    h('div.pagehead', h('div', h('h1', 'Read models'), h('p.muted', 'The current state of each entity, in key order, as served to your services over REST.'))),
+    h('div.toolbar', h('label', 'Resource ', resSel), h('label', 'Filter ', fieldSel), h('span', '='), valueInput, limitSel, h('span.grow'), apiLink),
+    err, table,
+    h('div.toolbar', { style: 'margin-top:10px' }, h('button', { onclick: first }, 'First page'), prevBtn, nextBtn, pageInfo),
+    h('div.panel', h('h2', 'Look up one item'), h('div.toolbar', keyInput, h('button', { onclick: lookup }, 'Look up')), lookupOut));
+  await loadFields();
+  await load();
+  return { dispose: () => clearTimeout(t) };
+}
+
+// ---------------------------------------------------------------- commands
+
+function inputFor(name, schema, required) {
+  const type = schema.type;
+  let el;
+  if (type === 'boolean') el = h('select', h('option', { value: '' }, '(not sent)'), h('option', { value: 'true' }, 'true'), h('option', { value: 'false' }, 'false'));
+  else if (type === 'integer' || type === 'number') el = h('input', { type: 'number', step: type === 'integer' ? '1' : 'any' });
+  else if (schema.format === 'date') el = h('input', { type: 'date' });
+  else el = h('input', { type: 'text' });
+  el.name = name;
+  el.dataset.type = type;
+  return h('label.field', h('span', name, required ? ' *' : '', h('span.muted', ` (${schema.format || type})`)), el, schema.description ? h('div.small.muted', schema.description) : null);
+}
+
+async function commands(root, { c }) {
+  let list;
+  try {
+    ({ commands: list } = await get(`${conn(c)}/commands`));
+  } catch (e) {
+    clear(root, h('h1', 'Commands'), errorBox(e, 'Commands are not available'));
+    return;
+  }
+  const sel = h('select#cmd-name', list.map((x) => h('option', { value: x.name }, x.name)));
+  const idInput = h('input#cmd-id', { type: 'text', value: uuid() });
+  idInput.style.width = '22em';
+  const formFields = h('div#cmd-fields');
+  const about = h('div');
+  const receipt = h('div#cmd-receipt');
+  const current = () => list.find((x) => x.name === sel.value);
+  const showForm = () => {
+    const cmd = current();
+    if (!cmd) return;
+    const props = (cmd.schema.properties && cmd.schema.properties.data && cmd.schema.properties.data.properties) || cmd.schema.properties || {};
+    const req = new Set((cmd.schema.properties && cmd.schema.properties.data && cmd.schema.properties.data.required) || []);
+    // In the command mapping's parameter order (the schema's properties are alphabetical).
+    const order = (cmd.mapping.parameters || []).map((x) => x.field).filter((f) => f && props[f]);
+    for (const f of Object.keys(props)) if (!order.includes(f)) order.push(f);
+    clear(formFields, order.map((n) => inputFor(n, props[n], req.has(n))));
+    const p = cmd.mapping.parameters || [];
+    clear(about,
+      h('p', cmd.mapping.description || '', ' Runs ', h('code', `${cmd.program}/${cmd.transaction}`), '.'),
+      h('div.tablewrap', h('table', h('thead', h('tr', h('th', 'Field'), h('th', 'MI field'), h('th', 'Type'), h('th', 'Required'), h('th', 'Description'))),
+        h('tbody', p.map((x) => h('tr', h('td.mono', x.field || '—'), h('td.mono', x.mi), h('td', x.fixed !== undefined ? `fixed "${x.fixed}"` : x.type || 'string'), h('td', x.required ? 'yes' : ''), h('td.small', x.description || '')))))),
+      h('details', h('summary', 'JSON Schema'), json(cmd.schema)));
+  };
+  sel.addEventListener('change', showForm);
+  const send = async () => {
+    const data = {};
+    for (const el of formFields.querySelectorAll('input, select')) {
+      const v = el.value;
+      if (v === '') continue;
+      const t = el.dataset.type;
+      data[el.name] = t === 'integer' || t === 'number' ? Number(v) : t === 'boolean' ? v === 'true' : v;
+    }
+    const body = { commandId: idInput.value.trim(), command: sel.value, data };
+    clear(receipt, h('p.muted', 'Sending…'));
+    let r;
+    try {
+      r = await post(`${conn(c)}/commands`, body);
+    } catch (e) {
+      if (e.body && e.body.status) r = e.body;
+      else { clear(receipt, errorBox(e, 'Not sent')); return; }
+    }
+    const level = r.status === 'succeeded' ? 'ok' : 'bad';
+    clear(receipt,
+      h('div.alert', { class: `alert-${level}` },
+        h('strong', 'Receipt: '), h('span.badge#cmd-status', { class: level }, r.status),
+        r.error ? h('span', ` ${r.error.code}${r.error.field ? ` (${r.error.field})` : ''}: ${r.error.message}`) : null),
+      h('div.small.muted', 'Sent:'), json(body), h('div.small.muted', 'Receipt:'), json(r));
+    idInput.value = uuid();
+  };
+  clear(root,
+    h('div.pagehead', h('div', h('h1', 'Commands'), h('p.muted', 'Commands change M3 through MI transactions. Your services send them on the commands topic; here you can send one by hand and see its receipt.'))),
+    list.length ? h('div.grid2',
+      h('div.panel', h('h2', 'Send a command'),
+        h('label.field', h('span', 'Command'), sel),
+        h('label.field', h('span', 'Command id (deduplicates retries)'), idInput),
+        formFields,
+        h('div.actions', h('button.primary#cmd-send', { onclick: send }, 'Send command'))),
+      h('div', h('div.panel', h('h2', 'About this command'), about), receipt)) :
+      h('p.empty', 'No command mapping is configured.'));
+  showForm();
+}

@@ -1,0 +1,292 @@
+// Studio in a real browser: Debian's Chromium driven by playwright-core.
+//
+//   node ui-tests/studio.spec.mjs <erp-bridge base URL> <path of the app's .ionapi file>
+//
+// Exits 0 when every check passes; otherwise prints which check failed and why, saves a
+// screenshot of the page at that moment, and exits 1. Screenshots go to a fresh temp folder
+// (printed) and copies to /tmp/studio-*.png.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const [base, ionapiPath] = process.argv.slice(2);
+if (!base || !ionapiPath) {
+  console.error('usage: node studio.spec.mjs <erp-bridge base URL> <path of the .ionapi file>');
+  process.exit(2);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  console.error('FAIL: playwright-core is not installed: run `npm ci --prefix ui-tests` from the workspace root');
+  process.exit(1);
+}
+const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
+if (!fs.existsSync(CHROMIUM)) {
+  console.error(`FAIL: no Chromium at ${CHROMIUM}; install it with: apt-get install -y chromium`);
+  process.exit(1);
+}
+const WAIT = 20000;
+const out = fs.mkdtempSync(path.join(os.tmpdir(), 'studio-ui-'));
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'studio-chromium-'));
+const started = Date.now();
+const log = [];
+const pageErrors = [];
+let page;
+let context;
+
+function elapsed() {
+  return `${((Date.now() - started) / 1000).toFixed(1)} s`;
+}
+
+class CheckFailed extends Error {}
+function check(cond, message) {
+  if (!cond) throw new CheckFailed(message);
+}
+
+async function step(name, fn) {
+  const t = Date.now();
+  try {
+    await fn();
+  } catch (e) {
+    const msg = e instanceof CheckFailed ? e.message : `${e.message.split('\n')[0]}`;
+    const shot = path.join(out, 'failure.png');
+    let where = '';
+    try {
+      where = page.url();
+      await page.screenshot({ path: shot, fullPage: true });
+      fs.copyFileSync(shot, '/tmp/studio-failure.png');
+    } catch { /* the page may be gone */ }
+    console.error(`\nFAIL: ${name}: ${msg}`);
+    console.error(`  page: ${where}`);
+    console.error(`  screenshot: ${shot} (copy: /tmp/studio-failure.png)`);
+    if (pageErrors.length) console.error(`  page errors:\n    ${pageErrors.join('\n    ')}`);
+    if (log.length) console.error(`  browser console (last 20):\n    ${log.slice(-20).join('\n    ')}`);
+    if (!(e instanceof CheckFailed)) console.error(e.stack);
+    await finish(1);
+  }
+  console.log(`ok   ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)`);
+}
+
+async function finish(code) {
+  try { if (context) await context.close(); } catch { /* closing */ }
+  fs.rmSync(profile, { recursive: true, force: true });
+  console.log(`${code === 0 ? 'PASS' : 'FAILED'}: Studio browser test in ${elapsed()}; screenshots in ${out}`);
+  process.exit(code);
+}
+
+const go = async (hash) => {
+  await page.goto(`${base}/studio/${hash}`);
+};
+const text = async (sel) => (await page.locator(sel).first().textContent({ timeout: WAIT })) || '';
+const shot = async (name) => {
+  const file = path.join(out, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  fs.copyFileSync(file, `/tmp/studio-${name}.png`);
+};
+
+// A whole-run guard: the test never hangs CI.
+setTimeout(() => {
+  console.error(`FAIL: the browser test did not finish within 180 s`);
+  finish(1);
+}, 180000).unref();
+
+await step('launch Chromium', async () => {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1400, height: 900 },
+  });
+  context.setDefaultTimeout(WAIT);
+  page = context.pages()[0] || (await context.newPage());
+  page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+});
+
+await step('connections list shows demo Healthy', async () => {
+  await page.goto(`${base}/`);
+  check(page.url().startsWith(`${base}/studio/`), `/ should redirect to /studio/, got ${page.url()}`);
+  await page.waitForSelector('#connections tr[data-connection="demo"] [data-m3="Healthy"]');
+  check((await page.locator('#setup').textContent()).includes('Set up M3 connection'), 'the "Set up M3 connection" button is missing');
+});
+
+await step('dashboard shows the Item table with messages > 0', async () => {
+  await page.click('#connections tr[data-connection="demo"] a');
+  await page.waitForFunction(() => location.hash === '#/c/demo');
+  await page.waitForFunction(() => {
+    const td = document.querySelector('#tables tr[data-mapping="Item"] td.messages');
+    return td && Number(td.textContent.replace(/[^0-9]/g, '')) > 0;
+  });
+  check((await text('#tables tr[data-mapping="Item"]')).includes('MITMAS'), 'the Item row does not name MITMAS');
+  // A few refreshes so the messages-per-minute chart has a line, and it refreshed in place.
+  const first = await text('#view .pagehead .muted');
+  await page.evaluate(() => { window.studioNotReloaded = true; });
+  await page.waitForSelector('svg.chart polyline', { state: 'attached', timeout: 15000 });
+  await page.waitForFunction((t) => document.querySelector('#view .pagehead .muted').textContent !== t, first)
+    .catch(() => { throw new CheckFailed('the dashboard did not refresh itself within 20 s'); });
+  check(await page.evaluate(() => window.studioNotReloaded === true), 'the dashboard reloaded the whole page');
+  await shot('dashboard');
+});
+
+const ionText = fs.readFileSync(ionapiPath, 'utf8');
+const ion = JSON.parse(ionText);
+const secrets = ['cs', 'saak', 'sask'].map((k) => ion[k]).filter((v) => typeof v === 'string' && v.length >= 4);
+
+await step('wizard: MDP tables and a valid .ionapi file pass token and MI checks', async () => {
+  await go('#/wizard');
+  await page.waitForSelector('#mdp-count');
+  check(Number((await text('#mdp-count')).replace(/[^0-9]/g, '')) > 0, 'no table found through MDP');
+  await page.check('input[name="hosting"][value="self-hosted"]');
+  check((await text('#self-hosted-note')).includes('Waiting for the connector to call home'), 'self-hosted does not say it waits for the connector');
+  await page.check('input[name="hosting"][value="hosted"]');
+  await page.setInputFiles('#ionapi-file', ionapiPath);
+  await page.waitForSelector('#ionapi-status [data-m3]');
+  const status = await page.getAttribute('#ionapi-status [data-m3]', 'data-m3');
+  check(status === 'Healthy', `the valid .ionapi file was judged ${status}: ${await text('#ionapi-result')}`);
+  await page.waitForSelector('li[data-check="token"][data-ok="true"]');
+  await page.waitForSelector('li[data-check="mi"][data-ok="true"]');
+  const all = await page.locator('body').innerText();
+  for (const s of secrets) check(!all.includes(s), 'a secret of the .ionapi file is displayed');
+  await shot('wizard');
+});
+
+await step('wizard: a file without saak names saak', async () => {
+  const broken = { ...ion };
+  delete broken.saak;
+  await page.setInputFiles('#ionapi-file', { name: 'no-saak.ionapi', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(broken)) });
+  await page.waitForSelector('#ionapi-errors li');
+  const errs = await text('#ionapi-errors');
+  check(errs.includes('saak'), `the error does not name saak: ${errs}`);
+  check((await page.getAttribute('#ionapi-status [data-m3]', 'data-m3')) === 'Invalid', 'the status is not Invalid');
+});
+
+const typeName = `StudioItem${Date.now() % 100000}`;
+
+await step('mapping editor: search MIT, pick MITMAS, key columns locked', async () => {
+  await go('#/c/demo/types');
+  await page.click('#new-mapping');
+  await page.fill('#table-search', 'MIT');
+  await page.click('#table-results button[data-table="MITMAS"]');
+  await page.waitForSelector('#columns tr[data-column]');
+  const keys = page.locator('#columns tr[data-key="true"] input[type="checkbox"]');
+  const n = await keys.count();
+  check(n >= 1, 'no key column in the grid');
+  for (let i = 0; i < n; i++) {
+    check(await keys.nth(i).isChecked(), 'a key column is not selected');
+    check(await keys.nth(i).isDisabled(), 'a key column can be unselected');
+  }
+});
+
+await step('mapping editor: select and rename columns, bad filter shows the server error, live preview', async () => {
+  const others = await page.locator('#columns tr[data-key="false"]').evaluateAll((trs) => trs.map((t) => t.dataset.column));
+  const wanted = ['MMITDS', 'MMSTAT', 'MMUNMS'].filter((c) => others.includes(c));
+  const picks = wanted.length === 3 ? wanted : others.slice(0, 3);
+  for (const c of picks) await page.check(`#columns tr[data-column="${c}"] input[type="checkbox"]`);
+  await page.fill(`#columns tr[data-column="${picks[0]}"] input[type="text"]`, 'itemTitle');
+  await page.fill('#column-filter', picks[1]);
+  check(await page.locator(`#columns tr[data-column="${picks[0]}"]`).isHidden(), 'the quick filter does not hide other columns');
+  await page.fill('#column-filter', '');
+  await page.check('#hide-unselected');
+  check(await page.locator('#columns tbody tr:not([hidden])').count() === picks.length + (await page.locator('#columns tr[data-key="true"]').count()), 'hide unselected shows unselected columns');
+  await page.uncheck('#hide-unselected');
+  await page.fill('#mapping-filter', 'MMSTAT ==');
+  await page.waitForSelector('#filter-message .status-bad');
+  await page.fill('#mapping-filter', '');
+  await page.waitForFunction(() => {
+    const p = document.querySelector('#preview');
+    return p && p.dataset.state === 'ok' && p.textContent.includes('itemTitle');
+  });
+  await page.fill('#mapping-name', typeName);
+  await page.fill('#mapping-description', 'Items, as shaped in Studio');
+});
+
+await step('mapping editor: unsaved changes are guarded', async () => {
+  let asked = false;
+  page.once('dialog', (d) => { asked = true; d.dismiss(); });
+  await page.click('#subnav a[href="#/c/demo"]');
+  await page.waitForTimeout(300);
+  check(asked, 'leaving with unsaved changes did not ask');
+  check(page.url().endsWith('#/c/demo/mappings/new'), `after refusing to leave, the page is ${page.url()}`);
+  await page.waitForFunction(() => document.querySelector('#preview').textContent.includes('itemTitle'));
+  await shot('editor');
+});
+
+await step('mapping editor: save, then deploy', async () => {
+  await page.click('#save');
+  await page.waitForSelector('#save-result');
+  check((await text('#save-result')).includes('version 1'), `save said: ${await text('#save-result')}`);
+  check(page.url().endsWith(`#/c/demo/mappings/${typeName}`), `the address did not follow the saved name: ${page.url()}`);
+  await page.click('#deploy');
+  await page.waitForSelector('#deploy-result');
+});
+
+await step('message types list shows the new type deployed', async () => {
+  await page.click('#subnav a[href="#/c/demo/types"]');
+  await page.waitForSelector(`#types tr[data-mapping="${typeName}"] td.deployed .badge.ok`);
+  check((await text(`#types tr[data-mapping="${typeName}"]`)).includes('v1 deployed'), 'not shown as v1 deployed');
+  await shot('types');
+});
+
+await step('mapping editor opens an existing mapping unchanged', async () => {
+  await page.click('#types tr[data-mapping="Item"] a');
+  await page.waitForSelector('#columns tr[data-column="MMITNO"]');
+  await page.waitForFunction(() => document.querySelector('#preview')?.dataset.state === 'ok');
+  check((await text('#mapping-name')) === '' && (await page.inputValue('#mapping-name')) === 'Item', 'the name is not Item');
+  check((await text('.dirty-flag')) === '', 'an untouched mapping shows unsaved changes');
+  let asked = false;
+  page.once('dialog', (d) => { asked = true; d.accept(); });
+  await page.click('#subnav a[href="#/c/demo/messages"]');
+  await page.waitForFunction(() => location.hash === '#/c/demo/messages');
+  check(!asked, 'leaving an untouched mapping asked to confirm');
+});
+
+await step('message browser shows messages with CloudEvents attributes', async () => {
+  await go('#/c/demo/messages');
+  await page.waitForSelector('#messages tr.msgrow');
+  await page.click('#messages tr.msgrow >> nth=0');
+  const detail = await text('#messages tr.msgdetail:not([hidden])');
+  check(detail.includes('specversion') && detail.includes('1.0'), 'the expanded message shows no CloudEvents attributes');
+  await page.selectOption('#msg-type', 'ItemUpdated');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#messages tr.msgrow')];
+    return rows.length > 0 && rows.every((r) => r.dataset.type === 'ItemUpdated');
+  });
+  await page.click('#asyncapi-link');
+  await page.waitForFunction(() => document.querySelector('#schemas pre.json')?.textContent.includes('asyncapi'));
+  await shot('messages');
+});
+
+let itemNumber;
+await step('read model browser shows items', async () => {
+  await go('#/c/demo/read-models');
+  await page.selectOption('#rm-resource', 'items');
+  await page.waitForSelector('#rm-items tbody tr td:not(.empty)');
+  check((await page.locator('#rm-items tbody tr').count()) > 1, 'fewer than 2 items');
+  const headers = await page.locator('#rm-items thead th').allTextContents();
+  const col = headers.indexOf('itemNumber');
+  check(col >= 0, `no itemNumber column: ${headers.join(', ')}`);
+  itemNumber = (await page.locator(`#rm-items tbody tr >> nth=0 >> td >> nth=${col}`).textContent()).trim();
+  await shot('read-models');
+  await page.click('#rm-next');
+  await page.waitForFunction(() => document.querySelector('#rm-page')?.textContent.startsWith('Page 2'));
+});
+
+await step('commands panel sends UpdateItem and shows the receipt succeeded', async () => {
+  await go('#/c/demo/commands');
+  await page.selectOption('#cmd-name', 'UpdateItem');
+  await page.fill('#cmd-fields input[name="itemNumber"]', itemNumber);
+  await page.fill('#cmd-fields input[name="name"]', 'Renamed from Studio');
+  await page.click('#cmd-send');
+  await page.waitForSelector('#cmd-status');
+  const status = await text('#cmd-status');
+  check(status === 'succeeded', `the receipt says ${status}: ${await text('#cmd-receipt')}`);
+  await shot('commands');
+});
+
+await step('no uncaught error in the page', async () => {
+  check(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
+});
+
+await finish(0);
