@@ -1,6 +1,6 @@
 // Studio in a real browser: Debian's Chromium driven by playwright-core.
 //
-//   node ui-tests/studio.spec.mjs <erp-bridge base URL> <path of the app's .ionapi file>
+//   node ui-tests/studio.spec.mjs <erp-bridge base URL> <path of the app's .ionapi file> <admin API token>
 //
 // Exits 0 when every check passes; otherwise prints which check failed and why, saves a
 // screenshot of the page at that moment, and exits 1. Screenshots go to a fresh temp folder
@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const [base, ionapiPath] = process.argv.slice(2);
-if (!base || !ionapiPath) {
-  console.error('usage: node studio.spec.mjs <erp-bridge base URL> <path of the .ionapi file>');
+const [base, ionapiPath, apiToken] = process.argv.slice(2);
+if (!base || !ionapiPath || !apiToken) {
+  console.error('usage: node studio.spec.mjs <erp-bridge base URL> <path of the .ionapi file> <admin API token>');
   process.exit(2);
 }
 let chromium;
@@ -105,9 +105,24 @@ await step('launch Chromium', async () => {
   page.on('pageerror', (e) => pageErrors.push(e.message));
 });
 
-await step('connections list shows demo Healthy', async () => {
+await step('sign in: a wrong token is refused, the admin token lets Studio in', async () => {
   await page.goto(`${base}/`);
   check(page.url().startsWith(`${base}/studio/`), `/ should redirect to /studio/, got ${page.url()}`);
+  await page.waitForSelector('dialog#signin[open]');
+  await page.fill('dialog#signin input[name="token"]', 'ebt_nope.wrong');
+  await page.click('dialog#signin button');
+  await page.waitForFunction(() => {
+    const d = document.querySelector('dialog#signin[open] p');
+    return d && d.textContent.includes('refused');
+  });
+  await page.fill('dialog#signin input[name="token"]', apiToken);
+  await page.click('dialog#signin button');
+  await page.waitForSelector('dialog#signin', { state: 'detached' });
+  check(!(await page.content()).includes(apiToken), 'the token must not be shown on the page');
+});
+
+await step('connections list shows demo Healthy', async () => {
+  await page.goto(`${base}/`);
   await page.waitForSelector('#connections tr[data-connection="demo"] [data-m3="Healthy"]');
   check((await page.locator('#setup').textContent()).includes('Set up M3 connection'), 'the "Set up M3 connection" button is missing');
 });

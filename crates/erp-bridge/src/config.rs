@@ -25,6 +25,27 @@ pub struct Config {
     pub kafka: kafka::KafkaSettings,
     /// Folder of mapping files (`*.json`, `*.toml`) applied and deployed at start (GitOps).
     pub mappings_dir: Option<PathBuf>,
+    /// API authentication.
+    pub auth: AuthConfig,
+}
+
+/// API authentication settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether `/api` needs bearer tokens (leave on; off only for local experiments).
+    pub enabled: bool,
+    /// An admin token to create on first start instead of a generated one (for automation).
+    pub bootstrap_token: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bootstrap_token: None,
+        }
+    }
 }
 
 /// HTTP API settings.
@@ -89,6 +110,7 @@ impl Default for Config {
             simulator: SimulatorConfig::default(),
             kafka: kafka::KafkaSettings::default(),
             mappings_dir: None,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -168,6 +190,13 @@ impl Config {
                 "connection.page_size: expected 1 to 100000, got {}",
                 c.page_size
             )));
+        }
+        if let Some(t) = &self.auth.bootstrap_token {
+            if t.len() < 16 {
+                return Err(ConfigError(
+                    "auth.bootstrap_token: expected at least 16 characters".into(),
+                ));
+            }
         }
         if c.webhook_username.is_some() != c.webhook_password.is_some() {
             return Err(ConfigError(

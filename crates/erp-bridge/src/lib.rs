@@ -83,6 +83,8 @@ pub struct App {
     pub connection: String,
     /// Kafka topics of the connection, when Kafka is configured.
     pub kafka_topics: Option<kafka::Topics>,
+    /// The admin token created by this start (first start only): shown once.
+    pub admin_token: Option<String>,
     shutdown: watch::Sender<bool>,
     connector: Connector,
     tasks: Vec<JoinHandle<()>>,
@@ -174,9 +176,14 @@ impl App {
             )));
         }
 
+        let admin_token = studio::auth::bootstrap(&store, cfg.auth.bootstrap_token.as_deref()).await?;
+        if !cfg.auth.enabled {
+            tracing::warn!("auth.enabled = false: the API answers anyone who can reach it");
+        }
         let state = AppState {
             store,
             connections: Arc::new(BTreeMap::from([(c.name.clone(), runtime)])),
+            auth: Arc::new(studio::auth::Auth::new(cfg.auth.enabled)),
         };
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await
@@ -187,10 +194,8 @@ impl App {
             let shutdown = async move {
                 let _ = srx.wait_for(|stop| *stop).await;
             };
-            if let Err(e) = axum::serve(listener, studio::router(state))
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            let app = studio::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
@@ -209,6 +214,7 @@ impl App {
             ionapi_file,
             connection: c.name.clone(),
             kafka_topics: (!cfg.kafka.brokers.is_empty()).then(|| cfg.kafka.topics(&c.name)),
+            admin_token,
             shutdown,
             connector,
             tasks,

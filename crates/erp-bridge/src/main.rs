@@ -162,6 +162,13 @@ async fn main() -> anyhow::Result<()> {
                     t.events, t.commands, t.receipts, t.deadletter
                 );
             }
+            match &app.admin_token {
+                Some(t) => {
+                    println!("  admin API token (shown once; Studio asks for it):");
+                    println!("      {t}");
+                }
+                None => println!("  API tokens: use the admin token printed on the first start (data_dir is kept)"),
+            }
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
             println!("stopping...");

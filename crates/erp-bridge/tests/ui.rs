@@ -32,6 +32,7 @@ async fn studio_works_in_a_real_browser() {
         .arg(ui_tests.join("studio.spec.mjs"))
         .arg(&app.api_url)
         .arg(&ionapi)
+        .arg(common::ADMIN_TOKEN)
         .current_dir(&ui_tests)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())

@@ -10,6 +10,6 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use model::{
-    Batch, Change, ChangeOp, Cursor, MappingRecord, MappingVersion, NewMessage, ReadModelPage, StoredMessage,
+    ApiToken, Batch, Change, ChangeOp, Cursor, MappingRecord, MappingVersion, NewMessage, ReadModelPage, StoredMessage,
 };
 pub use sqlite::{Applied, Store};

@@ -126,3 +126,23 @@ pub struct MappingRecord {
     /// Who deployed it.
     pub deployed_by: Option<String>,
 }
+
+/// An API token as stored (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// Public id (the part before the `.` in the token).
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// `read`, `read-write`, `admin` or `read-model`.
+    pub scope: String,
+    /// The one connection it may touch, if restricted.
+    pub connection: Option<String>,
+    /// SHA-256 of the secret, hex.
+    #[serde(skip)]
+    pub hash: String,
+    /// When it was created.
+    pub created_at: String,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+}

@@ -9,7 +9,7 @@ use sqlx::{Row, SqlitePool};
 use tracing::instrument;
 
 use crate::error::StoreError;
-use crate::model::{Batch, ChangeOp, Cursor, MappingRecord, MappingVersion, ReadModelPage, StoredMessage};
+use crate::model::{ApiToken, Batch, ChangeOp, Cursor, MappingRecord, MappingVersion, ReadModelPage, StoredMessage};
 
 /// Outcome of [`Store::apply_batch`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -549,6 +549,73 @@ fn version_from_row(r: sqlx::sqlite::SqliteRow) -> Result<MappingVersion, StoreE
         created_at: r.get(3),
         created_by: r.get(4),
     })
+}
+
+impl Store {
+    /// Store a new API token (its secret's hash only).
+    pub async fn create_token(&self, t: &ApiToken) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO api_tokens (id, name, scope, connection, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(&t.scope)
+            .bind(&t.connection)
+            .bind(&t.hash)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One token by id (revoked ones included).
+    pub async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, scope, connection, hash, created_at, revoked_at FROM api_tokens WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(token_from_row))
+    }
+
+    /// Every token, newest first.
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, scope, connection, hash, created_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(token_from_row).collect())
+    }
+
+    /// Revoke a token. Returns false if it does not exist or was revoked already.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Whether any usable admin token exists.
+    pub async fn has_admin_token(&self) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE scope = 'admin' AND revoked_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+fn token_from_row(r: sqlx::sqlite::SqliteRow) -> ApiToken {
+    ApiToken {
+        id: r.get(0),
+        name: r.get(1),
+        scope: r.get(2),
+        connection: r.get(3),
+        hash: r.get(4),
+        created_at: r.get(5),
+        revoked_at: r.get(6),
+    }
 }
 
 fn message_from_row(r: sqlx::sqlite::SqliteRow) -> StoredMessage {

@@ -1,5 +1,6 @@
 //! The HTTP API of erp-bridge: health and readiness, the message log, read models and JSON Schemas.
 
+pub mod auth;
 mod checks;
 mod error;
 mod mappings;

@@ -74,6 +74,8 @@ pub struct AppState {
     pub store: Store,
     /// Connections by name.
     pub connections: Arc<BTreeMap<String, ConnectionRuntime>>,
+    /// API authentication.
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 /// The API router.
@@ -96,6 +98,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::mappings::routes())
         .merge(crate::checks::routes())
         .merge(crate::ui::routes())
+        .merge(crate::auth::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)
 }
 

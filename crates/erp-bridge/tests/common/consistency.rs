@@ -356,10 +356,7 @@ impl Api {
     pub fn new(base: &str) -> Api {
         Api {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            http: super::http_client(),
         }
     }
 
@@ -494,7 +491,7 @@ pub async fn env_with_seed(items: usize, seed: u64) -> Env {
         sim,
         running,
         dir,
-        http: reqwest::Client::new(),
+        http: super::http_client(),
     }
 }
 

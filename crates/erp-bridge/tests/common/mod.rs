@@ -14,6 +14,23 @@ use erp_bridge::App;
 use m3_sim::{RunningSim, SimConfig, Simulator};
 use serde_json::Value;
 
+/// The admin token every test app is started with (`auth.bootstrap_token`).
+pub const ADMIN_TOKEN: &str = "ebt_testadmin.0123456789abcdef0123456789abcdef";
+
+/// An HTTP client that authenticates as admin.
+pub fn http_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 pub struct Env {
     pub sim: Simulator,
     pub running: RunningSim,
@@ -36,7 +53,7 @@ impl Env {
             sim,
             running,
             dir,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
@@ -119,6 +136,7 @@ pub fn config_for(dir: &Path, ionapi: &Path) -> Config {
         ..Default::default()
     };
     cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.auth.bootstrap_token = Some(ADMIN_TOKEN.into());
     cfg.connection.ionapi_file = Some(ionapi.to_path_buf());
     cfg.connection.poll_interval = Duration::from_millis(100);
     cfg.connection.reconcile_interval = Duration::from_millis(300);

@@ -9,8 +9,63 @@ export class ApiError extends Error {
   }
 }
 
+const TOKEN_KEY = 'erp-bridge.token';
+
+export function token() {
+  try { return localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
+}
+
+export function signOut() {
+  try { localStorage.removeItem(TOKEN_KEY); } catch { /* private mode */ }
+}
+
+// One sign-in dialog at a time; every request that got 401 waits for it.
+let signingIn = null;
+
+function askForToken(message) {
+  if (signingIn) return signingIn;
+  signingIn = new Promise((resolve) => {
+    const dlg = document.createElement('dialog');
+    dlg.id = 'signin';
+    dlg.className = 'signin';
+    const form = document.createElement('form');
+    form.method = 'dialog';
+    const h = document.createElement('h2');
+    h.textContent = 'Sign in to erp-bridge';
+    const p = document.createElement('p');
+    p.className = 'muted';
+    p.textContent = message || 'Paste an API token. The admin token is printed once when erp-bridge starts for the first time.';
+    const input = document.createElement('input');
+    input.type = 'password';
+    input.name = 'token';
+    input.autocomplete = 'off';
+    input.placeholder = 'ebt_…';
+    input.required = true;
+    const btn = document.createElement('button');
+    btn.className = 'primary';
+    btn.textContent = 'Sign in';
+    form.append(h, p, input, btn);
+    dlg.append(form);
+    document.body.append(dlg);
+    form.addEventListener('submit', () => {
+      try { localStorage.setItem(TOKEN_KEY, input.value.trim()); } catch { /* private mode */ }
+    });
+    dlg.addEventListener('close', () => {
+      dlg.remove();
+      signingIn = null;
+      resolve();
+    });
+    dlg.addEventListener('cancel', (e) => e.preventDefault());
+    dlg.showModal();
+    input.focus();
+  });
+  return signingIn;
+}
+
 export async function request(method, path, body, { raw = false } = {}) {
   const init = { method, headers: {} };
+  const t = token();
+  if (t) init.headers.authorization = `Bearer ${t}`;
   if (body !== undefined) {
     if (typeof body === 'string') {
       init.body = body;
@@ -25,6 +80,11 @@ export async function request(method, path, body, { raw = false } = {}) {
     res = await fetch(path, init);
   } catch (e) {
     throw new ApiError(0, 'network', `erp-bridge did not answer (${e.message}); is it running?`);
+  }
+  if (res.status === 401 && path.startsWith('/api/')) {
+    // Ask until a token works; the server limits failed attempts per address.
+    await askForToken(t ? 'That token was refused (unknown, wrong or revoked). Paste another API token.' : undefined);
+    return request(method, path, body, { raw });
   }
   const text = await res.text();
   let json = null;
