@@ -85,6 +85,9 @@ pub struct ConnectionConfig {
     pub webhook_username: Option<String>,
     /// Basic-auth password for webhook calls.
     pub webhook_password: Option<String>,
+    /// Cron schedule (UTC, `minute hour day month weekday`) of a full re-sync that re-reads
+    /// every row as a safety net, e.g. `"30 2 * * *"`; off when unset.
+    pub full_resync: Option<String>,
 }
 
 /// The embedded simulator.
@@ -137,6 +140,7 @@ impl Default for ConnectionConfig {
             webhook_token: None,
             webhook_username: None,
             webhook_password: None,
+            full_resync: None,
         }
     }
 }
@@ -190,6 +194,9 @@ impl Config {
                 "connection.page_size: expected 1 to 100000, got {}",
                 c.page_size
             )));
+        }
+        if let Some(s) = &c.full_resync {
+            pipeline::schedule::Schedule::parse(s).map_err(|e| ConfigError(format!("connection.full_resync: {e}")))?;
         }
         if let Some(t) = &self.auth.bootstrap_token {
             if t.len() < 16 {

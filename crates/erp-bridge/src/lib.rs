@@ -138,6 +138,11 @@ impl App {
             page_size: c.page_size,
             overlap: c.overlap,
             separator: c.separator,
+            full_resync: c
+                .full_resync
+                .as_deref()
+                .map(pipeline::schedule::Schedule::parse)
+                .transpose()?,
         };
         let processor = CommandProcessor::new(
             client.clone(),

@@ -36,6 +36,8 @@ pub struct ConnectorSettings {
     pub overlap: Duration,
     /// `EXPORTMI` column separator; must not occur in the data.
     pub separator: char,
+    /// Cron schedule of a full re-sync (re-read every row; only differences are emitted).
+    pub full_resync: Option<crate::schedule::Schedule>,
 }
 
 impl ConnectorSettings {
@@ -48,6 +50,7 @@ impl ConnectorSettings {
             page_size: 1000,
             overlap: Duration::from_secs(5),
             separator: '~',
+            full_resync: None,
         }
     }
 }
@@ -85,6 +88,9 @@ enum Position {
     InitialLoad {
         after: Option<Vec<String>>,
         high_water: i64,
+        /// A scheduled full re-sync (content hashes kept: only real differences are emitted).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resync: bool,
     },
     /// Polling changes with a timestamp at or after `lmts` minus the overlap.
     Polling { lmts: i64 },
@@ -305,6 +311,12 @@ struct Worker {
     reconcile_progress: std::sync::Mutex<Option<ReconcileRound>>,
 }
 
+/// When the periodic jobs of a worker are due next.
+struct Timers {
+    next_reconcile: Instant,
+    next_resync: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A key reconciliation in progress.
 struct ReconcileRound {
     round: i64,
@@ -407,12 +419,19 @@ impl Worker {
 
     async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut failures = 0u32;
-        let mut next_reconcile = Instant::now() + self.settings.reconcile_interval;
+        let mut timers = Timers {
+            next_reconcile: Instant::now() + self.settings.reconcile_interval,
+            next_resync: self
+                .settings
+                .full_resync
+                .as_ref()
+                .and_then(|s| s.next_after(chrono::Utc::now())),
+        };
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let wait = match self.step(&mut next_reconcile).await {
+            let wait = match self.step(&mut timers).await {
                 Ok(more) => {
                     failures = 0;
                     if more {
@@ -444,7 +463,7 @@ impl Worker {
     }
 
     /// One unit of work. Returns whether more work is waiting right away.
-    async fn step(&self, next_reconcile: &mut Instant) -> Result<bool, PipelineError> {
+    async fn step(&self, timers: &mut Timers) -> Result<bool, PipelineError> {
         let stored = self.store.cursor(&self.settings.connection, self.name()).await?;
         let position = match stored {
             Some(c) if c.fingerprint == self.src.fingerprint => {
@@ -460,12 +479,35 @@ impl Worker {
                 Position::InitialLoad {
                     after: None,
                     high_water: self.max_lmts().await?,
+                    resync: false,
                 }
             }
         };
         match position {
-            Position::InitialLoad { after, high_water } => self.initial_load_page(after, high_water).await,
+            Position::InitialLoad {
+                after,
+                high_water,
+                resync,
+            } => self.initial_load_page(after, high_water, resync).await,
+            Position::Polling { lmts } if timers.next_resync.is_some_and(|t| chrono::Utc::now() >= t) => {
+                // Scheduled safety net: read the whole table again from here; the cursor keeps
+                // `lmts`, so polling resumes where it was once the pass is done.
+                timers.next_resync = self
+                    .settings
+                    .full_resync
+                    .as_ref()
+                    .and_then(|s| s.next_after(chrono::Utc::now()));
+                info!(connection = %self.settings.connection, mapping = self.name(), next = ?timers.next_resync, "scheduled full re-sync starts");
+                let next = Position::InitialLoad {
+                    after: None,
+                    high_water: lmts,
+                    resync: true,
+                };
+                self.write(&[], next).await?;
+                Ok(true)
+            }
             Position::Polling { lmts } => {
+                let next_reconcile = &mut timers.next_reconcile;
                 // Poll first: a failing reconciliation must not stop change detection.
                 self.poll(lmts).await?;
                 if Instant::now() >= *next_reconcile {
@@ -523,8 +565,14 @@ impl Worker {
     }
 
     #[instrument(skip_all, fields(connection = %self.settings.connection, table = %self.src.table.name))]
-    async fn initial_load_page(&self, after: Option<Vec<String>>, high_water: i64) -> Result<bool, PipelineError> {
-        self.status.table(self.name(), |t| t.phase = "initial-load".into());
+    async fn initial_load_page(
+        &self,
+        after: Option<Vec<String>>,
+        high_water: i64,
+        resync: bool,
+    ) -> Result<bool, PipelineError> {
+        let phase = if resync { "full-resync" } else { "initial-load" };
+        self.status.table(self.name(), |t| t.phase = phase.into());
         let keys = self.src.mapping.key_columns();
         let q = paged_select(&self.src.table, &self.columns, &keys, after.as_deref(), None);
         let rows = self.select(&q, self.columns.len()).await?;
@@ -543,9 +591,10 @@ impl Worker {
             Position::InitialLoad {
                 after: Some(key_idx.iter().map(|&i| last[i].trim().to_string()).collect()),
                 high_water,
+                resync,
             }
         } else {
-            info!(connection = %self.settings.connection, mapping = self.name(), "initial load done; polling");
+            info!(connection = %self.settings.connection, mapping = self.name(), phase, "pass done; polling");
             Position::Polling { lmts: high_water }
         };
         self.write(&rows, next).await?;
@@ -822,9 +871,14 @@ mod tests {
         let p = Position::InitialLoad {
             after: Some(vec!["100".into(), "A1".into()]),
             high_water: 7,
+            resync: false,
         };
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["phase"], "initial-load");
+        assert!(
+            v.get("resync").is_none(),
+            "cursors stored before re-syncs existed still read"
+        );
         assert_eq!(serde_json::from_value::<Position>(v).unwrap(), p);
     }
 }

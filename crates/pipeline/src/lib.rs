@@ -7,6 +7,7 @@ pub mod connector;
 pub mod error;
 pub mod query;
 pub mod registry;
+pub mod schedule;
 pub mod status;
 
 pub use connector::{Connector, ConnectorSettings, MappingSource, WebhookElement, WebhookEvent, WebhookOutcome};
