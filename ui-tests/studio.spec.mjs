@@ -300,6 +300,127 @@ await step('commands panel sends UpdateItem and shows the receipt succeeded', as
   await shot('commands');
 });
 
+let rmToken;
+let rmTokenId;
+await step('tokens: create a read-model token for demo, shown once with a copy button', async () => {
+  await page.click('#nav-tokens');
+  await page.waitForFunction(() => location.hash === '#/tokens');
+  await page.waitForSelector('#tokens tbody tr[data-id]');
+  check((await text('#token-help')).includes('consumers of the read models'), 'no help text on read-model tokens');
+  await page.fill('#token-name', 'UI test read models');
+  await page.selectOption('#token-scope', 'read-model');
+  await page.selectOption('#token-connection', 'demo');
+  await page.click('#token-create');
+  await page.waitForSelector('#new-token');
+  rmToken = await page.inputValue('#new-token-value');
+  rmTokenId = await page.getAttribute('#new-token', 'data-id');
+  check(/^ebt_[^.]+\..+/.test(rmToken || ''), `the new token does not look like a token: ${rmToken}`);
+  check((await text('#new-token')).includes('will not be shown again'), 'the new token has no "will not be shown again" warning');
+  check(await page.locator('#new-token-copy').isVisible(), 'no copy button');
+  const row = `#tokens tr[data-id="${rmTokenId}"][data-revoked="false"]`;
+  await page.waitForSelector(row);
+  const rowText = await text(row);
+  check(rowText.includes('read-model') && rowText.includes('demo'), `the token row says: ${rowText}`);
+  check(!rowText.includes(rmToken), 'the token list shows the secret');
+  await shot('tokens');
+});
+
+const callWith = async (tok, p) => (await fetch(`${base}${p}`, { headers: { authorization: `Bearer ${tok}` } })).status;
+
+await step('tokens: the read-model token reads read models (200), not messages (403)', async () => {
+  const rm = await callWith(rmToken, '/api/connections/demo/read-models/items');
+  check(rm === 200, `GET read-models/items with the read-model token answered ${rm}`);
+  const msgs = await callWith(rmToken, '/api/connections/demo/messages');
+  check(msgs === 403, `GET messages with the read-model token answered ${msgs}`);
+});
+
+await step('tokens: the new token is gone after navigating away', async () => {
+  await go('#/');
+  await page.waitForSelector('#connections tr[data-connection="demo"]');
+  await page.click('#nav-tokens');
+  await page.waitForSelector(`#tokens tr[data-id="${rmTokenId}"]`);
+  check(await page.locator('#new-token').count() === 0, 'the new token is still shown');
+  check(!(await page.content()).includes(rmToken), 'the token secret is still on the page');
+});
+
+await step('tokens: revoke it in the UI (confirmed), then it gets 401', async () => {
+  let asked = '';
+  page.removeAllListeners('dialog'); // an earlier step's unused `once` handler must not answer this one
+  page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+  await page.click(`#tokens tr[data-id="${rmTokenId}"] button.revoke`);
+  await page.waitForSelector(`#tokens tr[data-id="${rmTokenId}"][data-revoked="true"]`);
+  check(asked.includes('Revoke'), `revoking did not ask to confirm (asked: ${asked})`);
+  const after = await callWith(rmToken, '/api/connections/demo/read-models/items');
+  check(after === 401, `GET read-models/items with the revoked token answered ${after}`);
+});
+
+const r0 = '#cmd-params tr[data-row="0"]';
+const r1 = '#cmd-params tr[data-row="1"]';
+await step('commands editor: new command, MI fields loaded, live schema, a bad MI field shows the server error', async () => {
+  await go('#/c/demo/commands');
+  await page.click('#new-command');
+  await page.waitForFunction(() => location.hash === '#/c/demo/commands/new');
+  await page.fill('#cmd-map-name', 'RenameItemUi');
+  await page.fill('#cmd-map-description', 'Rename an item (made in Studio).');
+  await page.fill('#cmd-map-program', 'MMS200MI');
+  await page.fill('#cmd-map-transaction', 'UpdItmBasic');
+  await page.click('#cmd-load-fields');
+  await page.waitForSelector('#mi-fields tr[data-mi="ITNO"]');
+  check(await page.locator('#mi-fields tr[data-mi="ITDS"]').count() === 1, 'UpdItmBasic lists no ITDS field');
+  await page.click('#mi-fields tr[data-mi="ITNO"] button');
+  await page.fill(`${r0} input[name="field"]`, 'itemNumber');
+  await page.check(`${r0} input[name="required"]`);
+  await page.click('#cmd-add-param');
+  await page.fill(`${r1} input[name="field"]`, 'newName');
+  await page.fill(`${r1} input[name="mi"]`, 'ITNOX');
+  await page.check(`${r1} input[name="required"]`);
+  await page.waitForFunction(() => {
+    const s = JSON.parse(document.querySelector('#cmd-schema').textContent);
+    return s.title === 'RenameItemUi' && s.properties.data.required.join() === 'itemNumber,newName';
+  }).catch(() => { throw new CheckFailed('the JSON Schema preview does not follow the parameters'); });
+  await page.click('#cmd-save');
+  await page.waitForSelector('#cmd-save-error');
+  const err = await text('#cmd-save-error');
+  check(err.includes('parameters[1].mi') && err.includes('ITNOX'), `the save error does not name the field: ${err}`);
+  check(await page.locator(`${r1} input[name="mi"].invalid`).count() === 1, 'the wrong MI field is not marked');
+});
+
+await step('commands editor: fix the MI field and save', async () => {
+  await page.fill(`${r1} input[name="mi"]`, 'ITDS');
+  await page.click('#cmd-save');
+  await page.waitForSelector('#cmd-save-result');
+  check((await text('#cmd-save-result')).includes('version 1'), `save said: ${await text('#cmd-save-result')}`);
+  check(page.url().endsWith('#/c/demo/commands/RenameItemUi'), `the address did not follow the saved name: ${page.url()}`);
+  check(await page.locator('#cmd-params .invalid').count() === 0, 'an error mark stayed after saving');
+  await shot('commands-editor');
+});
+
+await step('commands: send RenameItemUi from the send form, receipt succeeded', async () => {
+  await page.click('#subnav a[href="#/c/demo/commands"]');
+  await page.waitForSelector('#command-mappings tr[data-command="RenameItemUi"]');
+  await page.selectOption('#cmd-name', 'RenameItemUi');
+  await page.fill('#cmd-fields input[name="itemNumber"]', itemNumber);
+  await page.fill('#cmd-fields input[name="newName"]', 'Renamed by RenameItemUi');
+  await page.click('#cmd-send');
+  await page.waitForSelector('#cmd-status');
+  const status = await text('#cmd-status');
+  check(status === 'succeeded', `the receipt says ${status}: ${await text('#cmd-receipt')}`);
+});
+
+await step('commands editor: delete RenameItemUi (confirmed)', async () => {
+  await page.click('#command-mappings tr[data-command="RenameItemUi"] a');
+  await page.waitForSelector(`${r1} input[name="mi"]`);
+  check((await page.inputValue(`${r1} input[name="mi"]`)) === 'ITDS', 'the saved command does not load back');
+  let asked = '';
+  page.removeAllListeners('dialog'); // an earlier step's unused `once` handler must not answer this one
+  page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+  await page.click('#cmd-delete');
+  await page.waitForFunction(() => location.hash === '#/c/demo/commands');
+  await page.waitForSelector('#cmd-mappings');
+  check(asked.includes('Delete'), `deleting did not ask to confirm (asked: ${asked})`);
+  check(await page.locator('#command-mappings tr[data-command="RenameItemUi"]').count() === 0, 'RenameItemUi is still listed');
+});
+
 await step('no uncaught error in the page', async () => {
   check(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
 });

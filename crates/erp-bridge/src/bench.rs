@@ -76,15 +76,51 @@ impl Serialize for Plain<'_> {
     }
 }
 
-fn peak_rss_kib() -> u64 {
+fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+/// Peak resident set size of this process so far (`VmHWM`), in KiB; 0 where unknown.
+pub fn peak_rss_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+/// Current resident set size (`VmRSS`), in KiB; 0 where unknown.
+fn rss_kib() -> u64 {
+    proc_status_kib("VmRSS:")
+}
+
+/// Reset the peak RSS to the current RSS (Linux `clear_refs` 5), so that the peak of one phase
+/// can be read on its own. Returns whether the kernel accepted it.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Poll `check` every `every` until it yields `Ok(Ok(_))`, or fail after `timeout` naming `what`
+/// and the last state `check` described (`Ok(Err(state))`). Errors of `check` end the wait.
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, every: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Result<T, String>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check().await? {
+            Ok(v) => return Ok(v),
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!("bench: timed out after {timeout:?} waiting for {what}; last status: {last}");
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -98,51 +134,33 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// Run every measure and return the figures.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let mut figures = Vec::new();
-    let rss_start = peak_rss_kib();
-    let sim = m3_sim::Simulator::new(m3_sim::SimConfig {
-        items: opts.items,
-        ..Default::default()
+    let rss_start = rss_kib();
+    // Seeding is CPU-bound and cannot be interrupted: run it on a blocking thread and give up
+    // (the process then exits) if it takes far longer than it should.
+    let items = opts.items;
+    let seed_timeout = Duration::from_secs(60) + Duration::from_micros(100 * items as u64);
+    let seeding = tokio::task::spawn_blocking(move || {
+        m3_sim::Simulator::new(m3_sim::SimConfig {
+            items,
+            ..Default::default()
+        })
     });
+    let sim = tokio::time::timeout(seed_timeout, seeding)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "bench: the M3 simulator did not finish seeding {items} items in {seed_timeout:?} \
+                 (its item-number generator runs out of unique mixed item numbers above about \
+                 500,000 items; try a smaller --items)"
+            )
+        })?
+        .context("bench: seeding the simulator")?;
+    let rss_sim = rss_kib();
     let running = sim.serve("127.0.0.1:0".parse()?).await?;
 
-    // 1. Mapping on one core, against plain serde re-serialisation of the same rows.
-    let spec = MappingSpec {
-        fields: COLUMNS.iter().map(|(c, n)| FieldSpec::new(*c, *n)).collect(),
-        ..mapping::spec::default_item_mapping()
-    };
     let table = mapping::catalog::standard_table("MITMAS").context("catalogue")?;
-    let compiled = CompiledMapping::compile(&spec, &table)?;
-    let cols = compiled.columns();
-    let rows: Vec<Vec<String>> = sim
-        .rows("MITMAS")
-        .into_iter()
-        .map(|r| cols.iter().map(|c| r.get(c).cloned().unwrap_or_default()).collect())
-        .collect();
-    let refs: Vec<Vec<&str>> = rows.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
-    let time_rows = |f: &dyn Fn(&[&str]) -> usize| {
-        let start = Instant::now();
-        let mut n = 0usize;
-        let mut sink = 0usize;
-        while start.elapsed() < Duration::from_millis(1500) {
-            for r in &refs {
-                sink = sink.wrapping_add(f(r));
-            }
-            n += refs.len();
-        }
-        std::hint::black_box(sink);
-        n as f64 / start.elapsed().as_secs_f64()
-    };
-    let mapped = time_rows(&|r| compiled.apply(r).map(|p| p.payload.len()).unwrap_or(0));
-    let plain = time_rows(&|r| serde_json::to_string(&Plain(r)).map(|s| s.len()).unwrap_or(0));
-    figures.push(Figure {
-        name: "mapping, 20 columns, one core".into(),
-        value: mapped,
-        baseline: plain,
-        unit: "rows/s",
-        baseline_is: "serde_json of the same trimmed values",
-        higher_is_better: true,
-    });
 
+    // 1. (Mapping on one core is measured last, see `mapping_measure`.)
     // 2. Initial load through EXPORTMI -> mapping -> outbox, against bare EXPORTMI paging.
     let dir = tempfile::tempdir()?;
     let ion_path = dir.path().join("m3.ionapi");
@@ -156,6 +174,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let start = Instant::now();
     let mut after: Option<String> = None;
     let mut bare_rows = 0usize;
+    let cono_at = sel.iter().position(|c| c == "MMCONO").context("MMCONO selected")?;
+    let itno_at = sel.iter().position(|c| c == "MMITNO").context("MMITNO selected")?;
+    // The items the steady-state measure changes: the first ones in key order.
+    let mut targets: Vec<(String, String)> = Vec::with_capacity(opts.changes);
     loop {
         let cond = after
             .as_ref()
@@ -164,7 +186,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         let q = format!("{} from MITMAS{cond} order by MMITNO", sel.join(", "));
         let got = client.export_select(&q, '~', sel.len(), page).await?;
         bare_rows += got.len();
-        after = got.last().map(|r| r[1].clone());
+        for r in got.iter().take(opts.changes - targets.len()) {
+            targets.push((r[cono_at].trim().to_string(), r[itno_at].trim().to_string()));
+        }
+        after = got.last().map(|r| r[itno_at].clone());
         if (got.len() as u32) < page {
             break;
         }
@@ -179,22 +204,50 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     cfg.connection.page_size = page;
     cfg.connection.poll_interval = Duration::from_millis(50);
     cfg.connection.reconcile_interval = Duration::from_secs(3600);
-    let rss_before_load = peak_rss_kib();
+    // The API needs a token: start with a bootstrap admin token of our own.
+    let token = format!("bench-{:016x}", rand::random::<u64>());
+    cfg.auth.bootstrap_token = Some(token.clone());
+    // Peaks from here on belong to the load (and what follows), not to the seeding.
+    let peak_reset = reset_peak_rss();
+    let rss_before_load = rss_kib();
     let start = Instant::now();
     let app = App::start(cfg).await?;
-    let http = reqwest::Client::new();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().context("token header")?,
+    );
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let status_url = format!("{}/api/connections/demo/status", app.api_url);
     let table_status = || async {
-        let v: serde_json::Value = http.get(&status_url).send().await?.json().await?;
-        anyhow::Ok(v["tables"]["Item"].clone())
+        let r = http
+            .get(&status_url)
+            .send()
+            .await
+            .with_context(|| format!("GET {status_url}"))?;
+        let code = r.status();
+        let v: serde_json::Value = r.json().await.with_context(|| format!("GET {status_url}: body"))?;
+        anyhow::ensure!(code.is_success(), "GET {status_url}: HTTP {code}: {v}");
+        let t = v["tables"]["Item"].clone();
+        anyhow::ensure!(t.is_object(), "GET {status_url}: no status for mapping `Item`: {v}");
+        anyhow::Ok(t)
     };
-    loop {
-        let s = table_status().await?;
-        if s["phase"] == "polling" && s["rows_seen"].as_u64().unwrap_or(0) >= bare_rows as u64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Generous timeouts (a minute plus 1 ms per row) that still end a stuck run with a reason.
+    let load_timeout = Duration::from_secs(60) + Duration::from_millis(bare_rows as u64);
+    wait_for(
+        &format!("the initial load of {bare_rows} rows"),
+        load_timeout,
+        Duration::from_millis(20),
+        || async {
+            let s = table_status().await?;
+            let done = s["phase"] == "polling" && s["rows_seen"].as_u64().unwrap_or(0) >= bare_rows as u64;
+            Ok(if done { Ok(()) } else { Err(s.to_string()) })
+        },
+    )
+    .await?;
     let load = start.elapsed();
     figures.push(Figure {
         name: format!("initial load of {bare_rows} rows"),
@@ -204,10 +257,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         baseline_is: "bare EXPORTMI paging of the same rows",
         higher_is_better: false,
     });
+    let load_peak = peak_rss_kib();
     figures.push(Figure {
-        name: "peak RSS growth during the load".into(),
-        value: peak_rss_kib().saturating_sub(rss_before_load) as f64 / 1024.0,
-        baseline: rss_before_load.saturating_sub(rss_start) as f64 / 1024.0,
+        name: if peak_reset {
+            "peak RSS growth during the load".into()
+        } else {
+            "peak RSS growth during the load (peak not resettable: upper bound)".into()
+        },
+        value: load_peak.saturating_sub(rss_before_load) as f64 / 1024.0,
+        baseline: rss_sim.saturating_sub(rss_start) as f64 / 1024.0,
         unit: "MiB",
         baseline_is: "RSS of the seeded simulator itself",
         higher_is_better: false,
@@ -215,18 +273,22 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
 
     // 3. Steady state: a burst of changes through poll -> map -> outbox.
     let before = table_status().await?["messages"].as_u64().unwrap_or(0);
-    let targets: Vec<String> = rows
-        .iter()
-        .take(opts.changes)
-        .map(|r| r[1].trim().to_string())
-        .collect();
     let start = Instant::now();
-    for (i, itno) in targets.iter().enumerate() {
-        sim.update("MITMAS", &["100", itno], &[("MMITDS", &format!("bench {i}"))])?;
+    for (i, (cono, itno)) in targets.iter().enumerate() {
+        sim.update("MITMAS", &[cono, itno], &[("MMITDS", &format!("bench {i}"))])?;
     }
-    while table_status().await?["messages"].as_u64().unwrap_or(0) < before + targets.len() as u64 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let expected = before + targets.len() as u64;
+    wait_for(
+        &format!("{} changes to reach the outbox (messages >= {expected})", targets.len()),
+        Duration::from_secs(60) + Duration::from_millis(targets.len() as u64),
+        Duration::from_millis(10),
+        || async {
+            let s = table_status().await?;
+            let done = s["messages"].as_u64().unwrap_or(0) >= expected;
+            Ok(if done { Ok(()) } else { Err(s.to_string()) })
+        },
+    )
+    .await?;
     let pipeline_rate = targets.len() as f64 / start.elapsed().as_secs_f64();
     figures.push(Figure {
         name: format!("steady state, {} changes: poll -> map -> outbox", targets.len()),
@@ -238,7 +300,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     });
 
     // 4. HTTP latencies under concurrency, against /healthz on the same server.
-    let keys: Vec<String> = targets.iter().map(|t| format!("100%7C{t}")).collect();
+    anyhow::ensure!(!targets.is_empty(), "bench: the simulator has no items");
+    let keys: Vec<String> = targets.iter().map(|(c, i)| format!("{c}%7C{i}")).collect();
     let by_key = latency(&http, &app.api_url, &opts, |i| {
         format!("/api/connections/demo/read-models/items/{}", keys[i % keys.len()])
     })
@@ -277,9 +340,59 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             higher_is_better: true,
         });
     }
+    figures.push(Figure {
+        name: "peak RSS of the process, load to end (simulator included)".into(),
+        value: peak_rss_kib() as f64 / 1024.0,
+        baseline: rss_sim.saturating_sub(rss_start) as f64 / 1024.0,
+        unit: "MiB",
+        baseline_is: "RSS of the seeded simulator itself",
+        higher_is_better: false,
+    });
     app.shutdown().await;
     running.shutdown().await;
+    // Last, with the connector stopped: the copies of the rows it needs do not inflate the
+    // memory figures above.
+    figures.insert(0, mapping_measure(&sim, &table)?);
     Ok(figures)
+}
+
+/// Mapping on one core, against plain serde re-serialisation of the same rows.
+fn mapping_measure(sim: &m3_sim::Simulator, table: &mapping::catalog::Table) -> anyhow::Result<Figure> {
+    let spec = MappingSpec {
+        fields: COLUMNS.iter().map(|(c, n)| FieldSpec::new(*c, *n)).collect(),
+        ..mapping::spec::default_item_mapping()
+    };
+    let compiled = CompiledMapping::compile(&spec, table)?;
+    let cols = compiled.columns();
+    let rows: Vec<Vec<String>> = sim
+        .rows("MITMAS")
+        .into_iter()
+        .map(|r| cols.iter().map(|c| r.get(c).cloned().unwrap_or_default()).collect())
+        .collect();
+    let refs: Vec<Vec<&str>> = rows.iter().map(|r| r.iter().map(String::as_str).collect()).collect();
+    let time_rows = |f: &dyn Fn(&[&str]) -> usize| {
+        let start = Instant::now();
+        let mut n = 0usize;
+        let mut sink = 0usize;
+        while start.elapsed() < Duration::from_millis(1500) {
+            for r in &refs {
+                sink = sink.wrapping_add(f(r));
+            }
+            n += refs.len();
+        }
+        std::hint::black_box(sink);
+        n as f64 / start.elapsed().as_secs_f64()
+    };
+    let mapped = time_rows(&|r| compiled.apply(r).map(|p| p.payload.len()).unwrap_or(0));
+    let plain = time_rows(&|r| serde_json::to_string(&Plain(r)).map(|s| s.len()).unwrap_or(0));
+    Ok(Figure {
+        name: "mapping, 20 columns, one core".into(),
+        value: mapped,
+        baseline: plain,
+        unit: "rows/s",
+        baseline_is: "serde_json of the same trimmed values",
+        higher_is_better: true,
+    })
 }
 
 struct Latency {

@@ -25,6 +25,9 @@ pub struct Config {
     pub kafka: kafka::KafkaSettings,
     /// Folder of mapping files (`*.json`, `*.toml`) applied and deployed at start (GitOps).
     pub mappings_dir: Option<PathBuf>,
+    /// Folder of command mapping files (`*.json`, `*.toml`, one command each) applied at start
+    /// (GitOps): a new or changed file becomes a new version; a broken one stops the start.
+    pub commands_dir: Option<PathBuf>,
     /// API authentication.
     pub auth: AuthConfig,
 }
@@ -113,6 +116,7 @@ impl Default for Config {
             simulator: SimulatorConfig::default(),
             kafka: kafka::KafkaSettings::default(),
             mappings_dir: None,
+            commands_dir: None,
             auth: AuthConfig::default(),
         }
     }

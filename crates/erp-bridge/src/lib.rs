@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use m3::{ClientOptions, IonApi, M3Client};
-use pipeline::commands::{default_commands, CommandProcessor, RetryPolicy};
+use pipeline::command_registry::CommandRegistry;
+use pipeline::commands::{CommandProcessor, CommandSpec, RetryPolicy};
 use pipeline::registry::MappingRegistry;
 use pipeline::{Connector, ConnectorSettings};
 use store::Store;
@@ -144,13 +145,17 @@ impl App {
                 .map(pipeline::schedule::Schedule::parse)
                 .transpose()?,
         };
+        // The command mappings come from the store (and `commands_dir`); the registry swaps them
+        // into this processor and every clone of it (HTTP API, Kafka consumer).
         let processor = CommandProcessor::new(
             client.clone(),
             store.clone(),
             &c.name,
-            default_commands(),
+            Vec::new(),
             RetryPolicy::default(),
         );
+        let command_registry = CommandRegistry::new(processor.clone(), store.clone());
+        load_commands(&command_registry, cfg.commands_dir.as_deref()).await?;
         let connector = Connector::new(client, store.clone(), settings);
         let registry = MappingRegistry::new(connector.clone(), store.clone());
         load_mappings(&registry, cfg.mappings_dir.as_deref()).await?;
@@ -160,6 +165,7 @@ impl App {
             connector: connector.clone(),
             registry,
             commands: Some(processor.clone()),
+            command_registry: Some(command_registry),
             webhook_auth: WebhookAuth {
                 bearer: c.webhook_token.clone().map(m3::Secret::new),
                 basic: c
@@ -341,4 +347,65 @@ pub fn parse_mapping_file(path: &std::path::Path) -> anyhow::Result<mapping::Map
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
     };
     Ok(spec)
+}
+
+/// Command mappings at start-up: the defaults on a first start (no command mapping ever stored
+/// for the connection), then the files of `commands_dir` (GitOps: a new or changed file becomes
+/// a new version, validated; a broken file stops the start naming it), then every stored
+/// command mapping is loaded into the processor.
+async fn load_commands(registry: &CommandRegistry, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    registry.seed_defaults().await?;
+    if let Some(dir) = dir {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (spec, file) in command_files(dir)? {
+            if let Some(first) = seen.insert(spec.name.clone(), file.clone()) {
+                anyhow::bail!(
+                    "commands_dir: {file}: command `{}` is defined in {first} already",
+                    spec.name
+                );
+            }
+            let by = format!("file:{file}");
+            let json = serde_json::to_value(&spec)?;
+            let latest = registry.latest(&spec.name).await?;
+            if latest.as_ref().is_some_and(|v| v.spec == json) {
+                continue;
+            }
+            let saved = match latest {
+                None => registry.create(&spec, &by).await,
+                Some(_) => registry.update(&spec.name, &spec, &by).await,
+            }
+            .with_context(|| format!("commands_dir: {file}"))?;
+            for w in &saved.warnings {
+                tracing::warn!(file = %file, command = %spec.name, warning = %w, "command file applied unchecked");
+            }
+            info!(file = %file, command = %spec.name, version = saved.version, "command file applied");
+        }
+    }
+    let n = registry.reload().await?;
+    info!(commands = n, "command mappings loaded");
+    Ok(())
+}
+
+/// Parse every `*.json` and `*.toml` command mapping file of a folder, in name order; errors
+/// name the file.
+pub fn command_files(dir: &std::path::Path) -> anyhow::Result<Vec<(CommandSpec, String)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("commands_dir: cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "toml")))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.display().to_string();
+            let text = std::fs::read_to_string(&p).with_context(|| format!("commands_dir: {name}: cannot read"))?;
+            let spec: CommandSpec = if p.extension().and_then(|e| e.to_str()) == Some("toml") {
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("commands_dir: {name}: {e}"))?
+            } else {
+                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("commands_dir: {name}: {e}"))?
+            };
+            Ok((spec, name))
+        })
+        .collect()
 }

@@ -1,5 +1,8 @@
 //! The `erp-bridge` command line: `up` (the whole product, with the embedded M3 simulator by
-//! default), `sim` (the simulator alone) and `mapping lint`.
+//! default), `sim` (the simulator alone), `bench` and `mapping` (`lint`, `schema` offline;
+//! `list`, `apply`, `preview`, `schema` against a server: see [`cli`]).
+
+mod cli;
 
 use std::path::PathBuf;
 
@@ -70,8 +73,17 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
-    /// Mapping tools.
+    /// Mapping tools: offline checks, and mapping management on a running erp-bridge.
     Mapping {
+        /// Base URL of the erp-bridge HTTP API.
+        #[arg(long, global = true, env = "ERP_BRIDGE_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API token (read for `list`, `preview` and `schema`; read-write for `apply`).
+        #[arg(long, global = true, env = "ERP_BRIDGE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Connection name.
+        #[arg(long, global = true, default_value = "demo")]
+        connection: String,
         #[command(subcommand)]
         command: MappingCommand,
     },
@@ -83,6 +95,34 @@ enum MappingCommand {
     Lint {
         /// Mapping files.
         files: Vec<PathBuf>,
+    },
+    /// List the server's mappings: table, fields, latest and deployed version.
+    List,
+    /// Create or update each file's mapping on the server, then deploy it.
+    Apply {
+        /// Mapping files (JSON or TOML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Save the new versions without deploying them.
+        #[arg(long)]
+        no_deploy: bool,
+    },
+    /// Print the messages a mapping file would produce from the first rows of its table.
+    Preview {
+        /// Mapping file (JSON or TOML).
+        file: PathBuf,
+        /// Rows to map.
+        #[arg(long, default_value_t = 5)]
+        limit: u32,
+    },
+    /// Write JSON Schemas: of the given mapping files (offline, against the standard catalogue),
+    /// or without files, the server's `asyncapi.json` and every message schema in it.
+    Schema {
+        /// Mapping files; none: fetch from the server.
+        files: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
     },
 }
 
@@ -200,6 +240,8 @@ async fn main() -> anyhow::Result<()> {
         } => {
             anyhow::ensure!(changes <= items, "--changes: at most --items ({items}), got {changes}");
             anyhow::ensure!(concurrency >= 1, "--concurrency: expected at least 1");
+            anyhow::ensure!(changes >= 1, "--changes: expected at least 1");
+            anyhow::ensure!(requests >= 1, "--requests: expected at least 1");
             let figures = erp_bridge::bench::run(erp_bridge::bench::BenchOptions {
                 items,
                 changes,
@@ -210,11 +252,29 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", erp_bridge::bench::table(&figures));
         }
         Command::Mapping {
-            command: MappingCommand::Lint { files },
+            url,
+            token,
+            connection,
+            command,
         } => {
+            let remote = cli::RemoteOptions { url, token, connection };
+            // Plain one-line errors for the mapping tools (no backtrace, exit status 1).
+            if let Err(e) = mapping_command(&remote, command).await {
+                eprintln!("error: {e:#}");
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `erp-bridge mapping <command>`.
+async fn mapping_command(remote: &cli::RemoteOptions, command: MappingCommand) -> anyhow::Result<()> {
+    match command {
+        MappingCommand::Lint { files } => {
             let mut failed = 0;
             for f in &files {
-                match lint(f) {
+                match cli::lint(f) {
                     Ok(summary) => println!("{}: ok ({summary})", f.display()),
                     Err(e) => {
                         failed += 1;
@@ -224,33 +284,19 @@ async fn main() -> anyhow::Result<()> {
             }
             anyhow::ensure!(failed == 0, "{failed} of {} mapping files have errors", files.len());
         }
+        MappingCommand::List => print!("{}", cli::list(remote).await?),
+        MappingCommand::Apply { files, no_deploy } => cli::apply(remote, &files, !no_deploy).await?,
+        MappingCommand::Preview { file, limit } => println!("{}", cli::preview(remote, &file, limit).await?),
+        MappingCommand::Schema { files, out } => {
+            let written = if files.is_empty() {
+                cli::schema_remote(remote, &out).await?
+            } else {
+                cli::schema_files(&files, &out, &remote.connection)?
+            };
+            for w in written {
+                println!("wrote {}", w.display());
+            }
+        }
     }
     Ok(())
-}
-
-fn lint(path: &std::path::Path) -> anyhow::Result<String> {
-    let spec = erp_bridge::parse_mapping_file(path)?;
-    let table = mapping::catalog::standard_table(&spec.table).ok_or_else(|| {
-        let names: Vec<String> = mapping::catalog::standard_tables()
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
-        let hint = mapping::names::closest(&spec.table, names.iter().map(String::as_str))
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
-        anyhow::anyhow!(
-            "mapping `{}`: table: `{}` is not in the standard catalogue ({}){hint}",
-            spec.name,
-            spec.table,
-            names.join(", ")
-        )
-    })?;
-    let m = mapping::CompiledMapping::compile(&spec, &table)?;
-    Ok(format!(
-        "{} on {}, {} fields, resource /{}",
-        m.name,
-        m.table,
-        m.fields.len(),
-        m.resource
-    ))
 }

@@ -294,7 +294,15 @@ const KEYWORDS: &[&str] = &["from", "where", "order", "by", "and", "or", "not", 
 struct Parser {
     toks: Vec<(Tok, usize)>,
     i: usize,
+    /// Open `(` and `not` around the current position.
+    depth: usize,
+    /// Comparisons so far.
+    comparisons: usize,
 }
+
+/// Limits that keep the parser and evaluator far from the stack's end.
+const MAX_DEPTH: usize = 64;
+const MAX_COMPARISONS: usize = 512;
 
 impl Parser {
     fn peek(&self) -> &Tok {
@@ -423,17 +431,29 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, QueryError> {
-        if self.eat_kw("not") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        if *self.peek() == Tok::LParen {
-            self.bump();
-            let e = self.or_expr()?;
-            if *self.peek() != Tok::RParen {
-                return self.err("')', 'and' or 'or'");
+        let nested = self.peek().is_kw("not") || *self.peek() == Tok::LParen;
+        if nested {
+            if self.depth >= MAX_DEPTH {
+                return self.err("at most 64 nested '(' or 'not'");
             }
-            self.bump();
+            self.depth += 1;
+            let e = if self.eat_kw("not") {
+                Expr::Not(Box::new(self.unary()?))
+            } else {
+                self.bump();
+                let e = self.or_expr()?;
+                if *self.peek() != Tok::RParen {
+                    return self.err("')', 'and' or 'or'");
+                }
+                self.bump();
+                e
+            };
+            self.depth -= 1;
             return Ok(e);
+        }
+        self.comparisons += 1;
+        if self.comparisons > MAX_COMPARISONS {
+            return self.err("the end of the condition (at most 512 comparisons)");
         }
         let left = self.operand()?;
         let op = match self.peek() {
@@ -464,7 +484,12 @@ impl Parser {
 /// Parses an EXPORTMI query.
 pub fn parse(src: &str) -> Result<Query, QueryError> {
     let toks = tokenize(src)?;
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+        comparisons: 0,
+    };
     p.query()
 }
 

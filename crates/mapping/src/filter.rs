@@ -325,7 +325,15 @@ fn tokenize(src: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
 struct Parser {
     toks: Vec<(usize, Tok)>,
     at: usize,
+    /// Open `(` and `not` around the current position.
+    depth: usize,
+    /// Comparisons so far.
+    comparisons: usize,
 }
+
+/// Limits that keep parsing, evaluating and dropping a filter far from the stack's end.
+const MAX_DEPTH: usize = 32;
+const MAX_COMPARISONS: usize = 256;
 
 const EXPECT_PRIMARY: &str = "a column, a value, `not` or `(`";
 const EXPECT_OPERATOR: &str = "a comparison operator (=, <>, !=, <, <=, >, >=) or `in`";
@@ -380,17 +388,32 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, FilterError> {
-        if self.peek().is_keyword("not") {
-            self.bump();
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+        let nested = self.peek().is_keyword("not") || *self.peek() == Tok::LParen;
+        if nested {
+            if self.depth >= MAX_DEPTH {
+                return Err(self.error(&format!("at most {MAX_DEPTH} nested `(` or `not`")));
+            }
+            self.depth += 1;
         }
-        if *self.peek() == Tok::LParen {
+        let e = if self.peek().is_keyword("not") {
+            self.bump();
+            Expr::Not(Box::new(self.unary()?))
+        } else if *self.peek() == Tok::LParen {
             self.bump();
             let e = self.or()?;
             self.expect(Tok::RParen, "`)`, `and` or `or`")?;
-            return Ok(e);
-        }
-        self.comparison()
+            e
+        } else {
+            self.comparisons += 1;
+            if self.comparisons > MAX_COMPARISONS {
+                return Err(self.error(&format!(
+                    "the end of the filter (at most {MAX_COMPARISONS} comparisons)"
+                )));
+            }
+            return self.comparison();
+        };
+        self.depth -= 1;
+        Ok(e)
     }
 
     fn term(&mut self, expected: &str, literal_only: bool) -> Result<Term, FilterError> {
@@ -441,6 +464,8 @@ pub fn parse(src: &str) -> Result<Expr, FilterError> {
     let mut p = Parser {
         toks: tokenize(src)?,
         at: 0,
+        depth: 0,
+        comparisons: 0,
     };
     let e = p.or()?;
     if *p.peek() != Tok::End {

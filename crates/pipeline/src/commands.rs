@@ -4,7 +4,7 @@
 //! failures) and answers with a receipt, whatever arrives.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use m3::{M3Client, M3Error};
@@ -95,7 +95,137 @@ impl ParamType {
     }
 }
 
+/// What is wrong with a command mapping: the field path (`parameters[2].mi`) and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct CommandSpecError {
+    /// Path of the field at fault in the definition (`name`, `parameters[2].mi`).
+    pub path: String,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl CommandSpecError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether `s` is an MI program name: upper-case letters and digits ending in `MI` (`MMS200MI`).
+pub fn is_mi_program(s: &str) -> bool {
+    (3..=10).contains(&s.len())
+        && s.ends_with("MI")
+        && s.starts_with(|c: char| c.is_ascii_uppercase())
+        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Whether `s` is an MI transaction name: letters and digits (`UpdItmBasic`).
+pub fn is_mi_transaction(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Whether `s` is an MI field name: four upper-case letters or digits (`ITNO`).
+pub fn is_mi_field(s: &str) -> bool {
+    s.len() == 4 && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
 impl CommandSpec {
+    /// Check the definition on its own (no M3 call): a PascalCase name, an MI program and
+    /// transaction name, and parameters each with a 4-character MI field and either a command
+    /// `field` (unique, `required` allowed) or a `fixed` value. The error names the field path.
+    pub fn validate(&self) -> Result<(), CommandSpecError> {
+        let n = &self.name;
+        if !(!n.is_empty()
+            && n.len() <= 64
+            && n.starts_with(|c: char| c.is_ascii_uppercase())
+            && n.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(CommandSpecError::new(
+                "name",
+                format!("expected a PascalCase command name (letters and digits, starting upper-case, like `UpdateItem`), got {n:?}"),
+            ));
+        }
+        if !is_mi_program(&self.program) {
+            return Err(CommandSpecError::new(
+                "program",
+                format!(
+                    "expected an MI program name (upper-case letters and digits ending in `MI`, like `MMS200MI`), got {:?}",
+                    self.program
+                ),
+            ));
+        }
+        if !is_mi_transaction(&self.transaction) {
+            return Err(CommandSpecError::new(
+                "transaction",
+                format!(
+                    "expected an MI transaction name (letters and digits, like `UpdItmBasic`), got {:?}",
+                    self.transaction
+                ),
+            ));
+        }
+        for (i, p) in self.parameters.iter().enumerate() {
+            let at = |key: &str| format!("parameters[{i}].{key}");
+            if !is_mi_field(&p.mi) {
+                return Err(CommandSpecError::new(
+                    at("mi"),
+                    format!(
+                        "expected a 4-letter MI field name (upper-case letters and digits, like `ITNO`), got {:?}",
+                        p.mi
+                    ),
+                ));
+            }
+            if let Some(j) = self.parameters[..i].iter().position(|q| q.mi == p.mi) {
+                return Err(CommandSpecError::new(
+                    at("mi"),
+                    format!("MI field {} is already set by parameters[{j}]", p.mi),
+                ));
+            }
+            match (&p.field, &p.fixed) {
+                (Some(_), Some(_)) => {
+                    return Err(CommandSpecError::new(
+                        at("fixed"),
+                        "a parameter takes its value either from the command (`field`) or is `fixed`, not both",
+                    ))
+                }
+                (None, None) => {
+                    return Err(CommandSpecError::new(
+                        at("field"),
+                        format!(
+                            "expected a command field name (or a `fixed` value) for MI field {}",
+                            p.mi
+                        ),
+                    ))
+                }
+                (None, Some(_)) if p.required => {
+                    return Err(CommandSpecError::new(
+                        at("required"),
+                        "only a parameter taken from a command `field` can be required; a fixed value is always sent",
+                    ))
+                }
+                (Some(f), None) => {
+                    if !mapping::names::is_valid_field_name(f) {
+                        return Err(CommandSpecError::new(
+                            at("field"),
+                            format!("expected a field name (letters, digits and `_`, starting with a letter, like `itemNumber`), got {f:?}"),
+                        ));
+                    }
+                    if let Some(j) = self.parameters[..i].iter().position(|q| q.field.as_deref() == Some(f)) {
+                        return Err(CommandSpecError::new(
+                            at("field"),
+                            format!("field `{f}` is already used by parameters[{j}]"),
+                        ));
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+        }
+        Ok(())
+    }
+
     /// JSON Schema (2020-12) of the command envelope for this command.
     pub fn json_schema(&self) -> Value {
         let mut props = Map::new();
@@ -260,13 +390,18 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Validates and executes commands of one connection.
+/// The command mappings a processor runs, by name: an immutable snapshot.
+pub type SpecSet = Arc<BTreeMap<String, CommandSpec>>;
+
+/// Validates and executes commands of one connection. Clones share the command mappings, so
+/// [`CommandProcessor::replace_specs`] on one (the registry's) takes effect in all of them (the
+/// Kafka consumer's and the HTTP API's) from the next command on.
 #[derive(Clone)]
 pub struct CommandProcessor {
     client: Arc<M3Client>,
     store: Store,
     connection: String,
-    specs: Arc<BTreeMap<String, CommandSpec>>,
+    specs: Arc<RwLock<SpecSet>>,
     retry: RetryPolicy,
 }
 
@@ -297,21 +432,46 @@ impl CommandProcessor {
             client,
             store,
             connection: connection.to_string(),
-            specs: Arc::new(specs.into_iter().map(|s| (s.name.clone(), s)).collect()),
+            specs: Arc::new(RwLock::new(Arc::new(
+                specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            ))),
             retry,
         }
     }
 
-    /// The command mappings.
-    pub fn specs(&self) -> impl Iterator<Item = &CommandSpec> {
-        self.specs.values()
+    /// The command mappings now, by name (a snapshot: later swaps do not change it).
+    pub fn spec_set(&self) -> SpecSet {
+        self.specs.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The command mappings now, in name order.
+    pub fn specs(&self) -> impl Iterator<Item = CommandSpec> {
+        self.spec_set().values().cloned().collect::<Vec<_>>().into_iter()
+    }
+
+    /// Replace the command mappings of this processor and every clone of it. Commands being
+    /// processed finish with the mappings they started with.
+    pub fn replace_specs(&self, specs: Vec<CommandSpec>) {
+        let set: SpecSet = Arc::new(specs.into_iter().map(|s| (s.name.clone(), s)).collect());
+        *self.specs.write().unwrap_or_else(|e| e.into_inner()) = set;
+    }
+
+    /// The M3 client commands run through.
+    pub fn client(&self) -> &Arc<M3Client> {
+        &self.client
+    }
+
+    /// The connection's name.
+    pub fn connection(&self) -> &str {
+        &self.connection
     }
 
     /// Handle one command envelope `{"commandId", "command", "data"}`. `fallback_id` names the
     /// message in receipts when it carries no usable id (e.g. `partition/offset`).
     #[instrument(skip_all, fields(connection = %self.connection))]
     pub async fn handle(&self, raw: &[u8], fallback_id: &str) -> Result<Outcome, PipelineError> {
-        let (id, name, inputs) = match self.validate(raw) {
+        let specs = self.spec_set();
+        let (id, name, inputs) = match self.validate(&specs, raw) {
             Ok(v) => v,
             Err((id, name, e)) => {
                 let id = id.unwrap_or_else(|| fallback_id.to_string());
@@ -340,7 +500,7 @@ impl CommandProcessor {
                 });
             }
         }
-        let spec = &self.specs[&name];
+        let spec = &specs[&name];
         let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut attempt = 0;
         let result = loop {
@@ -411,6 +571,7 @@ impl CommandProcessor {
     #[allow(clippy::type_complexity)]
     fn validate(
         &self,
+        specs: &BTreeMap<String, CommandSpec>,
         raw: &[u8],
     ) -> Result<(String, String, Vec<(String, String)>), (Option<String>, Option<String>, Invalid)> {
         let v: Value = serde_json::from_slice(raw).map_err(|e| {
@@ -459,8 +620,8 @@ impl CommandProcessor {
                 ))
             }
         };
-        let Some(spec) = self.specs.get(&name) else {
-            let known: Vec<&str> = self.specs.keys().map(String::as_str).collect();
+        let Some(spec) = specs.get(&name) else {
+            let known: Vec<&str> = specs.keys().map(String::as_str).collect();
             let hint = mapping::names::closest(&name, known.iter().copied())
                 .map(|s| format!("did you mean `{s}`? "))
                 .unwrap_or_default();
@@ -630,6 +791,67 @@ mod tests {
         assert_eq!(to_mi(ParamType::Integer, &json!(1.5)), None);
         assert_eq!(to_mi(ParamType::Decimal, &json!(1.5)).as_deref(), Some("1.5"));
         assert_eq!(to_mi(ParamType::String, &json!(5)), None);
+    }
+
+    fn rename() -> CommandSpec {
+        serde_json::from_value(json!({
+            "name": "RenameItem", "program": "MMS200MI", "transaction": "UpdItmBasic",
+            "parameters": [
+                {"field": "itemNumber", "mi": "ITNO", "required": true},
+                {"field": "newName", "mi": "ITDS", "required": true},
+                {"mi": "STAT", "fixed": "20"},
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn command_specs_are_validated_naming_the_field() {
+        for s in default_commands() {
+            assert_eq!(s.validate(), Ok(()), "{}", s.name);
+        }
+        assert_eq!(rename().validate(), Ok(()));
+        let err = |f: &dyn Fn(&mut CommandSpec)| {
+            let mut s = rename();
+            f(&mut s);
+            s.validate().unwrap_err().to_string()
+        };
+        assert!(err(&|s| s.name = "renameItem".into()).starts_with("name: expected a PascalCase"));
+        assert!(err(&|s| s.program = "MMS200".into()).starts_with("program: "));
+        assert!(err(&|s| s.program = "mms200mi".into()).starts_with("program: "));
+        assert!(err(&|s| s.transaction = "Upd-Itm".into()).starts_with("transaction: "));
+        assert!(err(&|s| s.transaction = String::new()).starts_with("transaction: "));
+        assert_eq!(
+            err(&|s| s.parameters[2].mi = "ITNOX".into()),
+            r#"parameters[2].mi: expected a 4-letter MI field name (upper-case letters and digits, like `ITNO`), got "ITNOX""#
+        );
+        assert!(err(&|s| s.parameters[1].mi = "ITNO".into())
+            .starts_with("parameters[1].mi: MI field ITNO is already set by parameters[0]"));
+        assert!(err(&|s| s.parameters[1].fixed = Some("x".into())).starts_with("parameters[1].fixed: "));
+        assert!(err(&|s| s.parameters[2].fixed = None).starts_with("parameters[2].field: "));
+        assert!(err(&|s| s.parameters[2].required = true).starts_with("parameters[2].required: "));
+        assert!(err(&|s| s.parameters[1].field = Some("item number".into())).starts_with("parameters[1].field: "));
+        assert!(err(&|s| s.parameters[1].field = Some("itemNumber".into()))
+            .starts_with("parameters[1].field: field `itemNumber` is already used by parameters[0]"));
+    }
+
+    #[tokio::test]
+    async fn clones_see_swapped_specs() {
+        // The processor is only built, never run: no M3 is needed.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let sim = m3_sim::Simulator::new(m3_sim::SimConfig {
+            items: 1,
+            ..Default::default()
+        });
+        let ion = m3::IonApi::parse(&sim.ionapi("http://127.0.0.1:9").to_string()).unwrap();
+        let client = Arc::new(M3Client::new(ion, Default::default()).unwrap());
+        let p = CommandProcessor::new(client, store, "demo", default_commands(), RetryPolicy::default());
+        let clone = p.clone();
+        let snapshot = clone.spec_set();
+        p.replace_specs(vec![rename()]);
+        assert_eq!(clone.specs().map(|s| s.name).collect::<Vec<_>>(), ["RenameItem"]);
+        assert_eq!(snapshot.len(), 3, "a snapshot taken before stays as it was");
     }
 
     #[test]

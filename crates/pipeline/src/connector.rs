@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use m3::{M3Client, M3Error};
-use mapping::catalog::Table;
+use mapping::catalog::{ColumnKind, Table};
 use mapping::{CompiledMapping, EntityKey, MappingSpec};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -403,6 +403,18 @@ impl Worker {
                     key_cols.join(", ")
                 )));
             };
+            for (c, v) in key_cols.iter().zip(&key) {
+                let numeric = self
+                    .src
+                    .table
+                    .column(c)
+                    .is_some_and(|col| col.kind != ColumnKind::Alpha);
+                if numeric && !crate::query::is_number(v.trim()) {
+                    return Err(PipelineError::Webhook(format!(
+                        "column {c}: expected a number, got {v:?}"
+                    )));
+                }
+            }
             let q = crate::query::paged_select(
                 &self.src.table,
                 &self.columns,

@@ -2,6 +2,7 @@
 //! timestamp, key reconciliation for deletes) read M3, mappings project rows, and every page is
 //! written to the store's outbox together with the cursor that produced it.
 
+pub mod command_registry;
 pub mod commands;
 pub mod connector;
 pub mod error;

@@ -11,9 +11,14 @@ fn literal(table: &Table, column: &str, value: &str) -> String {
     }
 }
 
-fn is_number(v: &str) -> bool {
+/// `-?digits(.digits)?`: what may stand unquoted in a query.
+pub fn is_number(v: &str) -> bool {
     let v = v.strip_prefix('-').unwrap_or(v);
-    !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    let (int, frac) = v.split_once('.').unwrap_or((v, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `(c1 > v1) or (c1 = v1 and c2 > v2) or ...`: rows strictly after `after` in `columns` order.

@@ -146,3 +146,21 @@ pub struct ApiToken {
     /// When it was revoked.
     pub revoked_at: Option<String>,
 }
+
+/// One stored version of a command mapping (command name -> MI transaction).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandMappingVersion {
+    /// Command name.
+    pub name: String,
+    /// Version, from 1.
+    pub version: i64,
+    /// The definition (JSON); `null` for a deletion.
+    pub spec: serde_json::Value,
+    /// Whether this version records the deletion of the command mapping.
+    pub deleted: bool,
+    /// When it was saved.
+    pub created_at: String,
+    /// Who saved it.
+    pub created_by: String,
+}

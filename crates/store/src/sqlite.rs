@@ -9,7 +9,10 @@ use sqlx::{Row, SqlitePool};
 use tracing::instrument;
 
 use crate::error::StoreError;
-use crate::model::{ApiToken, Batch, ChangeOp, Cursor, MappingRecord, MappingVersion, ReadModelPage, StoredMessage};
+use crate::model::{
+    ApiToken, Batch, ChangeOp, CommandMappingVersion, Cursor, MappingRecord, MappingVersion, ReadModelPage,
+    StoredMessage,
+};
 
 /// Outcome of [`Store::apply_batch`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -409,26 +412,20 @@ impl Store {
         spec: &serde_json::Value,
         by: &str,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let version: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) + 1 FROM mappings WHERE connection = ? AND name = ?")
-                .bind(connection)
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-        sqlx::query(
-            "INSERT INTO mappings (connection, name, version, spec, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+        // One statement: a read-then-write transaction would have to upgrade its lock, which
+        // SQLite refuses at once (no busy wait) while the connector is writing.
+        Ok(sqlx::query_scalar(
+            "INSERT INTO mappings (connection, name, version, spec, created_at, created_by)
+             SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5 FROM mappings WHERE connection = ?1 AND name = ?2
+             RETURNING version",
         )
         .bind(connection)
         .bind(name)
-        .bind(version)
         .bind(spec.to_string())
         .bind(now())
         .bind(by)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(version)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Every version of a mapping, oldest first (empty if unknown).
@@ -630,6 +627,117 @@ fn message_from_row(r: sqlx::sqlite::SqliteRow) -> StoredMessage {
         mapping: r.get(7),
         payload: r.get(8),
     }
+}
+
+impl Store {
+    /// Save a new version of a command mapping; returns its version number (1 for a new one;
+    /// after a deletion the numbering goes on).
+    pub async fn save_command_mapping(
+        &self,
+        connection: &str,
+        name: &str,
+        spec: &serde_json::Value,
+        by: &str,
+    ) -> Result<i64, StoreError> {
+        self.append_command_mapping(connection, name, spec, false, by).await
+    }
+
+    /// Delete a command mapping by appending a tombstone version; its history stays. `false` if
+    /// it does not exist (or is deleted already).
+    pub async fn delete_command_mapping(&self, connection: &str, name: &str, by: &str) -> Result<bool, StoreError> {
+        let live = self
+            .command_mapping_versions(connection, name)
+            .await?
+            .last()
+            .is_some_and(|v| !v.deleted);
+        if live {
+            self.append_command_mapping(connection, name, &serde_json::Value::Null, true, by)
+                .await?;
+        }
+        Ok(live)
+    }
+
+    async fn append_command_mapping(
+        &self,
+        connection: &str,
+        name: &str,
+        spec: &serde_json::Value,
+        deleted: bool,
+        by: &str,
+    ) -> Result<i64, StoreError> {
+        // One statement, so it takes the write lock at once (waiting on `busy_timeout`) instead
+        // of upgrading a read transaction, which fails at once while another writer commits.
+        let version: i64 = sqlx::query_scalar(
+            "INSERT INTO command_mappings (connection, name, version, spec, deleted, created_at, created_by)
+             SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6
+             FROM command_mappings WHERE connection = ?1 AND name = ?2
+             RETURNING version",
+        )
+        .bind(connection)
+        .bind(name)
+        .bind(spec.to_string())
+        .bind(deleted)
+        .bind(now())
+        .bind(by)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(version)
+    }
+
+    /// Every version of a command mapping, oldest first, deletions included (empty if unknown).
+    pub async fn command_mapping_versions(
+        &self,
+        connection: &str,
+        name: &str,
+    ) -> Result<Vec<CommandMappingVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, version, spec, deleted, created_at, created_by FROM command_mappings
+             WHERE connection = ? AND name = ? ORDER BY version",
+        )
+        .bind(connection)
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(command_version_from_row).collect()
+    }
+
+    /// The latest version of every command mapping of a connection that is not deleted, by name.
+    pub async fn command_mappings(&self, connection: &str) -> Result<Vec<CommandMappingVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.name, c.version, c.spec, c.deleted, c.created_at, c.created_by FROM command_mappings c
+             WHERE c.connection = ?1 AND c.deleted = 0
+               AND c.version = (SELECT MAX(version) FROM command_mappings x WHERE x.connection = ?1 AND x.name = c.name)
+             ORDER BY c.name",
+        )
+        .bind(connection)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(command_version_from_row).collect()
+    }
+
+    /// Whether any command mapping was ever stored for a connection (deleted ones count).
+    pub async fn has_command_mappings(&self, connection: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM command_mappings WHERE connection = ?")
+            .bind(connection)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+fn command_version_from_row(r: sqlx::sqlite::SqliteRow) -> Result<CommandMappingVersion, StoreError> {
+    let spec: String = r.get(2);
+    Ok(CommandMappingVersion {
+        name: r.get(0),
+        version: r.get(1),
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
+            what: "command mapping",
+            detail: e.to_string(),
+        })?,
+        deleted: r.get(3),
+        created_at: r.get(4),
+        created_by: r.get(5),
+    })
 }
 
 #[cfg(test)]
@@ -856,5 +964,82 @@ mod tests {
             .unwrap();
         assert_eq!(store.unseen_keys("demo", "Item", 1, max).await.unwrap(), vec!["100|K1"]);
         assert!(store.unseen_keys("demo", "Item", 1, 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn command_mapping_versions_deletions_and_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        assert!(!store.has_command_mappings("demo").await.unwrap());
+        let v1 = serde_json::json!({"name": "RenameItem", "v": 1});
+        let v2 = serde_json::json!({"name": "RenameItem", "v": 2});
+        let other = serde_json::json!({"name": "DeleteItem"});
+        assert_eq!(
+            store
+                .save_command_mapping("demo", "RenameItem", &v1, "alice")
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .save_command_mapping("demo", "RenameItem", &v2, "bob")
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .save_command_mapping("demo", "DeleteItem", &other, "bob")
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .save_command_mapping("other", "RenameItem", &v1, "bob")
+                .await
+                .unwrap(),
+            1
+        );
+        let list = store.command_mappings("demo").await.unwrap();
+        assert_eq!(
+            list.iter().map(|v| (v.name.as_str(), v.version)).collect::<Vec<_>>(),
+            [("DeleteItem", 1), ("RenameItem", 2)]
+        );
+        assert_eq!(list[1].spec, v2);
+        assert_eq!(list[1].created_by, "bob");
+        // Deleting appends a tombstone: gone from the list, history kept, numbering goes on.
+        assert!(store
+            .delete_command_mapping("demo", "RenameItem", "carol")
+            .await
+            .unwrap());
+        assert!(!store
+            .delete_command_mapping("demo", "RenameItem", "carol")
+            .await
+            .unwrap());
+        assert!(!store.delete_command_mapping("demo", "Unknown", "carol").await.unwrap());
+        let names: Vec<String> = store
+            .command_mappings("demo")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(names, ["DeleteItem"]);
+        let versions = store.command_mapping_versions("demo", "RenameItem").await.unwrap();
+        assert_eq!(versions.len(), 3);
+        assert!(versions[2].deleted && versions[2].spec.is_null());
+        assert_eq!(versions[2].created_by, "carol");
+        assert!(store.has_command_mappings("demo").await.unwrap());
+        assert_eq!(
+            store
+                .save_command_mapping("demo", "RenameItem", &v1, "dave")
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(store.command_mappings("demo").await.unwrap().len(), 2);
+        assert_eq!(store.command_mappings("other").await.unwrap().len(), 1);
     }
 }

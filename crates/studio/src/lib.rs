@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod checks;
+mod commands;
 mod error;
 mod mappings;
 mod routes;

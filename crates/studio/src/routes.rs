@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use mapping::{CompiledMapping, EntityKey};
+use pipeline::command_registry::CommandRegistry;
 use pipeline::commands::{CommandProcessor, ReceiptStatus};
 use pipeline::registry::MappingRegistry;
 use pipeline::{Connectivity, Connector, WebhookEvent};
@@ -31,6 +32,8 @@ pub struct ConnectionRuntime {
     pub registry: MappingRegistry,
     /// Command processing (HTTP submissions use the same processor as the Kafka consumer).
     pub commands: Option<CommandProcessor>,
+    /// Command mapping management (swaps mappings into `commands`); none = fixed defaults.
+    pub command_registry: Option<CommandRegistry>,
     /// Credentials M3 must present on webhook calls; none configured = webhooks refused.
     pub webhook_auth: WebhookAuth,
 }
@@ -96,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/read-models/{resource}", get(read_model_list))
         .route("/api/connections/{c}/read-models/{resource}/{key}", get(read_model_get))
         .merge(crate::mappings::routes())
+        .merge(crate::commands::routes())
         .merge(crate::checks::routes())
         .merge(crate::ui::routes())
         .merge(crate::auth::routes())

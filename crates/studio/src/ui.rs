@@ -44,6 +44,8 @@ static ASSETS: &[Asset] = &[
     asset!("js/views/types.js", JS),
     asset!("js/views/editor.js", JS),
     asset!("js/views/consume.js", JS),
+    asset!("js/views/tokens.js", JS),
+    asset!("js/views/commands.js", JS),
 ];
 
 /// The routes of the UI.

@@ -6,10 +6,13 @@ import { h, clear, errorBox } from './dom.js';
 const routes = [
   [/^\/$/, () => import('./views/connections.js'), () => ({})],
   [/^\/wizard$/, () => import('./views/wizard.js'), () => ({})],
+  [/^\/tokens$/, () => import('./views/tokens.js'), () => ({})],
   [/^\/c\/([^/]+)$/, () => import('./views/dashboard.js'), (m) => ({ c: m[1], tab: 'dashboard' })],
   [/^\/c\/([^/]+)\/types$/, () => import('./views/types.js'), (m) => ({ c: m[1], tab: 'types' })],
   [/^\/c\/([^/]+)\/mappings\/new$/, () => import('./views/editor.js'), (m) => ({ c: m[1], tab: 'types', name: null })],
   [/^\/c\/([^/]+)\/mappings\/([^/]+)$/, () => import('./views/editor.js'), (m) => ({ c: m[1], tab: 'types', name: m[2] })],
+  [/^\/c\/([^/]+)\/commands\/new$/, () => import('./views/commands.js'), (m) => ({ c: m[1], tab: 'commands', name: null })],
+  [/^\/c\/([^/]+)\/commands\/([^/]+)$/, () => import('./views/commands.js'), (m) => ({ c: m[1], tab: 'commands', name: m[2] })],
   [/^\/c\/([^/]+)\/(messages|read-models|commands)$/, () => import('./views/consume.js'), (m) => ({ c: m[1], tab: m[2] })],
 ];
 

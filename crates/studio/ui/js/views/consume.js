@@ -283,6 +283,16 @@ async function commands(root, { c }) {
     clear(root, h('h1', 'Commands'), errorBox(e, 'Commands are not available'));
     return;
   }
+  // The editable command mappings (none when the connection has fixed default commands).
+  let managed = null;
+  let manageErr = null;
+  try {
+    ({ commandMappings: managed } = await get(`${conn(c)}/command-mappings`));
+  } catch (e) {
+    manageErr = e;
+  }
+  const editHref = (n) => `#/c/${enc(c)}/commands/${enc(n)}`;
+  const isManaged = (n) => !!managed && managed.some((m) => m.name === n);
   const sel = h('select#cmd-name', list.map((x) => h('option', { value: x.name }, x.name)));
   const idInput = h('input#cmd-id', { type: 'text', value: uuid() });
   idInput.style.width = '22em';
@@ -301,7 +311,8 @@ async function commands(root, { c }) {
     clear(formFields, order.map((n) => inputFor(n, props[n], req.has(n))));
     const p = cmd.mapping.parameters || [];
     clear(about,
-      h('p', cmd.mapping.description || '', ' Runs ', h('code', `${cmd.program}/${cmd.transaction}`), '.'),
+      h('p', cmd.mapping.description || '', ' Runs ', h('code', `${cmd.program}/${cmd.transaction}`), '.',
+        isManaged(cmd.name) ? [' ', h('a#cmd-edit', { href: editHref(cmd.name) }, 'Edit this command')] : null),
       h('div.tablewrap', h('table', h('thead', h('tr', h('th', 'Field'), h('th', 'MI field'), h('th', 'Type'), h('th', 'Required'), h('th', 'Description'))),
         h('tbody', p.map((x) => h('tr', h('td.mono', x.field || '—'), h('td.mono', x.mi), h('td', x.fixed !== undefined ? `fixed "${x.fixed}"` : x.type || 'string'), h('td', x.required ? 'yes' : ''), h('td.small', x.description || '')))))),
       h('details', h('summary', 'JSON Schema'), json(cmd.schema)));
@@ -332,8 +343,21 @@ async function commands(root, { c }) {
       h('div.small.muted', 'Sent:'), json(body), h('div.small.muted', 'Receipt:'), json(r));
     idInput.value = uuid();
   };
+  const mappingsPanel = h('div.panel#cmd-mappings',
+    h('h2', 'Command mappings'),
+    manageErr ? h('p.muted.small', `These commands cannot be edited here: ${manageErr.message}`) :
+      h('div.tablewrap', h('table#command-mappings',
+        h('thead', h('tr', h('th', 'Command'), h('th', 'MI transaction'), h('th.num', 'Parameters'), h('th.num', 'Latest'), h('th', 'Last changed'))),
+        h('tbody', managed.length ? managed.map((m) => h('tr', { dataset: { command: m.name } },
+          h('td', h('a', { href: editHref(m.name) }, h('strong', m.name)), m.description ? h('div.small.muted', m.description) : null),
+          h('td.mono', `${m.program}/${m.transaction}`),
+          h('td.num', String(m.parameters)),
+          h('td.num', `v${m.latestVersion}`),
+          h('td.small', m.updatedAt ? when(m.updatedAt) : '—', m.updatedBy ? h('div.muted', `by ${m.updatedBy}`) : null))) :
+          h('tr', h('td.empty', { colSpan: 5 }, 'No command mapping yet.'))))));
   clear(root,
-    h('div.pagehead', h('div', h('h1', 'Commands'), h('p.muted', 'Commands change M3 through MI transactions. Your services send them on the commands topic; here you can send one by hand and see its receipt.'))),
+    h('div.pagehead', h('div', h('h1', 'Commands'), h('p.muted', 'Commands change M3 through MI transactions. Your services send them on the commands topic; here you can send one by hand and see its receipt.')),
+      manageErr ? null : h('a.button.primary#new-command', { href: `#/c/${enc(c)}/commands/new` }, '+ New command')),
     list.length ? h('div.grid2',
       h('div.panel', h('h2', 'Send a command'),
         h('label.field', h('span', 'Command'), sel),
@@ -341,6 +365,7 @@ async function commands(root, { c }) {
         formFields,
         h('div.actions', h('button.primary#cmd-send', { onclick: send }, 'Send command'))),
       h('div', h('div.panel', h('h2', 'About this command'), about), receipt)) :
-      h('p.empty', 'No command mapping is configured.'));
+      h('p.empty', 'No command mapping is configured.'),
+    mappingsPanel);
   showForm();
 }

@@ -1,0 +1,153 @@
+//! Command mapping management over HTTP: command mappings with versions (validated, hot-swapped
+//! into the running command processor), and the input fields of MI transactions for the editor.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use pipeline::command_registry::{CommandRegistry, CommandRegistryError};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::routes::{connection, AppState, ConnectionRuntime};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/connections/{c}/command-mappings", get(list).post(create))
+        .route(
+            "/api/connections/{c}/command-mappings/{name}",
+            get(show).put(update).delete(remove),
+        )
+        .route(
+            "/api/connections/{c}/mi/{program}/{transaction}/fields",
+            get(transaction_fields),
+        )
+}
+
+impl From<CommandRegistryError> for ApiError {
+    fn from(e: CommandRegistryError) -> Self {
+        match e {
+            CommandRegistryError::Spec(_) | CommandRegistryError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            CommandRegistryError::NotFound(m) => ApiError::NotFound(m),
+            CommandRegistryError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            CommandRegistryError::M3(m) => ApiError::Unavailable(format!("M3: {m}")),
+            CommandRegistryError::Pipeline(p) => ApiError::Internal(p.to_string()),
+        }
+    }
+}
+
+fn registry(conn: &ConnectionRuntime) -> Result<&CommandRegistry, ApiError> {
+    conn.command_registry
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound(format!("connection `{}` has no command mapping management", conn.name)))
+}
+
+fn parse_body(body: &[u8]) -> Result<pipeline::commands::CommandSpec, ApiError> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))?;
+    Ok(CommandRegistry::parse(&v)?)
+}
+
+async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let reg = registry(connection(&st, &c)?)?;
+    let list: Vec<Value> = reg
+        .list()
+        .await?
+        .into_iter()
+        .map(|v| {
+            let s = &v.spec;
+            json!({
+                "name": v.name,
+                "description": s["description"],
+                "program": s["program"],
+                "transaction": s["transaction"],
+                "parameters": s["parameters"].as_array().map(Vec::len).unwrap_or(0),
+                "latestVersion": v.version,
+                "updatedAt": v.created_at,
+                "updatedBy": v.created_by,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "commandMappings": list })))
+}
+
+async fn create(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let reg = registry(connection(&st, &c)?)?;
+    let spec = parse_body(&body)?;
+    let saved = reg.create(&spec, "api").await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": spec.name, "version": saved.version, "warnings": saved.warnings})),
+    ))
+}
+
+async fn show(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let versions = registry(conn)?.versions(&name).await?;
+    let latest = versions.last().expect("versions of an existing command mapping");
+    let running = conn.commands.as_ref().and_then(|p| p.spec_set().get(&name).cloned());
+    Ok(Json(json!({
+        "name": name,
+        "spec": latest.spec,
+        "latestVersion": latest.version,
+        "updatedAt": latest.created_at,
+        "updatedBy": latest.created_by,
+        "versions": versions,
+        "schema": running.as_ref().map(|s| s.json_schema()),
+        "running": running.is_some(),
+    })))
+}
+
+async fn update(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let reg = registry(connection(&st, &c)?)?;
+    let spec = parse_body(&body)?;
+    let saved = reg.update(&name, &spec, "api").await?;
+    Ok(Json(
+        json!({"name": name, "version": saved.version, "warnings": saved.warnings}),
+    ))
+}
+
+async fn remove(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    registry(connection(&st, &c)?)?.delete(&name, "api").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The input fields of an MI transaction (from `MRS001MI/LstAdtFieldInf`): 404 when M3 does not
+/// know it, 503 when M3 cannot be asked.
+async fn transaction_fields(
+    State(st): State<AppState>,
+    Path((c, program, transaction)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let reg = registry(connection(&st, &c)?)?;
+    let program = program.trim().to_ascii_uppercase();
+    if !pipeline::commands::is_mi_program(&program) {
+        return Err(ApiError::BadRequest(format!(
+            "program: expected an MI program name (upper-case letters and digits ending in `MI`, like `MMS200MI`), got {program:?}"
+        )));
+    }
+    if !pipeline::commands::is_mi_transaction(&transaction) {
+        return Err(ApiError::BadRequest(format!(
+            "transaction: expected an MI transaction name (letters and digits, like `UpdItmBasic`), got {transaction:?}"
+        )));
+    }
+    let fields = reg.transaction_fields(&program, &transaction).await?;
+    Ok(Json(
+        json!({"program": program, "transaction": transaction, "fields": fields}),
+    ))
+}

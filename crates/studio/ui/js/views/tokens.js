@@ -1,0 +1,159 @@
+// Access tokens: list, create (the new token is shown once), revoke.
+import { get, post, del, token as currentToken } from '../api.js';
+import { h, clear, errorBox, when } from '../dom.js';
+
+export const name = 'tokens';
+
+const SCOPES = [
+  ['read-model', 'read-model — one connection\'s read models and JSON Schemas'],
+  ['read', 'read — read everything (of one connection, if chosen)'],
+  ['read-write', 'read-write — read and change mappings, send commands'],
+  ['admin', 'admin — everything, tokens included'],
+];
+
+// The id of the token this browser signed in with (`ebt_<id>.<secret>`).
+function ownId() {
+  const m = /^ebt_([^.]+)\./.exec(currentToken());
+  return m ? m[1] : null;
+}
+
+async function copyText(text, input) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    // No clipboard API (plain http on another host): select the text and copy it the old way.
+    input.focus();
+    input.select();
+    try { return document.execCommand('copy'); } catch { return false; }
+  }
+}
+
+export async function render(root) {
+  const tbody = h('tbody');
+  const listErr = h('div');
+  const created = h('div#token-created');
+  const formErr = h('div#token-error');
+  const nameInput = h('input#token-name', { type: 'text', placeholder: 'e.g. Webshop read models', autocomplete: 'off', maxLength: 100 });
+  nameInput.style.width = '100%';
+  const scopeSel = h('select#token-scope', SCOPES.map(([v, label]) => h('option', { value: v }, label)));
+  const connSel = h('select#token-connection');
+  const connHint = h('div.small.muted#token-connection-hint');
+  const createBtn = h('button.primary#token-create', { type: 'submit' }, 'Create token');
+  let connections = [];
+
+  const syncForm = () => {
+    const scope = scopeSel.value;
+    const keep = connSel.value;
+    const opts = [];
+    if (scope === 'read-model') opts.push(h('option', { value: '' }, connections.length ? 'Choose a connection…' : 'No connection exists yet'));
+    else opts.push(h('option', { value: '' }, scope === 'admin' ? 'All connections (admin tokens cannot be restricted)' : 'All connections'));
+    if (scope !== 'admin') for (const c of connections) opts.push(h('option', { value: c }, c));
+    clear(connSel, opts);
+    if ([...connSel.options].some((o) => o.value === keep)) connSel.value = keep;
+    if (scope === 'read-model' && !connSel.value && connections.length === 1) connSel.value = connections[0];
+    connSel.disabled = scope === 'admin';
+    connSel.required = scope === 'read-model';
+    connHint.textContent = scope === 'read-model' ? 'Required: a read-model token reads one connection only.' : scope === 'admin' ? '' : 'Optional: restrict the token to one connection.';
+  };
+  scopeSel.addEventListener('change', syncForm);
+
+  const showCreated = (r) => {
+    const value = h('input#new-token-value.mono', { type: 'text', readOnly: true, value: r.token, 'aria-label': 'The new token', onfocus: (e) => e.target.select() });
+    const copied = h('span.small#new-token-copied');
+    const copyBtn = h('button.primary#new-token-copy', { type: 'button', onclick: async () => {
+      copied.textContent = (await copyText(r.token, value)) ? 'Copied.' : 'Copy failed: select the token and copy it by hand.';
+    } }, 'Copy');
+    clear(created, h('div.newtoken#new-token', { role: 'status', dataset: { id: r.id } },
+      h('h3', `Token “${r.name}” created`),
+      h('p.newtoken-warn', h('strong', 'Copy it now: it will not be shown again. '), 'erp-bridge keeps only a fingerprint of it; if it is lost, revoke it and create another.'),
+      h('div.newtoken-row', value, copyBtn, copied),
+      h('p.small', `Scope ${r.scope}${r.connection ? `, connection ${r.connection}` : ''}. Send it as `, h('code', 'Authorization: Bearer <token>'), '.')));
+  };
+
+  const create = async (ev) => {
+    ev.preventDefault();
+    clear(formErr);
+    const body = { name: nameInput.value.trim(), scope: scopeSel.value };
+    if (connSel.value) body.connection = connSel.value;
+    createBtn.disabled = true;
+    try {
+      const r = await post('/api/tokens', body);
+      showCreated(r);
+      nameInput.value = '';
+      await load();
+    } catch (e) {
+      clear(formErr, errorBox(e, 'Not created'));
+    } finally {
+      createBtn.disabled = false;
+    }
+  };
+
+  const revoke = async (t) => {
+    const mine = t.id === ownId();
+    const question = mine
+      ? `Revoke “${t.name}”? It is the token this browser signed in with: Studio will ask for another one.`
+      : `Revoke “${t.name}”? Everything using it is refused from now on. This cannot be undone.`;
+    if (!confirm(question)) return;
+    try {
+      await del(`/api/tokens/${encodeURIComponent(t.id)}`);
+      clear(listErr);
+      const box = created.querySelector('#new-token');
+      if (box && box.dataset.id === t.id) clear(created);
+    } catch (e) {
+      clear(listErr, errorBox(e, `Cannot revoke ${t.name}`));
+    }
+    await load();
+  };
+
+  const load = async () => {
+    let tokens;
+    try {
+      ({ tokens } = await get('/api/tokens'));
+      clear(listErr);
+    } catch (e) {
+      clear(listErr, errorBox(e, 'Cannot list the tokens'));
+      return;
+    }
+    const own = ownId();
+    // Active tokens first, newest first; revoked ones after.
+    tokens.sort((a, b) => (!!a.revoked_at - !!b.revoked_at) || String(b.created_at).localeCompare(String(a.created_at)));
+    clear(tbody, tokens.length ? tokens.map((t) => h('tr', { class: t.revoked_at ? 'off' : '', dataset: { id: t.id, name: t.name, revoked: String(!!t.revoked_at) } },
+      h('td', h('strong', t.name), t.id === own ? h('span.badge.key', { title: 'This browser signed in with this token' }, 'this browser') : null, h('div.small.muted.mono', t.id)),
+      h('td', h('span.badge', { class: t.scope === 'admin' ? 'warn' : '' }, t.scope)),
+      h('td', t.connection || h('span.muted', 'all')),
+      h('td.small', when(t.created_at)),
+      h('td.state', t.revoked_at ? h('span.badge.bad', { title: when(t.revoked_at) }, 'revoked') : h('span.badge.ok', 'active'),
+        t.revoked_at ? h('div.small.muted', when(t.revoked_at)) : null),
+      h('td', t.revoked_at ? null : h('button.danger.revoke', { type: 'button', onclick: () => revoke(t) }, 'Revoke')))) :
+      h('tr', h('td.empty', { colSpan: 6 }, 'No token yet.')));
+  };
+
+  clear(root,
+    h('div.pagehead',
+      h('div', h('h1', 'Access tokens'), h('p.muted', 'Tokens let services and people call the erp-bridge API. Only a fingerprint is stored, so a token is shown once, when it is created.'))),
+    h('div.grid2',
+      h('form.panel#token-form', { onsubmit: create },
+        h('h2', 'Create a token'),
+        h('label.field', h('span', 'Name (what it is for)'), nameInput),
+        h('label.field', h('span', 'Scope'), scopeSel),
+        h('label.field', h('span', 'Connection'), connSel, connHint),
+        h('p.small.muted#token-help', 'Read-model tokens are what consumers of the read models use: they can read one connection\'s read models and JSON Schemas, nothing else.'),
+        formErr,
+        h('div.actions', createBtn)),
+      h('div', created)),
+    h('h2', 'Tokens'),
+    listErr,
+    h('div.tablewrap', h('table#tokens',
+      h('thead', h('tr', h('th', 'Name'), h('th', 'Scope'), h('th', 'Connection'), h('th', 'Created'), h('th', 'State'), h('th', ''))),
+      tbody)));
+
+  try {
+    connections = (await get('/api/connections')).connections.map((c) => c.name);
+  } catch (e) {
+    clear(formErr, errorBox(e, 'Cannot list the connections'));
+  }
+  syncForm();
+  await load();
+  return { dispose: () => clear(created) };
+}
