@@ -321,32 +321,54 @@ async fn load_mappings(registry: &MappingRegistry, dir: Option<&std::path::Path>
     Ok(())
 }
 
-/// Parse every `*.json` and `*.toml` mapping file of a folder, in name order.
-pub fn mapping_files(dir: &std::path::Path) -> anyhow::Result<Vec<(mapping::MappingSpec, String)>> {
+/// Extensions of definition files (mappings, command mappings).
+const SPEC_EXTENSIONS: [&str; 4] = ["json", "toml", "yaml", "yml"];
+
+/// Every definition file of a folder (`*.json`, `*.toml`, `*.yaml`, `*.yml`), parsed strictly,
+/// in name order; `setting` names the configuration key in errors.
+fn spec_files<T: serde::de::DeserializeOwned>(
+    dir: &std::path::Path,
+    setting: &str,
+) -> anyhow::Result<Vec<(T, String)>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("mappings_dir: cannot read {}", dir.display()))?
+        .with_context(|| format!("{setting}: cannot read {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "toml")))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| SPEC_EXTENSIONS.contains(&e))
+        })
         .collect();
     files.sort();
     files
         .into_iter()
         .map(|p| {
             let name = p.display().to_string();
-            Ok((parse_mapping_file(&p)?, name))
+            Ok((parse_spec_file(&p).with_context(|| setting.to_string())?, name))
         })
         .collect()
 }
 
-/// Parse one mapping file (JSON or TOML) strictly; errors name the file and the key.
-pub fn parse_mapping_file(path: &std::path::Path) -> anyhow::Result<mapping::MappingSpec> {
+/// Parse one definition file by its extension (JSON, TOML or YAML) strictly; errors name the
+/// file and the key.
+pub fn parse_spec_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let spec = if path.extension().and_then(|e| e.to_str()) == Some("toml") {
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-    } else {
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-    };
-    Ok(spec)
+    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => toml::from_str(&text).map_err(|e| fail(&e)),
+        Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| fail(&e)),
+        _ => serde_json::from_str(&text).map_err(|e| fail(&e)),
+    }
+}
+
+/// Every mapping file of a folder, in name order.
+pub fn mapping_files(dir: &std::path::Path) -> anyhow::Result<Vec<(mapping::MappingSpec, String)>> {
+    spec_files(dir, "mappings_dir")
+}
+
+/// Parse one mapping file (JSON, TOML or YAML) strictly; errors name the file and the key.
+pub fn parse_mapping_file(path: &std::path::Path) -> anyhow::Result<mapping::MappingSpec> {
+    parse_spec_file(path)
 }
 
 /// Command mappings at start-up: the defaults on a first start (no command mapping ever stored
@@ -386,26 +408,7 @@ async fn load_commands(registry: &CommandRegistry, dir: Option<&std::path::Path>
     Ok(())
 }
 
-/// Parse every `*.json` and `*.toml` command mapping file of a folder, in name order; errors
-/// name the file.
+/// Every command mapping file of a folder, in name order; errors name the file.
 pub fn command_files(dir: &std::path::Path) -> anyhow::Result<Vec<(CommandSpec, String)>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("commands_dir: cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "toml")))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.display().to_string();
-            let text = std::fs::read_to_string(&p).with_context(|| format!("commands_dir: {name}: cannot read"))?;
-            let spec: CommandSpec = if p.extension().and_then(|e| e.to_str()) == Some("toml") {
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("commands_dir: {name}: {e}"))?
-            } else {
-                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("commands_dir: {name}: {e}"))?
-            };
-            Ok((spec, name))
-        })
-        .collect()
+    spec_files(dir, "commands_dir")
 }

@@ -242,14 +242,21 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(concurrency >= 1, "--concurrency: expected at least 1");
             anyhow::ensure!(changes >= 1, "--changes: expected at least 1");
             anyhow::ensure!(requests >= 1, "--requests: expected at least 1");
-            let figures = erp_bridge::bench::run(erp_bridge::bench::BenchOptions {
+            let result = erp_bridge::bench::run(erp_bridge::bench::BenchOptions {
                 items,
                 changes,
                 requests,
                 concurrency,
             })
-            .await?;
-            println!("{}", erp_bridge::bench::table(&figures));
+            .await;
+            match result {
+                Ok(figures) => println!("{}", erp_bridge::bench::table(&figures)),
+                Err(e) => {
+                    // Exit now: returning would wait for a stuck blocking task (seeding) forever.
+                    eprintln!("error: {e:#}");
+                    std::process::exit(1);
+                }
+            }
         }
         Command::Mapping {
             url,

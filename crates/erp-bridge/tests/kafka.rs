@@ -280,3 +280,28 @@ async fn a_broker_outage_loses_nothing_and_keeps_order_per_key() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn structured_mode_puts_the_whole_cloudevent_in_the_value() {
+    let broker = TestBroker::start().await;
+    let env = Env::new(5).await;
+    let mut cfg = env.config();
+    cfg.kafka.brokers = broker.brokers();
+    cfg.kafka.structured_mode = true;
+    cfg.kafka.topic_prefix = "structured".into();
+    let app = App::start(cfg).await.unwrap();
+    let c = consumer(&broker.brokers(), "structured.demo.events");
+    let got = receive_until(&c, |g| g.len() >= 5).await;
+    let m = &got[0];
+    assert_eq!(m.headers["content-type"], "application/cloudevents+json; charset=UTF-8");
+    assert!(
+        !m.headers.contains_key("ce_id"),
+        "no binary-mode headers in structured mode"
+    );
+    assert_eq!(m.value["specversion"], "1.0");
+    assert_eq!(m.value["type"], "ItemUpdated");
+    assert_eq!(m.value["subject"], m.key.as_str());
+    assert_eq!(m.value["datacontenttype"], "application/json");
+    assert_eq!(m.value["data"]["company"], 100);
+    app.shutdown().await;
+}

@@ -311,6 +311,11 @@ async fn mapping_files_are_applied_at_start_and_changes_become_versions() {
         "name = \"ItemStatus\"\ntable = \"MITMAS\"\n\n[[fields]]\ncolumn = \"MMITNO\"\nname = \"itemNumber\"\n\n[[fields]]\ncolumn = \"MMSTAT\"\nname = \"status\"\n",
     )
     .unwrap();
+    std::fs::write(
+        dir.join("item-unit.yaml"),
+        "name: ItemUnit\ntable: MITMAS\nfields:\n  - column: MMITNO\n    name: itemNumber\n  - column: MMUNMS\n    name: unit\n",
+    )
+    .unwrap();
     let mut cfg = env.config();
     cfg.mappings_dir = Some(dir.clone());
     let app = App::start(cfg.clone()).await.unwrap();
@@ -332,7 +337,7 @@ async fn mapping_files_are_applied_at_start_and_changes_become_versions() {
         .collect();
     assert_eq!(
         names,
-        vec!["ItemStatus"],
+        vec!["ItemStatus", "ItemUnit"],
         "with a mappings folder, the folder is the truth"
     );
     assert!(list["mappings"][0]["updatedBy"].as_str().unwrap().starts_with("file:"));
