@@ -178,7 +178,9 @@ fn money(rng: &mut StdRng, lo: f64, hi: f64) -> String {
 
 /// Generates `n` unique item numbers: about 90% `A000001`.., the rest mixed like `BOLT-M8-40`.
 pub(crate) fn item_numbers(rng: &mut StdRng, n: usize) -> Vec<String> {
-    let mixed = n / 10;
+    // The mixed names come from a space of about 51,000 values: keep well inside it so drawing
+    // unique ones stays fast at any table size.
+    let mixed = (n / 10).min(20_000);
     let mut out: Vec<String> = (1..=n - mixed).map(|i| format!("A{i:06}")).collect();
     let mut seen: HashSet<String> = out.iter().cloned().collect();
     while out.len() < n {
