@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use mapping::spec::FieldSpec;
-use mapping::{CompiledMapping, MappingSpec};
+use mapping::CompiledMapping;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::config::Config;
@@ -40,28 +39,7 @@ pub struct Figure {
     pub higher_is_better: bool,
 }
 
-const COLUMNS: [(&str, &str); 20] = [
-    ("MMCONO", "company"),
-    ("MMITNO", "itemNumber"),
-    ("MMITDS", "name"),
-    ("MMFUDS", "description"),
-    ("MMSTAT", "status"),
-    ("MMUNMS", "unit"),
-    ("MMITTY", "itemType"),
-    ("MMITGR", "itemGroup"),
-    ("MMITCL", "productGroup"),
-    ("MMRESP", "responsible"),
-    ("MMSUNO", "supplier"),
-    ("MMPUPR", "purchasePrice"),
-    ("MMSAPR", "salesPrice"),
-    ("MMCUCD", "currency"),
-    ("MMNEWE", "netWeight"),
-    ("MMGRWE", "grossWeight"),
-    ("MMEVGR", "environmentGroup"),
-    ("MMRGDT", "created"),
-    ("MMLMDT", "changed"),
-    ("MMCHNO", "changeNumber"),
-];
+use mapping::spec::WIDE_ITEM_COLUMNS as COLUMNS;
 
 /// The baseline's serialisation: the same 20 trimmed values as a JSON object, no typing.
 struct Plain<'a>(&'a [&'a str]);
@@ -358,10 +336,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
 
 /// Mapping on one core, against plain serde re-serialisation of the same rows.
 fn mapping_measure(sim: &m3_sim::Simulator, table: &mapping::catalog::Table) -> anyhow::Result<Figure> {
-    let spec = MappingSpec {
-        fields: COLUMNS.iter().map(|(c, n)| FieldSpec::new(*c, *n)).collect(),
-        ..mapping::spec::default_item_mapping()
-    };
+    let spec = mapping::spec::wide_item_mapping();
     let compiled = CompiledMapping::compile(&spec, table)?;
     let cols = compiled.columns();
     let rows: Vec<Vec<String>> = sim

@@ -12,40 +12,15 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use mapping::catalog::{standard_table, ColumnKind};
-use mapping::spec::FieldSpec;
 use mapping::{CompiledMapping, MappingSpec};
 use serde::Serialize;
 
 const ROWS: usize = 10_000;
 
-const COLUMNS: [(&str, &str); 20] = [
-    ("MMCONO", "company"),
-    ("MMITNO", "itemNumber"),
-    ("MMITDS", "name"),
-    ("MMFUDS", "description"),
-    ("MMSTAT", "status"),
-    ("MMUNMS", "unit"),
-    ("MMITTY", "itemType"),
-    ("MMITGR", "itemGroup"),
-    ("MMITCL", "productGroup"),
-    ("MMRESP", "responsible"),
-    ("MMSUNO", "supplier"),
-    ("MMPUPR", "purchasePrice"),
-    ("MMSAPR", "salesPrice"),
-    ("MMCUCD", "currency"),
-    ("MMNEWE", "netWeight"),
-    ("MMGRWE", "grossWeight"),
-    ("MMEVGR", "environmentGroup"),
-    ("MMRGDT", "created"),
-    ("MMLMDT", "changed"),
-    ("MMCHNO", "changeNumber"),
-];
+use mapping::spec::WIDE_ITEM_COLUMNS as COLUMNS;
 
 fn spec() -> MappingSpec {
-    MappingSpec {
-        fields: COLUMNS.iter().map(|(c, n)| FieldSpec::new(*c, *n)).collect(),
-        ..mapping::spec::default_item_mapping()
-    }
+    mapping::spec::wide_item_mapping()
 }
 
 /// Deterministic pseudo-random rows, padded like M3 sends them (alpha to the column length,

@@ -138,6 +138,39 @@ pub fn default_item_mapping() -> MappingSpec {
     }
 }
 
+/// The 20 `MITMAS` columns (with domain names) of the wide `Item` mapping the benchmarks measure:
+/// strings, integers, decimals and dates, as a busy real mapping has.
+pub const WIDE_ITEM_COLUMNS: [(&str, &str); 20] = [
+    ("MMCONO", "company"),
+    ("MMITNO", "itemNumber"),
+    ("MMITDS", "name"),
+    ("MMFUDS", "description"),
+    ("MMSTAT", "status"),
+    ("MMUNMS", "unit"),
+    ("MMITTY", "itemType"),
+    ("MMITGR", "itemGroup"),
+    ("MMITCL", "productGroup"),
+    ("MMRESP", "responsible"),
+    ("MMSUNO", "supplier"),
+    ("MMPUPR", "purchasePrice"),
+    ("MMSAPR", "salesPrice"),
+    ("MMCUCD", "currency"),
+    ("MMNEWE", "netWeight"),
+    ("MMGRWE", "grossWeight"),
+    ("MMEVGR", "environmentGroup"),
+    ("MMRGDT", "created"),
+    ("MMLMDT", "changed"),
+    ("MMCHNO", "changeNumber"),
+];
+
+/// The wide `Item` mapping over [`WIDE_ITEM_COLUMNS`].
+pub fn wide_item_mapping() -> MappingSpec {
+    MappingSpec {
+        fields: WIDE_ITEM_COLUMNS.iter().map(|(c, n)| FieldSpec::new(*c, *n)).collect(),
+        ..default_item_mapping()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
