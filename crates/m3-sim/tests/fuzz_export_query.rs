@@ -2,6 +2,7 @@
 //! proptest: arbitrary and near-valid text never panics and errors carry a position inside the
 //! query (1-based, at most one past the end); generated valid queries parse to the expected tree.
 
+use fuzzkit::{apply_edits, Edit};
 use m3_sim::export_query::{parse, CmpOp, Expr, Operand, Query};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -221,64 +222,26 @@ fn render(s: &Style, q: &Query) -> String {
     out
 }
 
-/// A character-level edit of a text: delete a range, insert text, or truncate.
-#[derive(Debug, Clone)]
-enum Edit {
-    Delete(usize, usize),
-    Insert(usize, String),
-    Truncate(usize),
-}
-
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    let edit = prop_oneof![
-        (any::<usize>(), 1usize..6).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (
-            any::<usize>(),
-            prop_oneof![
-                "[()',*<>=!.\\- 0-9]{1,3}",
-                proptest::sample::select(vec![
-                    " and ",
-                    " or ",
-                    " not ",
-                    " where ",
-                    " order by ",
-                    " from ",
-                    "'",
-                    "''",
-                    "(",
-                    ")",
-                    "-",
-                    ".",
-                ])
-                .prop_map(str::to_string),
-                any::<String>(),
-            ]
-        )
-            .prop_map(|(a, s)| Edit::Insert(a, s)),
-        any::<usize>().prop_map(Edit::Truncate),
+    let tokens = prop_oneof![
+        "[()',*<>=!.\\- 0-9]{1,3}",
+        proptest::sample::select(vec![
+            " and ",
+            " or ",
+            " not ",
+            " where ",
+            " order by ",
+            " from ",
+            "'",
+            "''",
+            "(",
+            ")",
+            "-",
+            ".",
+        ])
+        .prop_map(str::to_string),
     ];
-    proptest::collection::vec(edit, 1..4)
-}
-
-fn apply_edits(text: &str, edits: &[Edit]) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    for e in edits {
-        let len = chars.len();
-        match e {
-            Edit::Delete(at, n) if len > 0 => {
-                let at = at % len;
-                let end = (at + n).min(len);
-                chars.drain(at..end);
-            }
-            Edit::Delete(..) => {}
-            Edit::Insert(at, s) => {
-                let at = at % (len + 1);
-                chars.splice(at..at, s.chars());
-            }
-            Edit::Truncate(at) => chars.truncate(at % (len + 1)),
-        }
-    }
-    chars.into_iter().collect()
+    fuzzkit::edits(tokens.boxed(), 6)
 }
 
 proptest! {

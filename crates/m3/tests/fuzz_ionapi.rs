@@ -3,6 +3,7 @@
 //! refused naming that key; valid files round-trip their values, accept unknown keys and never
 //! show their secrets in `Debug`.
 
+use fuzzkit::{apply_edits, Edit};
 use m3::IonApi;
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -127,43 +128,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     prop_oneof![non_string(), any::<String>().prop_map(Value::String)]
 }
 
-/// A character-level edit of a text: delete a range, insert text, or truncate.
-#[derive(Debug, Clone)]
-enum Edit {
-    Delete(usize, usize),
-    Insert(usize, String),
-    Truncate(usize),
-}
-
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    let edit = prop_oneof![
-        (any::<usize>(), 1usize..8).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (any::<usize>(), prop_oneof!["[{}\\[\\]\":,\\\\ ]{1,3}", any::<String>()])
-            .prop_map(|(a, s)| Edit::Insert(a, s)),
-        any::<usize>().prop_map(Edit::Truncate),
-    ];
-    proptest::collection::vec(edit, 1..4)
-}
-
-fn apply_edits(text: &str, edits: &[Edit]) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    for e in edits {
-        let len = chars.len();
-        match e {
-            Edit::Delete(at, n) if len > 0 => {
-                let at = at % len;
-                let end = (at + n).min(len);
-                chars.drain(at..end);
-            }
-            Edit::Delete(..) => {}
-            Edit::Insert(at, s) => {
-                let at = at % (len + 1);
-                chars.splice(at..at, s.chars());
-            }
-            Edit::Truncate(at) => chars.truncate(at % (len + 1)),
-        }
-    }
-    chars.into_iter().collect()
+    fuzzkit::edits("[{}\\[\\]\":,\\\\ ]{1,3}".boxed(), 8)
 }
 
 fn assert_secrets_hidden(ion: &IonApi, secrets: &[&str]) {

@@ -6,6 +6,7 @@
 //! Command envelopes are checked inside `CommandProcessor::handle`, which needs M3 and a store;
 //! they are fuzzed over HTTP in `crates/erp-bridge/tests/fuzz_http.rs`.
 
+use fuzzkit::{apply_edits, Edit};
 use pipeline::commands::{CommandSpec, ParamSpec, ParamType};
 use pipeline::schedule::Schedule;
 use pipeline::WebhookEvent;
@@ -22,42 +23,8 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
-/// A character-level edit of a text: delete a range, insert text, or truncate.
-#[derive(Debug, Clone)]
-enum Edit {
-    Delete(usize, usize),
-    Insert(usize, String),
-    Truncate(usize),
-}
-
 fn edits(alphabet: &'static str) -> impl Strategy<Value = Vec<Edit>> {
-    let edit = prop_oneof![
-        (any::<usize>(), 1usize..6).prop_map(|(a, n)| Edit::Delete(a, n)),
-        (any::<usize>(), prop_oneof![alphabet, any::<String>()]).prop_map(|(a, s)| Edit::Insert(a, s)),
-        any::<usize>().prop_map(Edit::Truncate),
-    ];
-    proptest::collection::vec(edit, 1..4)
-}
-
-fn apply_edits(text: &str, edits: &[Edit]) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    for e in edits {
-        let len = chars.len();
-        match e {
-            Edit::Delete(at, n) if len > 0 => {
-                let at = at % len;
-                let end = (at + n).min(len);
-                chars.drain(at..end);
-            }
-            Edit::Delete(..) => {}
-            Edit::Insert(at, s) => {
-                let at = at % (len + 1);
-                chars.splice(at..at, s.chars());
-            }
-            Edit::Truncate(at) => chars.truncate(at % (len + 1)),
-        }
-    }
-    chars.into_iter().collect()
+    fuzzkit::edits(alphabet.boxed(), 6)
 }
 
 fn any_json() -> impl Strategy<Value = Value> {
