@@ -63,6 +63,13 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`): a
+    /// deferred one that reads first would have to upgrade its lock, which SQLite refuses at once
+    /// ("database is locked") while another connection writes, instead of waiting its turn.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Whether the store answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -93,7 +100,7 @@ impl Store {
     /// changes are dropped by content hash; the cursor is stored in the same transaction.
     #[instrument(skip_all, fields(connection = %batch.connection, mapping = %batch.mapping, changes = batch.changes.len()))]
     pub async fn apply_batch(&self, batch: &Batch) -> Result<Applied, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut applied = Applied::default();
         let time = now();
         for change in &batch.changes {
@@ -295,7 +302,7 @@ impl Store {
         round: i64,
         keys: &[String],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for k in keys {
             sqlx::query("UPDATE entities SET seen = ? WHERE connection = ? AND mapping = ? AND key = ?")
                 .bind(round)
@@ -496,7 +503,7 @@ impl Store {
     /// Delete a mapping: its versions, deployment, cursor and read model. Messages already in the
     /// log stay (they were published facts).
     pub async fn delete_mapping(&self, connection: &str, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut found = false;
         for table in ["mappings", "deployments", "cursors", "entities"] {
             let col = if matches!(table, "cursors" | "entities") {
@@ -518,7 +525,7 @@ impl Store {
     /// Start a mapping's export over: forget its cursor and content hashes (its read model stays
     /// until rows are re-read), so the next initial load emits every row again.
     pub async fn reset_export(&self, connection: &str, mapping: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM cursors WHERE connection = ? AND mapping = ?")
             .bind(connection)
             .bind(mapping)
@@ -846,6 +853,32 @@ mod tests {
             store.command_receipt("demo", "c1").await.unwrap().as_deref(),
             Some("{}")
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_wait_for_each_other_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let mut tasks = Vec::new();
+        for w in 0..8u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25u64 {
+                    let batch = Batch {
+                        connection: "demo".into(),
+                        mapping: "Item".into(),
+                        changes: vec![upsert(&format!("100|K{w}-{i}"), w * 100 + i + 1, "{}")],
+                        cursor: None,
+                    };
+                    store.apply_batch(&batch).await?;
+                }
+                Ok::<_, StoreError>(())
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().expect("no writer fails with `database is locked`");
+        }
+        assert_eq!(store.entity_count("demo", "Item").await.unwrap(), 200);
     }
 
     #[tokio::test]
