@@ -539,13 +539,38 @@ impl Worker {
         }
     }
 
+    /// One `EXPORTMI` page. A transient failure (500, 504, 429, timeout) is retried in place a
+    /// few times with a short jittered pause (Retry-After honoured up to 5 s) before the step
+    /// fails and the loop's longer backoff takes over: sporadic gateway errors then cost
+    /// milliseconds, not seconds.
     async fn select(&self, query: &str, columns: usize) -> Result<Vec<Vec<String>>, PipelineError> {
-        let r = self
-            .client
-            .export_select(query, self.settings.separator, columns, self.settings.page_size)
-            .await;
-        self.observe(&r);
-        Ok(r?)
+        self.fetch(query, columns, self.settings.page_size).await
+    }
+
+    async fn fetch(&self, query: &str, columns: usize, maxrecs: u32) -> Result<Vec<Vec<String>>, PipelineError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let r = self
+                .client
+                .export_select(query, self.settings.separator, columns, maxrecs)
+                .await;
+            self.observe(&r);
+            match r {
+                Err(e) if e.is_transient() && attempt < 3 => {
+                    let pause = match e.retry_after() {
+                        Some(d) if d <= Duration::from_secs(5) => d,
+                        Some(_) => return Err(e.into()),
+                        None => {
+                            let base = 200u64 << (attempt - 1);
+                            Duration::from_millis(rand::thread_rng().gen_range(base / 2..=base))
+                        }
+                    };
+                    tokio::time::sleep(pause).await;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     fn observe<T>(&self, r: &Result<T, M3Error>) {
@@ -568,9 +593,9 @@ impl Worker {
     async fn max_lmts(&self) -> Result<i64, PipelineError> {
         let lmts = self.src.table.column_for_field("LMTS");
         let q = format!("{lmts} from {} order by {lmts} desc", self.src.table.name);
-        let r = self.client.export_select(&q, self.settings.separator, 1, 1).await;
-        self.observe(&r);
-        Ok(r?
+        Ok(self
+            .fetch(&q, 1, 1)
+            .await?
             .first()
             .and_then(|row| row[0].trim().parse::<i64>().ok())
             .unwrap_or(0))
