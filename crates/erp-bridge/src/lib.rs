@@ -115,7 +115,7 @@ impl App {
                 let sim = start_simulator(&cfg).await?;
                 if cfg.connection.webhook_token.is_none() {
                     // The simulator pushes webhooks to us; give them a credential of their own.
-                    cfg.connection.webhook_token = Some(random_token());
+                    cfg.connection.webhook_token = Some(studio::auth::random_hex(32));
                 }
                 (cfg.data_dir.join("m3-simulator.ionapi"), Some(sim))
             }
@@ -280,12 +280,6 @@ async fn start_simulator(cfg: &Config) -> anyhow::Result<EmbeddedSim> {
         autosave,
         snapshot,
     })
-}
-
-fn random_token() -> String {
-    use rand::Rng;
-    let mut rng = rand::thread_rng();
-    (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
 }
 
 /// Mappings at start-up: files of `mappings_dir` (GitOps: a changed file becomes a new version

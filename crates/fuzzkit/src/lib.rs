@@ -3,6 +3,7 @@
 //! and not only at the first character.
 
 use proptest::prelude::*;
+use serde_json::{json, Value};
 
 /// A character-level edit of a text: delete a range, insert text, or truncate.
 #[derive(Debug, Clone)]
@@ -46,6 +47,25 @@ pub fn apply_edits(text: &str, edits: &[Edit]) -> String {
         }
     }
     chars.into_iter().collect()
+}
+
+/// Any JSON document up to three levels deep, object keys drawn from `key_pattern` (a regex).
+/// Numbers are integers or dyadic fractions, which serde_json reads back exactly.
+pub fn any_json(key_pattern: &'static str) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (any::<i32>(), 1u32..5).prop_map(|(m, e)| json!(f64::from(m) / f64::from(1u32 << e))),
+        any::<String>().prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 16, 4, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(key_pattern, inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
 }
 
 #[cfg(test)]

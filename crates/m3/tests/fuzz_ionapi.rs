@@ -54,7 +54,9 @@ impl Parts {
 
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
-        "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9]{0,10}){0,3}",
+        // `xn--` starts a punycode label, which must then be valid IDNA: not an ordinary host.
+        "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9]{0,10}){0,3}"
+            .prop_filter("not a punycode label", |h| !h.split('.').any(|l| l.starts_with("xn--"))),
         Just("localhost".to_string()),
         "127\\.0\\.0\\.[1-9][0-9]?",
     ]

@@ -110,7 +110,8 @@ fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
-fn random_hex(n: usize) -> String {
+/// `n` random hexadecimal characters (tokens, secrets).
+pub fn random_hex(n: usize) -> String {
     let mut rng = rand::thread_rng();
     (0..n).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect()
 }
@@ -290,7 +291,8 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compare secrets without an early exit that would reveal how much matched.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -53,21 +53,17 @@ impl WebhookAuth {
         use base64::Engine;
         let Some(h) = header else { return false };
         if let (Some(token), Some(given)) = (&self.bearer, h.strip_prefix("Bearer ")) {
-            return constant_time_eq(token.expose().as_bytes(), given.trim().as_bytes());
+            return crate::auth::constant_time_eq(token.expose().as_bytes(), given.trim().as_bytes());
         }
         if let (Some((user, pass)), Some(given)) = (&self.basic, h.strip_prefix("Basic ")) {
             let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(given.trim()) else {
                 return false;
             };
             let expected = format!("{user}:{}", pass.expose());
-            return constant_time_eq(expected.as_bytes(), &raw);
+            return crate::auth::constant_time_eq(expected.as_bytes(), &raw);
         }
         false
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Shared state of the API.
