@@ -10,7 +10,7 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use model::{
-    ApiToken, Batch, Change, ChangeOp, CommandMappingVersion, Cursor, MappingRecord, MappingVersion, NewMessage,
-    ReadModelPage, StoredMessage,
+    ApiToken, Batch, Change, ChangeOp, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
+    MappingVersion, NewMessage, ReadModelPage, StoredMessage,
 };
 pub use sqlite::{Applied, Store};

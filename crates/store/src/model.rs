@@ -164,3 +164,36 @@ pub struct CommandMappingVersion {
     /// Who saved it.
     pub created_by: String,
 }
+
+/// A connection created through the API, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// Connection name.
+    pub name: String,
+    /// `hosted` or `self-hosted`.
+    pub hosting: String,
+    /// What may be shown (JSON object): MDP URL and user, `.ionapi` summary, company.
+    pub settings: serde_json::Value,
+    /// Sealed secrets by field (`ionapi`, `mdpPassword`, `webhookToken`); opaque to the store.
+    pub secrets: std::collections::BTreeMap<String, String>,
+    /// When it was created.
+    pub created_at: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// Outcome of [`crate::Store::acquire_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The caller holds the lease now.
+    Granted,
+    /// Someone else holds it until `expires_at_ms` (Unix ms).
+    HeldBy {
+        /// The other holder.
+        holder: String,
+        /// When its lease ends unless renewed.
+        expires_at_ms: i64,
+    },
+}

@@ -10,8 +10,8 @@ use tracing::instrument;
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiToken, Batch, ChangeOp, CommandMappingVersion, Cursor, MappingRecord, MappingVersion, ReadModelPage,
-    StoredMessage,
+    ApiToken, Batch, Change, ChangeOp, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
+    MappingVersion, ReadModelPage, StoredMessage,
 };
 
 /// Outcome of [`Store::apply_batch`].
@@ -104,91 +104,7 @@ impl Store {
         let mut applied = Applied::default();
         let time = now();
         for change in &batch.changes {
-            let known: Option<(i64, i64)> =
-                sqlx::query_as("SELECT hash, position FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
-                    .bind(&batch.connection)
-                    .bind(&batch.mapping)
-                    .bind(&change.key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let stale = matches!((known, change.position), (Some((_, stored)), Some(p)) if p < stored);
-            let real = !stale
-                && match (&change.op, known) {
-                    (ChangeOp::Upsert { hash, .. }, Some((k, _))) => k != *hash as i64,
-                    (ChangeOp::Upsert { .. }, None) => true,
-                    (ChangeOp::Delete, known) => known.is_some(),
-                };
-            if !real {
-                if let (false, Some((_, stored)), Some(p), ChangeOp::Upsert { .. }) =
-                    (stale, known, change.position, &change.op)
-                {
-                    if p > stored {
-                        // Same content, newer position: remember it, so older events stay stale.
-                        sqlx::query(
-                            "UPDATE entities SET position = ? WHERE connection = ? AND mapping = ? AND key = ?",
-                        )
-                        .bind(p)
-                        .bind(&batch.connection)
-                        .bind(&batch.mapping)
-                        .bind(&change.key)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                if stale {
-                    applied.stale += 1;
-                } else {
-                    applied.unchanged += 1;
-                }
-                continue;
-            }
-            let m = &change.message;
-            let seq: i64 = sqlx::query_scalar(
-                "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-            )
-            .bind(&batch.connection)
-            .bind(&batch.mapping)
-            .bind(&m.id)
-            .bind(&m.ty)
-            .bind(&m.source)
-            .bind(&m.subject)
-            .bind(&m.time)
-            .bind(&m.dataschema)
-            .bind(&m.payload)
-            .fetch_one(&mut *tx)
-            .await?;
-            match &change.op {
-                ChangeOp::Upsert { hash, state } => {
-                    sqlx::query(
-                        "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                         ON CONFLICT (connection, mapping, key)
-                         DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
-                                       updated_at = excluded.updated_at,
-                                       position = MAX(entities.position, excluded.position)",
-                    )
-                    .bind(&batch.connection)
-                    .bind(&batch.mapping)
-                    .bind(&change.key)
-                    .bind(*hash as i64)
-                    .bind(state)
-                    .bind(seq)
-                    .bind(&time)
-                    .bind(change.position.unwrap_or(0))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                ChangeOp::Delete => {
-                    sqlx::query("DELETE FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
-                        .bind(&batch.connection)
-                        .bind(&batch.mapping)
-                        .bind(&change.key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            applied.emitted += 1;
+            apply_change(&mut tx, &batch.connection, &batch.mapping, change, &time, &mut applied).await?;
         }
         if let Some(c) = &batch.cursor {
             sqlx::query(
@@ -610,6 +526,101 @@ impl Store {
     }
 }
 
+/// Apply one change inside a write transaction: see [`Store::apply_batch`].
+async fn apply_change(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    connection: &str,
+    mapping: &str,
+    change: &Change,
+    time: &str,
+    applied: &mut Applied,
+) -> Result<(), StoreError> {
+    let known: Option<(i64, i64)> =
+        sqlx::query_as("SELECT hash, position FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+            .bind(connection)
+            .bind(mapping)
+            .bind(&change.key)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let stale = matches!((known, change.position), (Some((_, stored)), Some(p)) if p < stored);
+    let real = !stale
+        && match (&change.op, known) {
+            (ChangeOp::Upsert { hash, .. }, Some((k, _))) => k != *hash as i64,
+            (ChangeOp::Upsert { .. }, None) => true,
+            (ChangeOp::Delete, known) => known.is_some(),
+        };
+    if !real {
+        if let (false, Some((_, stored)), Some(p), ChangeOp::Upsert { .. }) =
+            (stale, known, change.position, &change.op)
+        {
+            if p > stored {
+                // Same content, newer position: remember it, so older events stay stale.
+                sqlx::query("UPDATE entities SET position = ? WHERE connection = ? AND mapping = ? AND key = ?")
+                    .bind(p)
+                    .bind(connection)
+                    .bind(mapping)
+                    .bind(&change.key)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        if stale {
+            applied.stale += 1;
+        } else {
+            applied.unchanged += 1;
+        }
+        return Ok(());
+    }
+    let m = &change.message;
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+    )
+    .bind(connection)
+    .bind(mapping)
+    .bind(&m.id)
+    .bind(&m.ty)
+    .bind(&m.source)
+    .bind(&m.subject)
+    .bind(&m.time)
+    .bind(&m.dataschema)
+    .bind(&m.payload)
+    .fetch_one(&mut **tx)
+    .await?;
+    match &change.op {
+        ChangeOp::Upsert { hash, state } => {
+            sqlx::query(
+                "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (connection, mapping, key)
+                     DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
+                                   updated_at = excluded.updated_at,
+                                   position = MAX(entities.position, excluded.position)",
+            )
+            .bind(connection)
+            .bind(mapping)
+            .bind(&change.key)
+            .bind(*hash as i64)
+            .bind(state)
+            .bind(seq)
+            .bind(time)
+            .bind(change.position.unwrap_or(0))
+            .execute(&mut **tx)
+            .await?;
+        }
+        ChangeOp::Delete => {
+            sqlx::query("DELETE FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                .bind(connection)
+                .bind(mapping)
+                .bind(&change.key)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    applied.emitted += 1;
+    Ok(())
+}
+
 fn token_from_row(r: sqlx::sqlite::SqliteRow) -> ApiToken {
     ApiToken {
         id: r.get(0),
@@ -744,6 +755,195 @@ fn command_version_from_row(r: sqlx::sqlite::SqliteRow) -> Result<CommandMapping
         deleted: r.get(3),
         created_at: r.get(4),
         created_by: r.get(5),
+    })
+}
+
+/// Name of the cursor that remembers how far a self-hosted connector's messages were ingested.
+const UPLINK_CURSOR: &str = "$uplink";
+
+impl Store {
+    /// Ingest messages a self-hosted connector produced (its outbox, in its order): each item is
+    /// `(connector sequence number, mapping, change)`. Items at or below the stored uplink
+    /// position were ingested already (a resend after a lost acknowledgement) and are skipped;
+    /// the rest are applied like [`Store::apply_batch`] and the position moves in the same
+    /// transaction. Returns what was applied and the position now stored.
+    #[instrument(skip_all, fields(connection, items = items.len()))]
+    pub async fn ingest(
+        &self,
+        connection: &str,
+        items: &[(i64, String, Change)],
+    ) -> Result<(Applied, i64), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT position FROM cursors WHERE connection = ? AND mapping = ?")
+                .bind(connection)
+                .bind(UPLINK_CURSOR)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut position: i64 = stored.and_then(|p| p.parse().ok()).unwrap_or(0);
+        let mut applied = Applied::default();
+        let time = now();
+        for (seq, mapping, change) in items {
+            if *seq <= position {
+                applied.unchanged += 1;
+                continue;
+            }
+            apply_change(&mut tx, connection, mapping, change, &time, &mut applied).await?;
+            position = *seq;
+        }
+        sqlx::query(
+            "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES (?, ?, '', ?, ?)
+             ON CONFLICT (connection, mapping) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(connection)
+        .bind(UPLINK_CURSOR)
+        .bind(position.to_string())
+        .bind(&time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((applied, position))
+    }
+
+    /// Store a new connection; false if the name is taken.
+    pub async fn create_connection(&self, c: &ConnectionRecord) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO connections (name, hosting, settings, secrets, created_at, created_by, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&c.name)
+        .bind(&c.hosting)
+        .bind(c.settings.to_string())
+        .bind(serde_json::to_string(&c.secrets).unwrap_or_else(|_| "{}".into()))
+        .bind(now())
+        .bind(&c.created_by)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// One stored connection.
+    pub async fn connection(&self, name: &str) -> Result<Option<ConnectionRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, hosting, settings, secrets, created_at, created_by, updated_at FROM connections WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(connection_from_row).transpose()
+    }
+
+    /// Every stored connection, by name.
+    pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, hosting, settings, secrets, created_at, created_by, updated_at FROM connections ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(connection_from_row).collect()
+    }
+
+    /// Replace a connection's settings and sealed secrets; false if it does not exist.
+    pub async fn update_connection(&self, c: &ConnectionRecord) -> Result<bool, StoreError> {
+        let r =
+            sqlx::query("UPDATE connections SET hosting = ?, settings = ?, secrets = ?, updated_at = ? WHERE name = ?")
+                .bind(&c.hosting)
+                .bind(c.settings.to_string())
+                .bind(serde_json::to_string(&c.secrets).unwrap_or_else(|_| "{}".into()))
+                .bind(now())
+                .bind(&c.name)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Delete a stored connection, its lease, and revoke the tokens bound to it; false if unknown.
+    pub async fn delete_connection(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let r = sqlx::query("DELETE FROM connections WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM connector_leases WHERE connection = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE connection = ? AND revoked_at IS NULL")
+            .bind(now())
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Take or renew the lease on a connection's connector for `ttl`: granted when nobody holds
+    /// it, when it expired, or when `holder` holds it already.
+    pub async fn acquire_lease(
+        &self,
+        connection: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<LeaseOutcome, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let current: Option<(String, i64)> =
+            sqlx::query_as("SELECT holder, expires_at FROM connector_leases WHERE connection = ?")
+                .bind(connection)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((other, expires_at_ms)) = current {
+            if other != holder && expires_at_ms > now_ms {
+                return Ok(LeaseOutcome::HeldBy {
+                    holder: other,
+                    expires_at_ms,
+                });
+            }
+        }
+        sqlx::query(
+            "INSERT INTO connector_leases (connection, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (connection) DO UPDATE SET
+                 acquired_at = CASE WHEN connector_leases.holder = excluded.holder THEN connector_leases.acquired_at ELSE excluded.acquired_at END,
+                 holder = excluded.holder, expires_at = excluded.expires_at",
+        )
+        .bind(connection)
+        .bind(holder)
+        .bind(now())
+        .bind(now_ms + ttl.as_millis() as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(LeaseOutcome::Granted)
+    }
+
+    /// Give a lease back (a clean stop); false if `holder` did not hold it.
+    pub async fn release_lease(&self, connection: &str, holder: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM connector_leases WHERE connection = ? AND holder = ?")
+            .bind(connection)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+fn connection_from_row(r: sqlx::sqlite::SqliteRow) -> Result<ConnectionRecord, StoreError> {
+    let settings: String = r.get(2);
+    let secrets: String = r.get(3);
+    let name: String = r.get(0);
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        what: "connection",
+        detail: format!("{name}: {e}"),
+    };
+    Ok(ConnectionRecord {
+        settings: serde_json::from_str(&settings).map_err(corrupt)?,
+        secrets: serde_json::from_str(&secrets).map_err(corrupt)?,
+        hosting: r.get(1),
+        created_at: r.get(4),
+        created_by: r.get(5),
+        updated_at: r.get(6),
+        name,
     })
 }
 
@@ -1074,5 +1274,109 @@ mod tests {
         );
         assert_eq!(store.command_mappings("demo").await.unwrap().len(), 2);
         assert_eq!(store.command_mappings("other").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn ingest_skips_what_was_ingested_already_and_applies_the_rest_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let items = vec![
+            (1, "Item".to_string(), upsert("A", 1, "{\"v\":1}")),
+            (2, "Item".to_string(), upsert("A", 2, "{\"v\":2}")),
+            (3, "Customer".to_string(), upsert("C", 7, "{}")),
+        ];
+        let (applied, pos) = store.ingest("remote", &items[..2]).await.unwrap();
+        assert_eq!((applied.emitted, pos), (2, 2));
+        // The acknowledgement was lost: the connector sends 1..3 again; only 3 is new.
+        let (applied, pos) = store.ingest("remote", &items).await.unwrap();
+        assert_eq!((applied.emitted, applied.unchanged, pos), (1, 2, 3));
+        assert_eq!(
+            store.entity("remote", "Item", "A").await.unwrap().as_deref(),
+            Some("{\"v\":2}")
+        );
+        assert_eq!(
+            store.entity("remote", "Customer", "C").await.unwrap().as_deref(),
+            Some("{}")
+        );
+        let log = store.messages("remote", 0, 100, None, None).await.unwrap();
+        assert_eq!(log.len(), 3, "no duplicate in the log: {log:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let ttl = Duration::from_secs(30);
+        assert_eq!(
+            store.acquire_lease("c", "one", ttl).await.unwrap(),
+            LeaseOutcome::Granted
+        );
+        assert_eq!(
+            store.acquire_lease("c", "one", ttl).await.unwrap(),
+            LeaseOutcome::Granted,
+            "renewal"
+        );
+        match store.acquire_lease("c", "two", ttl).await.unwrap() {
+            LeaseOutcome::HeldBy { holder, .. } => assert_eq!(holder, "one"),
+            other => panic!("second holder must be refused, got {other:?}"),
+        }
+        assert_eq!(
+            store.acquire_lease("other", "two", ttl).await.unwrap(),
+            LeaseOutcome::Granted,
+            "per connection"
+        );
+        assert!(
+            !store.release_lease("c", "two").await.unwrap(),
+            "only the holder releases"
+        );
+        assert!(store.release_lease("c", "one").await.unwrap());
+        assert_eq!(
+            store.acquire_lease("c", "two", Duration::from_millis(1)).await.unwrap(),
+            LeaseOutcome::Granted
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            store.acquire_lease("c", "one", ttl).await.unwrap(),
+            LeaseOutcome::Granted,
+            "expired lease"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_round_trip_and_deleting_one_revokes_its_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let rec = ConnectionRecord {
+            name: "prod".into(),
+            hosting: "hosted".into(),
+            settings: serde_json::json!({"company": 100}),
+            secrets: [("ionapi".to_string(), "v1:abc:xyz".to_string())].into(),
+            created_at: String::new(),
+            created_by: "admin".into(),
+            updated_at: String::new(),
+        };
+        assert!(store.create_connection(&rec).await.unwrap());
+        assert!(!store.create_connection(&rec).await.unwrap(), "names are unique");
+        let got = store.connection("prod").await.unwrap().unwrap();
+        assert_eq!((got.settings, got.secrets), (rec.settings.clone(), rec.secrets.clone()));
+        let mut changed = rec.clone();
+        changed.hosting = "self-hosted".into();
+        assert!(store.update_connection(&changed).await.unwrap());
+        assert_eq!(store.connections().await.unwrap()[0].hosting, "self-hosted");
+        store
+            .create_token(&ApiToken {
+                id: "t1".into(),
+                name: "connector".into(),
+                scope: "connector".into(),
+                connection: Some("prod".into()),
+                hash: "h".into(),
+                created_at: String::new(),
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+        assert!(store.delete_connection("prod").await.unwrap());
+        assert!(store.connection("prod").await.unwrap().is_none());
+        assert!(store.token("t1").await.unwrap().unwrap().revoked_at.is_some());
     }
 }
