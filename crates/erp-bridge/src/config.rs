@@ -30,6 +30,18 @@ pub struct Config {
     pub commands_dir: Option<PathBuf>,
     /// API authentication.
     pub auth: AuthConfig,
+    /// Encryption of stored secrets.
+    pub secrets: SecretsConfig,
+}
+
+/// Encryption of stored secrets (connection credentials). The key itself comes from the
+/// `ERP_BRIDGE_SECRET_KEY` environment variable when set (never from this file).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// File holding the key (64 hex digits) when `ERP_BRIDGE_SECRET_KEY` is unset; default
+    /// `<data_dir>/secret.key`, generated on first start.
+    pub key_file: Option<PathBuf>,
 }
 
 /// API authentication settings.
@@ -57,6 +69,9 @@ impl Default for AuthConfig {
 pub struct HttpConfig {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Studio's URL as self-hosted connectors reach it (written into connector bundles);
+    /// the URL of the request that downloads the bundle when unset.
+    pub public_url: Option<String>,
 }
 
 /// One M3 connection.
@@ -118,6 +133,7 @@ impl Default for Config {
             mappings_dir: None,
             commands_dir: None,
             auth: AuthConfig::default(),
+            secrets: SecretsConfig::default(),
         }
     }
 }
@@ -126,6 +142,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
+            public_url: None,
         }
     }
 }

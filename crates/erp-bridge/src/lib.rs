@@ -3,6 +3,8 @@
 
 pub mod bench;
 pub mod config;
+pub mod hub;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,13 +12,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use m3::{ClientOptions, IonApi, M3Client};
+use m3::IonApi;
 use pipeline::command_registry::CommandRegistry;
-use pipeline::commands::{CommandProcessor, CommandSpec, RetryPolicy};
+use pipeline::commands::{CommandProcessor, CommandSpec};
 use pipeline::registry::MappingRegistry;
-use pipeline::{Connector, ConnectorSettings};
 use store::Store;
-use studio::{AppState, ConnectionRuntime, WebhookAuth};
+use studio::{AppState, LaunchSpec, WebhookAuth};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
@@ -30,7 +31,7 @@ async fn run_kafka(
     store: Store,
     connection: String,
     status: pipeline::StatusBoard,
-    processor: CommandProcessor,
+    processor: Option<CommandProcessor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
@@ -58,16 +59,17 @@ async fn run_kafka(
             return;
         }
     };
-    let consumer = match kafka::CommandConsumer::new(&settings, &connection, processor) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(connection = %connection, error = %e, "kafka command consumer cannot start");
-            return;
-        }
-    };
     let r = tokio::spawn(relay.run(shutdown.clone()));
-    let c = tokio::spawn(consumer.run(shutdown));
-    let _ = tokio::join!(r, c);
+    // Self-hosted connections have no command processing here.
+    if let Some(processor) = processor {
+        match kafka::CommandConsumer::new(&settings, &connection, processor) {
+            Ok(consumer) => {
+                let _ = consumer.run(shutdown).await;
+            }
+            Err(e) => tracing::error!(connection = %connection, error = %e, "kafka command consumer cannot start"),
+        }
+    }
+    let _ = r.await;
 }
 
 /// A running erp-bridge.
@@ -87,8 +89,7 @@ pub struct App {
     /// The admin token created by this start (first start only): shown once.
     pub admin_token: Option<String>,
     shutdown: watch::Sender<bool>,
-    connector: Connector,
-    tasks: Vec<JoinHandle<()>>,
+    hub: Arc<hub::Hub>,
     server: JoinHandle<()>,
     simulator: Option<EmbeddedSim>,
 }
@@ -123,69 +124,50 @@ impl App {
         let text = std::fs::read_to_string(&ionapi_file)
             .with_context(|| format!("connection.ionapi_file: cannot read {}", ionapi_file.display()))?;
         let ion = IonApi::parse(&text).with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
-        let client = Arc::new(M3Client::new(
-            ion,
-            ClientOptions {
-                company: cfg.connection.company,
-                ..Default::default()
-            },
-        )?);
+        let vault = open_vault(&cfg, &store).await?;
 
         let c = &cfg.connection;
-        let settings = ConnectorSettings {
-            connection: c.name.clone(),
-            poll_interval: c.poll_interval,
-            reconcile_interval: c.reconcile_interval,
-            page_size: c.page_size,
-            overlap: c.overlap,
-            separator: c.separator,
-            full_resync: c
-                .full_resync
-                .as_deref()
-                .map(pipeline::schedule::Schedule::parse)
-                .transpose()?,
+        let hub = hub::Hub::new(store.clone(), c.clone(), cfg.kafka.clone());
+        let started = hub
+            .start(LaunchSpec {
+                name: c.name.clone(),
+                hosting: studio::Hosting::Hosted,
+                ionapi: ion,
+                mdp: None,
+                company: c.company,
+                webhook_token: None,
+            })
+            .await?;
+        let mut runtime = started.runtime;
+        runtime.webhook_auth = WebhookAuth {
+            bearer: c.webhook_token.clone().map(m3::Secret::new),
+            basic: c
+                .webhook_username
+                .clone()
+                .zip(c.webhook_password.clone().map(m3::Secret::new)),
         };
-        // The command mappings come from the store (and `commands_dir`); the registry swaps them
-        // into this processor and every clone of it (HTTP API, Kafka consumer).
-        let processor = CommandProcessor::new(
-            client.clone(),
-            store.clone(),
-            &c.name,
-            Vec::new(),
-            RetryPolicy::default(),
-        );
-        let command_registry = CommandRegistry::new(processor.clone(), store.clone());
-        load_commands(&command_registry, cfg.commands_dir.as_deref()).await?;
-        let connector = Connector::new(client, store.clone(), settings);
-        let registry = MappingRegistry::new(connector.clone(), store.clone());
-        load_mappings(&registry, cfg.mappings_dir.as_deref()).await?;
-
-        let runtime = ConnectionRuntime {
-            name: c.name.clone(),
-            connector: connector.clone(),
-            registry,
-            commands: Some(processor.clone()),
-            command_registry: Some(command_registry),
-            webhook_auth: WebhookAuth {
-                bearer: c.webhook_token.clone().map(m3::Secret::new),
-                basic: c
-                    .webhook_username
-                    .clone()
-                    .zip(c.webhook_password.clone().map(m3::Secret::new)),
-            },
-        };
-        let (shutdown, rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        if !cfg.kafka.brokers.is_empty() {
-            tasks.push(tokio::spawn(run_kafka(
-                cfg.kafka.clone(),
-                store.clone(),
-                c.name.clone(),
-                connector.status(),
-                processor,
-                rx.clone(),
-            )));
+        if let Some(reg) = &runtime.command_registry {
+            load_commands(reg, cfg.commands_dir.as_deref()).await?;
         }
+        load_mappings(&runtime.registry, cfg.mappings_dir.as_deref()).await?;
+        let connections = Arc::new(studio::Connections::new([runtime]));
+        // Connections created through the API: started when their `.ionapi` is saved.
+        let launcher = hub::ApiLauncher(hub.clone());
+        for rec in store.connections().await? {
+            if rec.name == c.name {
+                tracing::warn!(connection = %rec.name, "stored connection shadowed by the configured one of the same name");
+                continue;
+            }
+            match studio::connections::launch_spec(&vault, &rec) {
+                Ok(Some(spec)) => match studio::Launcher::launch(&launcher, spec).await {
+                    Ok(rt) => connections.insert(rt),
+                    Err(e) => tracing::error!(connection = %rec.name, error = %e, "stored connection cannot start"),
+                },
+                Ok(None) => info!(connection = %rec.name, "stored connection waits for its .ionapi file"),
+                Err(e) => tracing::error!(connection = %rec.name, error = %e, "stored connection cannot be opened"),
+            }
+        }
+        let (shutdown, rx) = watch::channel(false);
 
         let admin_token = studio::auth::bootstrap(&store, cfg.auth.bootstrap_token.as_deref()).await?;
         if !cfg.auth.enabled {
@@ -193,8 +175,11 @@ impl App {
         }
         let state = AppState {
             store,
-            connections: Arc::new(BTreeMap::from([(c.name.clone(), runtime)])),
+            connections,
             auth: Arc::new(studio::auth::Auth::new(cfg.auth.enabled)),
+            vault: Some(vault),
+            launcher: Some(Arc::new(launcher)),
+            public_url: cfg.http.public_url.clone(),
         };
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await
@@ -227,8 +212,7 @@ impl App {
             kafka_topics: (!cfg.kafka.brokers.is_empty()).then(|| cfg.kafka.topics(&c.name)),
             admin_token,
             shutdown,
-            connector,
-            tasks,
+            hub,
             server,
             simulator,
         })
@@ -237,11 +221,8 @@ impl App {
     /// Stop cleanly: connector tasks finish their current page, the server drains, the simulator
     /// saves its tables and stops.
     pub async fn shutdown(self) {
+        self.hub.stop_all().await;
         let _ = self.shutdown.send(true);
-        self.connector.shutdown().await;
-        for t in self.tasks {
-            let _ = t.await;
-        }
         let _ = self.server.await;
         if let Some(s) = self.simulator {
             s.workload.abort();
@@ -252,6 +233,59 @@ impl App {
             s.running.shutdown().await;
         }
     }
+}
+
+/// The key that seals stored secrets: `ERP_BRIDGE_SECRET_KEY` (64 hex digits or base64), else
+/// the key file (`secrets.key_file`, default `<data_dir>/secret.key`), generated on first start
+/// with a warning. `ERP_BRIDGE_PREVIOUS_KEYS` (comma-separated) holds keys being rotated out:
+/// values sealed with them are sealed again with the current key at start.
+async fn open_vault(cfg: &Config, store: &Store) -> anyhow::Result<vault::Vault> {
+    let env_key = std::env::var("ERP_BRIDGE_SECRET_KEY").ok();
+    let previous: Vec<String> = std::env::var("ERP_BRIDGE_PREVIOUS_KEYS")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let key_file = cfg
+        .secrets
+        .key_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("secret.key"));
+    let (vault, source) = vault::Vault::load_or_create(env_key.as_deref(), &key_file, &previous)
+        .context("secrets: cannot load the key (ERP_BRIDGE_SECRET_KEY or secrets.key_file)")?;
+    match source {
+        vault::KeySource::Generated(path) => tracing::warn!(
+            key_file = %path.display(), key_id = %vault.key_id(),
+            "secrets: generated a new key; back it up, or set ERP_BRIDGE_SECRET_KEY in production: without it stored credentials cannot be opened"
+        ),
+        vault::KeySource::File(path) => {
+            info!(key_file = %path.display(), key_id = %vault.key_id(), "secrets: key loaded")
+        }
+        vault::KeySource::Env => info!(key_id = %vault.key_id(), "secrets: key from ERP_BRIDGE_SECRET_KEY"),
+    }
+    let mut resealed = 0;
+    for mut rec in store.connections().await? {
+        let mut changed = false;
+        for (field, sealed) in rec.secrets.iter_mut() {
+            if vault.is_stale(sealed) {
+                *sealed = vault
+                    .reseal(sealed, &format!("connection/{}/{field}", rec.name))
+                    .with_context(|| format!("secrets: connection {} field {field}", rec.name))?;
+                changed = true;
+                resealed += 1;
+            }
+        }
+        if changed {
+            store.update_connection(&rec).await?;
+        }
+    }
+    if resealed > 0 {
+        info!(values = resealed, key_id = %vault.key_id(), "secrets: sealed again with the current key (rotation)");
+    }
+    Ok(vault)
 }
 
 /// The demo's M3: restored from its snapshot in the data folder (or seeded), serving on

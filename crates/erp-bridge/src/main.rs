@@ -45,6 +45,16 @@ enum Command {
         #[arg(long)]
         kafka_brokers: Option<String>,
     },
+    /// Run a self-hosted connector: reads M3 on this network and calls home to Studio with the
+    /// bundle downloaded from Studio (exit code 3 when Studio refuses its token).
+    Connector {
+        /// The `bundle.toml` downloaded from Studio.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Folder for the connector's local store (cursors, messages not yet acknowledged).
+        #[arg(long, default_value = "connector-data")]
+        data_dir: PathBuf,
+    },
     /// Run the M3 simulator alone and print its `.ionapi` file.
     Sim {
         /// Listen address of the simulated ION API gateway.
@@ -214,6 +224,24 @@ async fn main() -> anyhow::Result<()> {
             println!("stopping...");
             app.shutdown().await;
             println!("stopped; the next start resumes from the stored cursor");
+        }
+        Command::Connector { bundle, data_dir } => {
+            let bundle = erp_bridge::remote::Bundle::load(&bundle)?;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                let _ = tx.send(true);
+            });
+            if let Err(e) = erp_bridge::remote::run(bundle, data_dir, rx).await {
+                eprintln!("error: {e:#}");
+                let refused = e.downcast_ref::<erp_bridge::remote::ConnectorExit>().is_some();
+                std::process::exit(if refused { 3 } else { 1 });
+            }
         }
         Command::Sim {
             listen,

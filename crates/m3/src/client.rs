@@ -22,6 +22,20 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Company to run transactions in (`cono`); the user's default company when `None`.
     pub company: Option<u32>,
+    /// An on-premises Metadata Publisher with its own URL and HTTP Basic credentials; `None`
+    /// reads MDP through the ION API gateway with the OAuth2 token.
+    pub mdp: Option<MdpEndpoint>,
+}
+
+/// A Metadata Publisher reached directly (on-premises), not through the gateway.
+#[derive(Debug, Clone)]
+pub struct MdpEndpoint {
+    /// Base URL up to and including `/mdprest` (e.g. `https://m3.example.com/m3/mdprest`).
+    pub url: url::Url,
+    /// HTTP Basic user.
+    pub username: String,
+    /// HTTP Basic password.
+    pub password: crate::Secret,
 }
 
 impl Default for ClientOptions {
@@ -29,6 +43,7 @@ impl Default for ClientOptions {
         Self {
             timeout: Duration::from_secs(65),
             company: None,
+            mdp: None,
         }
     }
 }
@@ -316,10 +331,57 @@ impl M3Client {
         }
         unreachable!("the loop returns on its second attempt")
     }
+
+    /// The on-premises MDP endpoint, when one is configured.
+    pub fn mdp_endpoint(&self) -> Option<&MdpEndpoint> {
+        self.opts.mdp.as_ref()
+    }
+
+    /// GET with HTTP Basic credentials (on-premises MDP), mapped to the same errors.
+    pub(crate) async fn get_with_basic(
+        &self,
+        url: &str,
+        path: &str,
+        user: &str,
+        password: &crate::Secret,
+        query: &[(String, String)],
+    ) -> Result<String, M3Error> {
+        let resp = self
+            .http
+            .get(url)
+            .basic_auth(user, Some(password.expose()))
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| M3Error::Unreachable(format!("{path}: {}", without_url(&e))))?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| M3Error::Unreachable(without_url(&e)))?;
+        match status {
+            s if s.is_success() => Ok(body),
+            StatusCode::UNAUTHORIZED => Err(M3Error::Authentication {
+                error: "invalid_credentials".into(),
+                description: format!("{path}: the Metadata Publisher refused the user name or password (HTTP 401)"),
+            }),
+            StatusCode::FORBIDDEN => Err(M3Error::NotAuthorised {
+                status: 403,
+                path: path.into(),
+            }),
+            _ => Err(M3Error::Http {
+                status: status.as_u16(),
+                path: path.into(),
+                body: truncate(&body),
+            }),
+        }
+    }
 }
 
 fn truncate(s: &str) -> String {
     s.chars().take(300).collect()
+}
+
+/// A reqwest error without its URL (see [`without_url`]).
+pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
+    without_url(e)
 }
 
 /// reqwest errors print the URL, which may carry query inputs; keep the cause only.

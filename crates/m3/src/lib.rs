@@ -7,7 +7,7 @@ pub mod ionapi;
 pub mod mdp;
 pub mod secret;
 
-pub use client::{ClientOptions, M3Client, Record};
+pub use client::{ClientOptions, M3Client, MdpEndpoint, Record};
 pub use error::M3Error;
 pub use ionapi::{IonApi, IonApiError};
 pub use secret::Secret;

@@ -120,13 +120,55 @@ impl M3Client {
     }
 
     async fn mdp_get(&self, path: &str, query: &[(&str, &str)]) -> Result<String, M3Error> {
+        let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if let Some(ep) = self.mdp_endpoint() {
+            let url = format!("{}{path}", ep.url.as_str().trim_end_matches('/'));
+            return self
+                .get_with_basic(&url, &format!("mdprest{path}"), &ep.username, &ep.password, &query)
+                .await;
+        }
         let url = format!(
             "{}/{}/M3/mdprest{path}",
             self.ionapi().gateway_url,
             self.ionapi().tenant
         );
-        let query: Vec<(String, String)> = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self.get_with_token(&url, &format!("mdprest{path}"), &query).await
+    }
+}
+
+/// Check an on-premises Metadata Publisher without `.ionapi` credentials: the number of tables
+/// it lists.
+pub async fn check_endpoint(ep: &crate::MdpEndpoint) -> Result<usize, M3Error> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(15))
+        .build()
+        .map_err(|e| M3Error::Unreachable(e.to_string()))?;
+    let path = "/les/getTables";
+    let url = format!("{}{path}", ep.url.as_str().trim_end_matches('/'));
+    let resp = http
+        .get(&url)
+        .basic_auth(&ep.username, Some(ep.password.expose()))
+        .query(&[("filter", "")])
+        .send()
+        .await
+        .map_err(|e| M3Error::Unreachable(format!("mdprest{path}: {}", crate::client::describe_reqwest(&e))))?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| M3Error::Unreachable(e.to_string()))?;
+    match status.as_u16() {
+        200..=299 => Ok(decode::<List<TableRow>>(path, &body)?.list.len()),
+        401 => Err(M3Error::Authentication {
+            error: "invalid_credentials".into(),
+            description: format!("mdprest{path}: the Metadata Publisher refused the user name or password (HTTP 401)"),
+        }),
+        403 => Err(M3Error::NotAuthorised {
+            status: 403,
+            path: format!("mdprest{path}"),
+        }),
+        s => Err(M3Error::Http {
+            status: s,
+            path: format!("mdprest{path}"),
+            body: body.chars().take(300).collect(),
+        }),
     }
 }
 

@@ -38,6 +38,9 @@ pub struct ConnectorSettings {
     pub separator: char,
     /// Cron schedule of a full re-sync (re-read every row; only differences are emitted).
     pub full_resync: Option<crate::schedule::Schedule>,
+    /// The mappings run on a self-hosted connector elsewhere: this one records what is deployed
+    /// (for the API and the connector's configuration) but reads nothing from M3.
+    pub remote: bool,
 }
 
 impl ConnectorSettings {
@@ -51,6 +54,7 @@ impl ConnectorSettings {
             overlap: Duration::from_secs(5),
             separator: '~',
             full_resync: None,
+            remote: false,
         }
     }
 }
@@ -109,6 +113,8 @@ struct Inner {
     settings: Arc<ConnectorSettings>,
     status: StatusBoard,
     running: RwLock<BTreeMap<String, Running>>,
+    /// Bumped whenever the set of deployed mappings changes.
+    changes: watch::Sender<u64>,
 }
 
 struct Running {
@@ -127,6 +133,7 @@ impl Connector {
                 settings: Arc::new(settings),
                 status: StatusBoard::default(),
                 running: RwLock::new(BTreeMap::new()),
+                changes: watch::channel(0).0,
             }),
         }
     }
@@ -139,6 +146,16 @@ impl Connector {
     /// The M3 client it reads with.
     pub fn client(&self) -> Arc<M3Client> {
         self.inner.client.clone()
+    }
+
+    /// Notified whenever a mapping is deployed or undeployed (the value counts changes).
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Whether the mappings run on a self-hosted connector (see [`ConnectorSettings::remote`]).
+    pub fn is_remote(&self) -> bool {
+        self.inner.settings.remote
     }
 
     /// The connection name.
@@ -189,13 +206,19 @@ impl Connector {
             reconcile_progress: std::sync::Mutex::new(None),
         });
         let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(worker.clone().run(rx));
-        info!(connection = %inner.settings.connection, mapping = %name, "mapping deployed");
+        let task = if inner.settings.remote {
+            // A self-hosted connector reads M3; this side only knows what is deployed.
+            tokio::spawn(async {})
+        } else {
+            tokio::spawn(worker.clone().run(rx))
+        };
+        info!(connection = %inner.settings.connection, mapping = %name, remote = inner.settings.remote, "mapping deployed");
         inner
             .running
             .write()
             .expect("lock")
             .insert(name, Running { worker, stop, task });
+        inner.changes.send_modify(|n| *n += 1);
     }
 
     /// Stop a mapping's task (after its current page). Returns whether it was deployed.
@@ -208,6 +231,7 @@ impl Connector {
                 self.inner.status.update(|s| {
                     s.tables.remove(name);
                 });
+                self.inner.changes.send_modify(|n| *n += 1);
                 true
             }
             None => false,

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// M3 connectivity as last observed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Connectivity {
     /// Nothing tried yet.
     #[default]
@@ -22,7 +22,7 @@ pub enum Connectivity {
 }
 
 /// Progress of one mapping's table.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct TableStatus {
     /// Source table.
     pub table: String,
@@ -51,7 +51,7 @@ pub struct TableStatus {
 }
 
 /// Connector status, shared between the connector tasks and the API.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ConnectorStatus {
     /// M3 connectivity.
     pub m3: Connectivity,
@@ -66,7 +66,7 @@ pub struct ConnectorStatus {
 }
 
 /// Webhook calls received.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WebhookStatus {
     /// Accepted events.
     pub received: u64,
@@ -75,7 +75,7 @@ pub struct WebhookStatus {
 }
 
 /// What the outbox -> Kafka relay has done.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RelayStatus {
     /// Events topic.
     pub topic: String,

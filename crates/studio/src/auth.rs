@@ -36,6 +36,8 @@ pub enum Scope {
     Admin,
     /// Only the read models and schemas of one connection.
     ReadModel,
+    /// Only the channel of one self-hosted connection's connector (comes with its bundle).
+    Connector,
 }
 
 impl Scope {
@@ -46,6 +48,7 @@ impl Scope {
             "read-write" => Some(Scope::ReadWrite),
             "admin" => Some(Scope::Admin),
             "read-model" => Some(Scope::ReadModel),
+            "connector" => Some(Scope::Connector),
             _ => None,
         }
     }
@@ -57,6 +60,7 @@ impl Scope {
             Scope::ReadWrite => "read-write",
             Scope::Admin => "admin",
             Scope::ReadModel => "read-model",
+            Scope::Connector => "connector",
         }
     }
 }
@@ -184,8 +188,16 @@ enum Need {
     Write {
         connection: Option<String>,
     },
+    /// The channel of a self-hosted connector (connector tokens, bound to the connection).
+    Connector {
+        connection: Option<String>,
+    },
     Admin,
 }
+
+/// The id of the token a request was authenticated with (a request extension).
+#[derive(Debug, Clone)]
+pub struct AuthToken(pub String);
 
 fn need(method: &Method, path: &str) -> Need {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -198,6 +210,17 @@ fn need(method: &Method, path: &str) -> Need {
     let connection = (segs.get(1) == Some(&"connections"))
         .then(|| segs.get(2).map(|s| s.to_string()))
         .flatten();
+    if segs.get(3) == Some(&"connector") {
+        return Need::Connector { connection };
+    }
+    // Managing connections (create, delete, credentials, bundles) is for admins.
+    let manage = segs.get(1) == Some(&"connections")
+        && ((*method == Method::POST && segs.len() == 2)
+            || (*method == Method::DELETE && segs.len() == 3)
+            || (segs.len() == 4 && matches!(segs[3], "mdp" | "ionapi" | "bundle") && *method != Method::GET));
+    if manage {
+        return Need::Admin;
+    }
     let read_model = matches!(segs.get(3), Some(&"read-models" | &"schemas"));
     if matches!(*method, Method::GET | Method::HEAD) {
         Need::Read { connection, read_model }
@@ -263,7 +286,9 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
     };
     let scope = Scope::parse(&token.scope).unwrap_or(Scope::ReadModel);
     let target = match &need {
-        Need::Read { connection, .. } | Need::Write { connection } => connection.clone(),
+        Need::Read { connection, .. } | Need::Write { connection } | Need::Connector { connection } => {
+            connection.clone()
+        }
         _ => None,
     };
     if let Some(allowed) = &token.connection {
@@ -272,6 +297,8 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
         }
     }
     let ok = match (&need, scope) {
+        (Need::Connector { .. }, s) => s == Scope::Connector,
+        (_, Scope::Connector) => false,
         (_, Scope::Admin) => true,
         (Need::Admin, _) => false,
         (Need::Read { read_model, .. }, Scope::ReadModel) => *read_model,
@@ -288,6 +315,8 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
             req.uri().path()
         ));
     }
+    let mut req = req;
+    req.extensions_mut().insert(AuthToken(token.id.clone()));
     next.run(req).await
 }
 
@@ -327,6 +356,11 @@ async fn create(State(st): State<AppState>, body: axum::body::Bytes) -> Result<i
             t.scope
         ))
     })?;
+    if scope == Scope::Connector {
+        return Err(ApiError::BadRequest(
+            "scope: connector tokens come with a connector bundle (POST /api/connections/{c}/bundle)".into(),
+        ));
+    }
     if let Some(c) = &t.connection {
         if !st.connections.contains_key(c) {
             return Err(ApiError::BadRequest(format!("connection: `{c}` does not exist")));

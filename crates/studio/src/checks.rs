@@ -21,50 +21,67 @@ pub fn routes() -> Router<AppState> {
 /// Secrets are never echoed.
 async fn check_ionapi(body: Bytes) -> impl IntoResponse {
     let text = String::from_utf8_lossy(&body);
-    let ion = match IonApi::parse(&text) {
-        Ok(ion) => ion,
+    Json(check(&text, None).await.0)
+}
+
+/// Validate an `.ionapi` text key by key: the answer's first part, and the parsed file if valid.
+pub(crate) fn validate_only(text: &str) -> (Value, Option<IonApi>) {
+    match IonApi::parse(text) {
+        Ok(ion) => {
+            let summary = json!({"tenant": ion.tenant, "application": ion.app_name, "gateway": ion.gateway_url, "clientId": ion.client_id});
+            (
+                json!({"valid": true, "status": "Unchecked", "file": summary, "errors": []}),
+                Some(ion),
+            )
+        }
         Err(e) => {
             let key = match &e {
                 IonApiError::Missing { key, .. } | IonApiError::Invalid { key, .. } => Some(*key),
                 _ => None,
             };
-            return Json(json!({
-                "valid": false, "status": "Invalid",
-                "errors": [{"key": key, "message": e.to_string()}],
-            }));
+            (
+                json!({"valid": false, "status": "Invalid", "errors": [{"key": key, "message": e.to_string()}]}),
+                None,
+            )
         }
-    };
-    let summary = json!({"tenant": ion.tenant, "application": ion.app_name, "gateway": ion.gateway_url, "clientId": ion.client_id});
+    }
+}
+
+/// Validate, then verify live: a token, then one MI call (and MDP through `mdp` when given).
+/// Returns the check answer and the parsed file when it is valid (whether or not M3 accepted it).
+pub(crate) async fn check(text: &str, mdp: Option<m3::MdpEndpoint>) -> (Value, Option<IonApi>) {
+    let (mut out, ion) = validate_only(text);
+    let Some(ion) = ion else { return (out, None) };
     let client = match M3Client::new(
-        ion,
+        ion.clone(),
         ClientOptions {
             timeout: std::time::Duration::from_secs(15),
             company: None,
+            mdp,
         },
     ) {
         Ok(c) => c,
         Err(e) => {
-            return Json(
-                json!({"valid": true, "status": "Unreachable", "file": summary, "errors": [], "token": {"ok": false, "message": e.to_string()}}),
-            )
+            out["status"] = json!("Unreachable");
+            out["token"] = json!({"ok": false, "message": e.to_string()});
+            return (out, Some(ion));
         }
     };
     let token = client.access_token().await;
-    let token_step = step(&token.as_ref().map(|_| ()));
+    out["token"] = step(&token.as_ref().map(|_| ()));
     if let Err(e) = token {
-        return Json(
-            json!({"valid": true, "status": status_of(&e), "file": summary, "errors": [], "token": token_step}),
-        );
+        out["status"] = json!(status_of(&e));
+        return (out, Some(ion));
     }
     let mi = client.execute("MMS200MI", "LstItmByItm", &[], 1).await;
-    let mi_step = step(&mi.as_ref().map(|_| ()));
-    let status = match &mi {
+    out["mi"] = step(&mi.as_ref().map(|_| ()));
+    out["status"] = json!(match &mi {
         Ok(_) => "Healthy",
         // M3 answered: reachable and authorised, even if the transaction refused.
         Err(M3Error::Nok { .. }) => "Healthy",
         Err(e) => status_of(e),
-    };
-    Json(json!({"valid": true, "status": status, "file": summary, "errors": [], "token": token_step, "mi": mi_step}))
+    });
+    (out, Some(ion))
 }
 
 fn step(r: &Result<(), &M3Error>) -> Value {
@@ -74,7 +91,7 @@ fn step(r: &Result<(), &M3Error>) -> Value {
     }
 }
 
-fn status_of(e: &M3Error) -> &'static str {
+pub(crate) fn status_of(e: &M3Error) -> &'static str {
     match e {
         M3Error::Authentication { .. } => "AuthenticationFailed",
         M3Error::NotAuthorised { .. } => "AuthorizationFailed",

@@ -38,9 +38,9 @@ impl From<CommandRegistryError> for ApiError {
     }
 }
 
-fn registry(conn: &ConnectionRuntime) -> Result<&CommandRegistry, ApiError> {
+fn registry(conn: ConnectionRuntime) -> Result<CommandRegistry, ApiError> {
     conn.command_registry
-        .as_ref()
+        .clone()
         .ok_or_else(|| ApiError::NotFound(format!("connection `{}` has no command mapping management", conn.name)))
 }
 
@@ -92,7 +92,7 @@ async fn show(
     Path((c, name)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
-    let versions = registry(conn)?.versions(&name).await?;
+    let versions = registry(conn.clone())?.versions(&name).await?;
     let latest = versions.last().expect("versions of an existing command mapping");
     let running = conn.commands.as_ref().and_then(|p| p.spec_set().get(&name).cloned());
     Ok(Json(json!({

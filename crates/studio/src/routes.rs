@@ -36,6 +36,8 @@ pub struct ConnectionRuntime {
     pub command_registry: Option<CommandRegistry>,
     /// Credentials M3 must present on webhook calls; none configured = webhooks refused.
     pub webhook_auth: WebhookAuth,
+    /// For a self-hosted connection: the state of its connector's channel.
+    pub remote: Option<Arc<crate::channel::RemoteState>>,
 }
 
 /// Credentials accepted on `POST /webhooks/{connection}/{TABLE}`.
@@ -72,9 +74,23 @@ pub struct AppState {
     /// The store.
     pub store: Store,
     /// Connections by name.
-    pub connections: Arc<BTreeMap<String, ConnectionRuntime>>,
+    pub connections: Arc<crate::hub::Connections>,
     /// API authentication.
     pub auth: Arc<crate::auth::Auth>,
+    /// Seals the secrets of stored connections; `None` = connections cannot be stored.
+    pub vault: Option<vault::Vault>,
+    /// Starts and stops stored connections; `None` = they are stored but not started.
+    pub launcher: Option<Arc<dyn crate::hub::Launcher>>,
+    /// Studio's URL as connectors reach it (for bundles); the request's `Host` when unset.
+    pub public_url: Option<String>,
+}
+
+impl AppState {
+    pub(crate) fn vault(&self) -> Result<&vault::Vault, ApiError> {
+        self.vault
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("no secret key is configured: connections cannot be stored".into()))
+    }
 }
 
 /// The API router.
@@ -82,7 +98,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/connections", get(list_connections))
+        .route(
+            "/api/connections",
+            get(list_connections).post(crate::connections::create),
+        )
+        .route("/api/connections/{c}/connector/channel", get(crate::channel::upgrade))
         .route("/api/connections/{c}/status", get(status))
         .route("/api/connections/{c}/messages", get(messages))
         .route("/webhooks/{c}/{table}", axum::routing::post(webhook))
@@ -97,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::mappings::routes())
         .merge(crate::commands::routes())
         .merge(crate::checks::routes())
+        .merge(crate::connections::routes())
         .merge(crate::ui::routes())
         .merge(crate::auth::routes())
         .layer(axum::middleware::from_fn_with_state(
@@ -136,26 +157,42 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     (code, Json(json!({"ready": problems.is_empty(), "problems": problems})))
 }
 
-pub(crate) fn connection<'a>(st: &'a AppState, name: &str) -> Result<&'a ConnectionRuntime, ApiError> {
+pub(crate) fn connection(st: &AppState, name: &str) -> Result<ConnectionRuntime, ApiError> {
     st.connections
         .get(name)
-        .ok_or_else(|| ApiError::NotFound(format!("connection `{name}` does not exist")))
+        .ok_or_else(|| ApiError::NotFound(format!("connection `{name}` does not exist or is not running")))
 }
 
-async fn list_connections(State(st): State<AppState>) -> impl IntoResponse {
-    let list: Vec<Value> = st
+/// Running connections, and stored ones that do not run yet (no `.ionapi` saved).
+async fn list_connections(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut list: BTreeMap<String, Value> = st
         .connections
         .values()
         .map(|c| {
-            json!({
+            let connector = match &c.remote {
+                Some(r) => r.describe(),
+                None => json!({"state": "in-process"}),
+            };
+            let v = json!({
                 "name": c.name,
-                "hosting": "hosted",
+                "hosting": if c.remote.is_some() { "self-hosted" } else { "hosted" },
+                "running": true,
                 "m3": c.connector.status().snapshot().m3,
                 "messageTypes": c.connector.mappings().len(),
-            })
+                "connector": connector,
+            });
+            (c.name.clone(), v)
         })
         .collect();
-    Json(json!({ "connections": list }))
+    for rec in st.store.connections().await? {
+        list.entry(rec.name.clone()).or_insert_with(|| {
+            json!({
+                "name": rec.name, "hosting": rec.hosting, "running": false, "m3": "NotConfigured",
+                "messageTypes": 0, "connector": {"state": "not-configured"},
+            })
+        });
+    }
+    Ok(Json(json!({ "connections": list.into_values().collect::<Vec<_>>() })))
 }
 
 async fn status(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
@@ -269,7 +306,7 @@ async fn read_model_list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
-    let m = resource(conn, &res)?;
+    let m = resource(&conn, &res)?;
     let limit = parse_limit(params.get("limit").map(String::as_str))?;
     let after = params.get("after").map(String::as_str);
     let mut filters = Vec::new();
@@ -301,7 +338,7 @@ async fn read_model_get(
     Path((c, res, key)): Path<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
-    let m = resource(conn, &res)?;
+    let m = resource(&conn, &res)?;
     let parts = m.key_columns().len();
     if EntityKey::parse(&key, parts).is_none() {
         return Err(ApiError::BadRequest(format!(
@@ -323,7 +360,8 @@ fn processor(conn: &ConnectionRuntime) -> Result<&CommandProcessor, ApiError> {
 }
 
 async fn command_mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let p = processor(connection(&st, &c)?)?;
+    let conn = connection(&st, &c)?;
+    let p = processor(&conn)?;
     let list: Vec<Value> = p
         .specs()
         .map(|s| json!({"name": s.name, "program": s.program, "transaction": s.transaction, "mapping": s, "schema": s.json_schema()}))
@@ -338,7 +376,8 @@ async fn submit_command(
     Path(c): Path<String>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let p = processor(connection(&st, &c)?)?;
+    let conn = connection(&st, &c)?;
+    let p = processor(&conn)?;
     let fallback = format!("http-{}", chrono_like_now());
     let outcome = p
         .handle(&body, &fallback)

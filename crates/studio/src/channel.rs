@@ -1,0 +1,421 @@
+//! The channel a self-hosted connector calls home on: one WebSocket, opened outbound by the
+//! connector (`GET /api/connections/{c}/connector/channel` with its connector token), so it
+//! passes firewalls. The connector says hello, gets the lease of its connection (one connector
+//! per connection), receives its configuration (M3 credentials opened for it alone, deployed
+//! mappings) and every change to it, and sends its status and its messages, which Studio
+//! ingests exactly once and acknowledges.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, Path, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use store::{Change, ChangeOp, LeaseOutcome, NewMessage};
+use tokio::sync::watch;
+
+use crate::auth::AuthToken;
+use crate::error::ApiError;
+use crate::routes::{AppState, ConnectionRuntime};
+
+/// How long a lease lasts without renewal; the channel renews it every [`RENEW_EVERY`].
+pub const LEASE_TTL: Duration = Duration::from_secs(20);
+/// Renewal period of the lease (and of the token check) while a channel is open.
+pub const RENEW_EVERY: Duration = Duration::from_secs(3);
+
+/// What a connector sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FromConnector {
+    /// First frame: who is calling (a stable id per connector installation).
+    Hello {
+        /// Stable id of the connector installation (its lease holder name).
+        holder: String,
+        /// erp-bridge version of the connector.
+        version: String,
+    },
+    /// Its live status (M3 connectivity, per-table counts, last errors).
+    Status {
+        /// The connector's status board.
+        status: pipeline::ConnectorStatus,
+    },
+    /// Messages from its outbox, in order.
+    Messages {
+        /// The messages.
+        items: Vec<UplinkItem>,
+    },
+}
+
+/// One message of a connector's outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkItem {
+    /// Position in the connector's outbox (increasing).
+    pub seq: i64,
+    /// Mapping that produced it.
+    pub mapping: String,
+    /// Whether it ends the entity (`...Deleted`); otherwise the payload is its new state.
+    pub deleted: bool,
+    /// CloudEvents `id`.
+    pub id: String,
+    /// CloudEvents `type`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// CloudEvents `source`.
+    pub source: String,
+    /// CloudEvents `subject` (the entity key).
+    pub subject: String,
+    /// CloudEvents `time`.
+    pub time: String,
+    /// CloudEvents `dataschema`.
+    pub dataschema: String,
+    /// JSON payload.
+    pub payload: String,
+}
+
+/// What Studio sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ToConnector {
+    /// The connection's configuration; sent after the lease is granted and on every change.
+    Config(ConnectorConfig),
+    /// Messages up to this connector sequence number are stored: drop them from the outbox.
+    Ack {
+        /// Highest connector sequence number stored by Studio.
+        up_to: i64,
+    },
+    /// The channel is refused or ends (lease held elsewhere, token revoked, Studio stopping).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Configuration of a self-hosted connector.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ConnectorConfig {
+    /// Connection name.
+    pub connection: String,
+    /// The `.ionapi` file text (opened from the vault for this connector only).
+    pub ionapi: String,
+    /// On-premises Metadata Publisher: `{"url", "username", "password"}`.
+    pub mdp: Option<Value>,
+    /// Company (`cono`).
+    pub company: Option<u32>,
+    /// Deployed mapping definitions.
+    pub mappings: Vec<Value>,
+}
+
+impl std::fmt::Debug for ConnectorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorConfig")
+            .field("connection", &self.connection)
+            .field("ionapi", &"<redacted>")
+            .field("mdp", &self.mdp.as_ref().map(|m| m["url"].clone()))
+            .field("company", &self.company)
+            .field("mappings", &self.mappings.len())
+            .finish()
+    }
+}
+
+/// Live channel state of a self-hosted connection, shown by the API and the wizard.
+#[derive(Debug)]
+pub struct RemoteState {
+    info: Mutex<RemoteInfo>,
+    stop: watch::Sender<bool>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RemoteInfo {
+    /// `waiting` (never called home), `connected`, `disconnected`.
+    state: &'static str,
+    holder: Option<String>,
+    version: Option<String>,
+    connected_since: Option<String>,
+    last_seen: Option<String>,
+    refused: u64,
+    last_refusal: Option<String>,
+    messages_ingested: u64,
+}
+
+impl Default for RemoteState {
+    fn default() -> Self {
+        Self {
+            info: Mutex::new(RemoteInfo {
+                state: "waiting",
+                ..Default::default()
+            }),
+            stop: watch::channel(false).0,
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl RemoteState {
+    /// The API's view: `{"state", "holder", "connectedSince", "lastSeen", "refused", ...}`.
+    pub fn describe(&self) -> Value {
+        json!(self.info.lock().expect("lock").clone())
+    }
+
+    /// Whether a connector is connected now.
+    pub fn connected(&self) -> bool {
+        self.info.lock().expect("lock").state == "connected"
+    }
+
+    /// Close the open channel (the connection stops or Studio shuts down).
+    pub fn close(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    fn update(&self, f: impl FnOnce(&mut RemoteInfo)) {
+        f(&mut self.info.lock().expect("lock"));
+    }
+}
+
+/// `GET /api/connections/{c}/connector/channel`: upgrade to the connector channel.
+pub(crate) async fn upgrade(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    token: Option<Extension<AuthToken>>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let rt = crate::routes::connection(&st, &c)?;
+    if rt.remote.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "connection `{c}` is hosted: its connector runs inside Studio"
+        )));
+    }
+    let token_id = token.map(|t| t.0 .0);
+    Ok(ws.on_upgrade(move |socket| async move {
+        serve(st, rt, token_id, socket).await;
+    }))
+}
+
+async fn send(socket: &mut WebSocket, frame: &ToConnector) -> bool {
+    let text = serde_json::to_string(frame).expect("frames serialise");
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+/// The configuration to send: credentials opened from the vault, deployed mapping versions.
+async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig, String> {
+    let rec = st
+        .store
+        .connection(&rt.name)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("connection `{}` is no longer stored", rt.name))?;
+    let vault = st.vault.as_ref().ok_or("no vault configured")?;
+    let spec = crate::connections::launch_spec(vault, &rec)?.ok_or("no .ionapi file saved")?;
+    let ionapi = rec
+        .secrets
+        .get("ionapi")
+        .map(|s| vault.open_string(s, &format!("connection/{}/ionapi", rec.name)))
+        .transpose()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let mut mappings = Vec::new();
+    for m in rt.registry.list().await.map_err(|e| e.to_string())? {
+        let Some(v) = m.deployed_version else { continue };
+        let spec = if v == m.latest.version {
+            m.latest.spec
+        } else {
+            let versions = rt.registry.versions(&m.latest.name).await.map_err(|e| e.to_string())?;
+            match versions.into_iter().find(|x| x.version == v) {
+                Some(x) => x.spec,
+                None => continue,
+            }
+        };
+        mappings.push(spec);
+    }
+    Ok(ConnectorConfig {
+        connection: rt.name.clone(),
+        ionapi,
+        mdp: spec
+            .mdp
+            .map(|m| json!({"url": m.url.as_str(), "username": m.username, "password": m.password.expose()})),
+        company: spec.company,
+        mappings,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(connection = %rt.name))]
+async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mut socket: WebSocket) {
+    let remote = rt.remote.clone().expect("checked by upgrade");
+    let c = rt.name.clone();
+    let hello = tokio::time::timeout(Duration::from_secs(10), socket.recv()).await;
+    let (holder, version) = match hello {
+        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<FromConnector>(&t) {
+            Ok(FromConnector::Hello { holder, version }) if !holder.trim().is_empty() && holder.len() <= 200 => {
+                (holder, version)
+            }
+            _ => {
+                let reason = "expected {\"type\": \"hello\", \"holder\", \"version\"} as the first frame".to_string();
+                let _ = send(&mut socket, &ToConnector::Refused { reason }).await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    match st.store.acquire_lease(&c, &holder, LEASE_TTL).await {
+        Ok(LeaseOutcome::Granted) => {}
+        Ok(LeaseOutcome::HeldBy {
+            holder: other,
+            expires_at_ms,
+        }) => {
+            let until = chrono::DateTime::from_timestamp_millis(expires_at_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let reason = format!(
+                "connection `{c}` is served by another connector ({other}); its lease runs until {until} unless renewed"
+            );
+            tracing::warn!(connection = %c, holder = %holder, other = %other, "connector refused: lease held by another");
+            remote.update(|i| {
+                i.refused += 1;
+                i.last_refusal = Some(format!("{}: {reason}", now()));
+            });
+            let _ = send(&mut socket, &ToConnector::Refused { reason }).await;
+            return;
+        }
+        Err(e) => {
+            tracing::error!(connection = %c, error = %e, "connector lease: store failed");
+            return;
+        }
+    }
+    tracing::info!(connection = %c, holder = %holder, version = %version, "connector called home");
+    remote.update(|i| {
+        i.state = "connected";
+        i.holder = Some(holder.clone());
+        i.version = Some(version.clone());
+        i.connected_since = Some(now());
+        i.last_seen = Some(now());
+    });
+    let mut stop = remote.stop.subscribe();
+    let mut changes = rt.connector.subscribe_changes();
+    changes.mark_changed();
+    let mut renew = tokio::time::interval(RENEW_EVERY);
+    let end: String = loop {
+        tokio::select! {
+            _ = stop.changed() => break "Studio is stopping".into(),
+            r = changes.changed() => {
+                if r.is_err() {
+                    break "the connection stopped".into();
+                }
+                match config(&st, &rt).await {
+                    Ok(cfg) => {
+                        if !send(&mut socket, &ToConnector::Config(cfg)).await {
+                            break "send failed".into();
+                        }
+                    }
+                    Err(e) => break format!("configuration unavailable: {e}"),
+                }
+            }
+            _ = renew.tick() => {
+                if let Some(id) = &token_id {
+                    match st.store.token(id).await {
+                        Ok(Some(t)) if t.revoked_at.is_none() => {}
+                        Ok(_) => {
+                            let reason = "the connector token was revoked".to_string();
+                            let _ = send(&mut socket, &ToConnector::Refused { reason: reason.clone() }).await;
+                            break reason;
+                        }
+                        Err(_) => {}
+                    }
+                }
+                match st.store.acquire_lease(&c, &holder, LEASE_TTL).await {
+                    Ok(LeaseOutcome::Granted) | Err(_) => {}
+                    Ok(LeaseOutcome::HeldBy { holder: other, .. }) => {
+                        let reason = format!("lease lost to {other}");
+                        let _ = send(&mut socket, &ToConnector::Refused { reason: reason.clone() }).await;
+                        break reason;
+                    }
+                }
+            }
+            msg = socket.recv() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None => break "the connector closed the channel".into(),
+                    Some(Err(e)) => break format!("channel error: {e}"),
+                    Some(Ok(_)) => continue,
+                };
+                remote.update(|i| i.last_seen = Some(now()));
+                match serde_json::from_str::<FromConnector>(&text) {
+                    Ok(FromConnector::Status { status }) => {
+                        let board = rt.connector.status();
+                        board.update(|s| {
+                            let relay = s.relay.take();
+                            *s = status;
+                            s.relay = relay;
+                        });
+                    }
+                    Ok(FromConnector::Messages { items }) => match ingest(&st, &c, items).await {
+                        Ok((n, up_to)) => {
+                            remote.update(|i| i.messages_ingested += n);
+                            if !send(&mut socket, &ToConnector::Ack { up_to }).await {
+                                break "send failed".into();
+                            }
+                        }
+                        Err(e) => {
+                            // Not acknowledged: the connector sends them again.
+                            tracing::warn!(connection = %c, error = %e, "connector messages not stored; waiting for a resend");
+                        }
+                    },
+                    Ok(FromConnector::Hello { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(connection = %c, error = %e, "connector frame ignored: not understood");
+                    }
+                }
+            }
+        }
+    };
+    tracing::info!(connection = %c, holder = %holder, reason = %end, "connector channel closed");
+    let _ = socket.send(Message::Close(None)).await;
+    if end != "Studio is stopping" {
+        let _ = st.store.release_lease(&c, &holder).await;
+    }
+    remote.update(|i| {
+        if i.holder.as_deref() == Some(holder.as_str()) {
+            i.state = "disconnected";
+        }
+    });
+}
+
+/// Store a connector's messages exactly once; returns how many were new and the position to
+/// acknowledge.
+async fn ingest(st: &AppState, connection: &str, items: Vec<UplinkItem>) -> Result<(u64, i64), store::StoreError> {
+    let changes: Vec<(i64, String, Change)> = items
+        .into_iter()
+        .map(|m| {
+            let op = if m.deleted {
+                ChangeOp::Delete
+            } else {
+                ChangeOp::Upsert {
+                    hash: xxhash_rust::xxh3::xxh3_64(m.payload.as_bytes()),
+                    state: m.payload.clone(),
+                }
+            };
+            let change = Change {
+                key: m.subject.clone(),
+                op,
+                position: None,
+                message: NewMessage {
+                    id: m.id,
+                    ty: m.ty,
+                    source: m.source,
+                    subject: m.subject,
+                    time: m.time,
+                    dataschema: m.dataschema,
+                    payload: m.payload,
+                },
+            };
+            (m.seq, m.mapping, change)
+        })
+        .collect();
+    let (applied, up_to) = st.store.ingest(connection, &changes).await?;
+    Ok((applied.emitted as u64, up_to))
+}
