@@ -409,6 +409,11 @@ async fn webhook(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
+    if conn.remote.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "connection `{c}` is self-hosted: its connector polls M3 on the customer's network; webhooks are not received by Studio"
+        )));
+    }
     let ingest = &conn.connector;
     let auth = headers
         .get(axum::http::header::AUTHORIZATION)
