@@ -21,6 +21,11 @@ pub struct BenchOptions {
     pub requests: usize,
     /// Concurrent HTTP clients.
     pub concurrency: usize,
+    /// Item changes pushed one at a time as webhooks for the change-to-message latency (0: skip).
+    pub webhook_changes: usize,
+    /// Kafka bootstrap servers for the relay measure. Unset: a tansu broker is started from
+    /// `TANSU_BIN` or `~/.cache/tansu-0.6.0/bin/tansu` when there is one, else the measure is skipped.
+    pub kafka_brokers: Option<String>,
 }
 
 /// One line of the result table.
@@ -37,6 +42,23 @@ pub struct Figure {
     pub baseline_is: &'static str,
     /// Whether bigger is better (throughput) or smaller (latency, time).
     pub higher_is_better: bool,
+    /// Why the measure did not run (the row then shows this instead of figures).
+    pub skipped: Option<String>,
+}
+
+impl Figure {
+    /// A row for a measure that did not run, saying why.
+    fn skipped(name: String, unit: &'static str, baseline_is: &'static str, higher_is_better: bool, why: String) -> Figure {
+        Figure {
+            name,
+            value: f64::NAN,
+            baseline: f64::NAN,
+            unit,
+            baseline_is,
+            higher_is_better,
+            skipped: Some(why),
+        }
+    }
 }
 
 use mapping::spec::WIDE_ITEM_COLUMNS as COLUMNS;
@@ -234,6 +256,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         unit: "s",
         baseline_is: "bare EXPORTMI paging of the same rows",
         higher_is_better: false,
+        skipped: None,
     });
     let load_peak = peak_rss_kib();
     figures.push(Figure {
@@ -247,6 +270,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         unit: "MiB",
         baseline_is: "RSS of the seeded simulator itself",
         higher_is_better: false,
+        skipped: None,
     });
 
     // 3. Steady state: a burst of changes through poll -> map -> outbox.
@@ -275,6 +299,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         unit: "changes/s",
         baseline_is: "bare EXPORTMI read rate (rows/s)",
         higher_is_better: true,
+        skipped: None,
     });
 
     // 4. HTTP latencies under concurrency, against /healthz on the same server.
@@ -300,6 +325,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             unit: "ms",
             baseline_is: "GET /healthz, same server and load",
             higher_is_better: false,
+            skipped: None,
         });
         figures.push(Figure {
             name: format!("{name}, p99"),
@@ -308,6 +334,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             unit: "ms",
             baseline_is: "GET /healthz, same server and load",
             higher_is_better: false,
+            skipped: None,
         });
         figures.push(Figure {
             name: format!("{name}, {} concurrent clients", opts.concurrency),
@@ -316,6 +343,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             unit: "req/s",
             baseline_is: "GET /healthz, same server and load",
             higher_is_better: true,
+            skipped: None,
         });
     }
     figures.push(Figure {
@@ -325,6 +353,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         unit: "MiB",
         baseline_is: "RSS of the seeded simulator itself",
         higher_is_better: false,
+        skipped: None,
     });
     app.shutdown().await;
     running.shutdown().await;
@@ -367,6 +396,7 @@ fn mapping_measure(sim: &m3_sim::Simulator, table: &mapping::catalog::Table) -> 
         unit: "rows/s",
         baseline_is: "serde_json of the same trimmed values",
         higher_is_better: true,
+        skipped: None,
     })
 }
 
@@ -419,6 +449,10 @@ async fn latency(
 pub fn table(figures: &[Figure]) -> String {
     let mut out = String::from("| measure | value | baseline | ratio | baseline is |\n|---|---:|---:|---:|---|\n");
     for f in figures {
+        if let Some(why) = &f.skipped {
+            out.push_str(&format!("| {} | {why} | – | – | {} |\n", f.name, f.baseline_is));
+            continue;
+        }
         let ratio = if f.baseline > 0.0 {
             f.value / f.baseline
         } else {

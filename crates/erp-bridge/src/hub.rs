@@ -27,7 +27,13 @@ pub struct Hub {
     tuning: ConnectionConfig,
     kafka: kafka::KafkaSettings,
     running: Mutex<HashMap<String, Running>>,
+    /// This process's name as a lease holder.
+    holder: String,
 }
+
+/// How long a hosted connection's lease lasts without renewal, and how often it is renewed.
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+const LEASE_RENEW: std::time::Duration = std::time::Duration::from_secs(4);
 
 struct Running {
     shutdown: watch::Sender<bool>,
@@ -45,13 +51,16 @@ pub struct Started {
 }
 
 impl Hub {
-    /// A hub writing to `store`, with the configured tuning and Kafka settings.
-    pub fn new(store: Store, tuning: ConnectionConfig, kafka: kafka::KafkaSettings) -> Arc<Self> {
+    /// A hub writing to `store`, with the configured tuning and Kafka settings; `holder` names
+    /// this installation in connection leases (stable across restarts, so a restarted process
+    /// takes its leases back at once).
+    pub fn new(store: Store, tuning: ConnectionConfig, kafka: kafka::KafkaSettings, holder: String) -> Arc<Self> {
         Arc::new(Self {
             store,
             tuning,
             kafka,
             running: Mutex::new(HashMap::new()),
+            holder,
         })
     }
 
@@ -68,6 +77,23 @@ impl Hub {
             },
         )?);
         let remote = spec.hosting == Hosting::SelfHosted;
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        // A hosted connection reads M3 only while this process holds its lease, so that
+        // several replicas sharing one store never poll the same tables twice.
+        let lease = if remote {
+            None
+        } else {
+            let (tx, lease_rx) = watch::channel(false);
+            tasks.push(tokio::spawn(keep_lease(
+                self.store.clone(),
+                spec.name.clone(),
+                self.holder.clone(),
+                tx,
+                rx.clone(),
+            )));
+            Some(lease_rx)
+        };
         let settings = ConnectorSettings {
             connection: spec.name.clone(),
             poll_interval: t.poll_interval,
@@ -81,27 +107,27 @@ impl Hub {
                 .map(pipeline::schedule::Schedule::parse)
                 .transpose()?,
             remote,
+            lease,
         };
         let connector = Connector::new(client.clone(), self.store.clone(), settings);
         let registry = MappingRegistry::new(connector.clone(), self.store.clone());
-        let (processor, command_registry) = if remote {
-            (None, None)
-        } else {
-            // The command mappings come from the store (and `commands_dir`); the registry swaps
-            // them into this processor and every clone of it (HTTP API, Kafka consumer).
-            let processor = CommandProcessor::new(
-                client.clone(),
-                self.store.clone(),
-                &spec.name,
-                Vec::new(),
-                RetryPolicy::default(),
-            );
-            let reg = CommandRegistry::new(processor.clone(), self.store.clone());
-            (Some(processor), Some(reg))
-        };
-        let remote_state = remote.then(|| Arc::new(studio::channel::RemoteState::default()));
-        let (shutdown, rx) = watch::channel(false);
-        let mut tasks = Vec::new();
+        // The command mappings come from the store (and `commands_dir`); the registry swaps
+        // them into this processor and every clone of it (HTTP API, Kafka consumer). A
+        // self-hosted connection's transactions run on its connector, over its channel.
+        let mut processor = CommandProcessor::new(
+            client.clone(),
+            self.store.clone(),
+            &spec.name,
+            Vec::new(),
+            RetryPolicy::default(),
+        );
+        let remote_state = remote.then(|| {
+            let mi = pipeline::remote_mi::RemoteMi::default();
+            processor = processor.clone().through(mi.clone());
+            Arc::new(studio::channel::RemoteState::new(mi, self.remote_settings()))
+        });
+        let command_registry = CommandRegistry::new(processor.clone(), self.store.clone());
+        let (processor, command_registry) = (Some(processor), Some(command_registry));
         if !self.kafka.brokers.is_empty() {
             tasks.push(tokio::spawn(crate::run_kafka(
                 self.kafka.clone(),
@@ -137,17 +163,31 @@ impl Hub {
         Ok(Started { runtime, processor })
     }
 
+    /// The tuning a self-hosted connector receives with its configuration.
+    fn remote_settings(&self) -> serde_json::Value {
+        let t = &self.tuning;
+        serde_json::json!({
+            "pollIntervalMs": t.poll_interval.as_millis() as u64,
+            "reconcileIntervalMs": t.reconcile_interval.as_millis() as u64,
+            "overlapMs": t.overlap.as_millis() as u64,
+            "pageSize": t.page_size,
+            "separator": t.separator.to_string(),
+            "fullResync": t.full_resync,
+        })
+    }
+
     /// Stop one connection: its connector finishes its current page, Kafka tasks drain, a
     /// connector channel closes.
     pub async fn stop_connection(&self, name: &str) {
         let Some(r) = self.running.lock().expect("lock").remove(name) else {
             return;
         };
-        let _ = r.shutdown.send(true);
         if let Some(remote) = &r.remote {
             remote.close();
         }
+        // The connector finishes its page before the lease is released.
         r.connector.shutdown().await;
+        let _ = r.shutdown.send(true);
         for t in r.tasks {
             let _ = t.await;
         }
@@ -161,6 +201,49 @@ impl Hub {
             self.stop_connection(&n).await;
         }
     }
+}
+
+/// Hold (take, renew) a hosted connection's lease until `shutdown`, publishing whether this
+/// process holds it; released on shutdown so another replica takes over at once.
+async fn keep_lease(
+    store: Store,
+    connection: String,
+    holder: String,
+    held: watch::Sender<bool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut renewed = tokio::time::Instant::now();
+    let mut first = true;
+    loop {
+        match store.acquire_lease(&connection, &holder, LEASE_TTL).await {
+            Ok(store::LeaseOutcome::Granted) => {
+                renewed = tokio::time::Instant::now();
+                if !*held.borrow() {
+                    tracing::info!(connection = %connection, holder = %holder, "lease taken: this process reads M3 for the connection");
+                    let _ = held.send(true);
+                }
+            }
+            Ok(store::LeaseOutcome::HeldBy { holder: other, .. }) => {
+                if *held.borrow() || first {
+                    tracing::info!(connection = %connection, other = %other, "lease held by another process: standing by");
+                }
+                let _ = held.send(false);
+            }
+            Err(e) => {
+                // Without renewal the lease may pass to another process: stop reading in time.
+                tracing::warn!(connection = %connection, error = %e, "lease renewal failed");
+                if renewed.elapsed() + LEASE_RENEW >= LEASE_TTL {
+                    let _ = held.send(false);
+                }
+            }
+        }
+        first = false;
+        tokio::select! {
+            _ = tokio::time::sleep(LEASE_RENEW) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = store.release_lease(&connection, &holder).await;
 }
 
 /// The API's way to start a stored connection: start it and restore its deployed mappings and

@@ -127,7 +127,8 @@ impl App {
         let vault = open_vault(&cfg, &store).await?;
 
         let c = &cfg.connection;
-        let hub = hub::Hub::new(store.clone(), c.clone(), cfg.kafka.clone());
+        let holder = instance_id(&cfg.data_dir, "instance-id")?;
+        let hub = hub::Hub::new(store.clone(), c.clone(), cfg.kafka.clone(), holder);
         let started = hub
             .start(LaunchSpec {
                 name: c.name.clone(),
@@ -233,6 +234,20 @@ impl App {
             s.running.shutdown().await;
         }
     }
+}
+
+/// The stable id of this installation (its name as a lease holder), kept in `data_dir/file`.
+pub fn instance_id(data_dir: &std::path::Path, file: &str) -> anyhow::Result<String> {
+    let path = data_dir.join(file);
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return Ok(id.trim().to_string());
+        }
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "erp-bridge".into());
+    let id = format!("{host}-{}", studio::auth::random_hex(8));
+    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
 }
 
 /// The key that seals stored secrets: `ERP_BRIDGE_SECRET_KEY` (64 hex digits or base64), else

@@ -107,7 +107,7 @@ impl Local {
     /// changed mappings and undeploy removed ones.
     async fn apply(&mut self, cfg: ConnectorConfig) -> anyhow::Result<()> {
         let fingerprint = xxhash_rust::xxh3::xxh3_64(
-            serde_json::to_string(&(&cfg.ionapi, &cfg.mdp, cfg.company))
+            serde_json::to_string(&(&cfg.ionapi, &cfg.mdp, cfg.company, &cfg.settings))
                 .unwrap_or_default()
                 .as_bytes(),
         );
@@ -132,7 +132,11 @@ impl Local {
                     ..Default::default()
                 },
             )?);
-            let connector = Connector::new(client, self.store.clone(), ConnectorSettings::new(&self.connection));
+            let connector = Connector::new(
+                client,
+                self.store.clone(),
+                settings_from(&self.connection, &cfg.settings)?,
+            );
             let registry = MappingRegistry::new(connector.clone(), self.store.clone());
             self.active = Some(Active {
                 credentials: fingerprint,
@@ -186,6 +190,11 @@ impl Local {
         Ok(())
     }
 
+    /// The M3 client of the current configuration.
+    fn client(&self) -> Option<Arc<M3Client>> {
+        self.active.as_ref().map(|a| a.connector.client())
+    }
+
     fn status(&self) -> pipeline::ConnectorStatus {
         self.active
             .as_ref()
@@ -194,24 +203,35 @@ impl Local {
     }
 }
 
-/// The stable id of this connector installation (its lease holder name), kept in the data folder.
-fn holder_id(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("connector-id");
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        if !id.trim().is_empty() {
-            return Ok(id.trim().to_string());
-        }
+/// Tuning from Studio (`ConnectorConfig::settings`); defaults for what is missing.
+fn settings_from(connection: &str, v: &Value) -> anyhow::Result<ConnectorSettings> {
+    let mut s = ConnectorSettings::new(connection);
+    let ms = |key: &str| v[key].as_u64().map(Duration::from_millis);
+    if let Some(d) = ms("pollIntervalMs") {
+        s.poll_interval = d;
     }
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "connector".into());
-    let id = format!("{host}-{}", studio::auth::random_hex(8));
-    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(id)
+    if let Some(d) = ms("reconcileIntervalMs") {
+        s.reconcile_interval = d;
+    }
+    if let Some(d) = ms("overlapMs") {
+        s.overlap = d;
+    }
+    if let Some(n) = v["pageSize"].as_u64() {
+        s.page_size = n.clamp(1, 100_000) as u32;
+    }
+    if let Some(c) = v["separator"].as_str().and_then(|t| t.chars().next()) {
+        s.separator = c;
+    }
+    if let Some(cron) = v["fullResync"].as_str() {
+        s.full_resync = Some(pipeline::schedule::Schedule::parse(cron).context("configuration: fullResync")?);
+    }
+    Ok(s)
 }
 
 /// Run the connector until `shutdown` or until Studio refuses its token.
 pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
-    let holder = holder_id(&data_dir)?;
+    let holder = crate::instance_id(&data_dir, "connector-id")?;
     let store = Store::open(&data_dir.join("connector.db")).await?;
     let mut local = Local {
         store,
@@ -291,6 +311,8 @@ async fn session(
     ws.send(Message::Text(serde_json::to_string(&hello)?.into())).await?;
     let conn = local.connection.clone();
     let mut in_flight: Option<(i64, tokio::time::Instant)> = None;
+    // MI calls run concurrently; their answers come back here to be sent.
+    let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<FromConnector>(64);
     let mut configured = false;
     let mut outbox = tokio::time::interval(Duration::from_millis(200));
     let mut status = tokio::time::interval(Duration::from_secs(2));
@@ -313,6 +335,27 @@ async fn session(
                         local.apply(cfg).await?;
                         configured = true;
                         info!(connection = %conn, mappings = n, "connector: configuration applied");
+                    }
+                    Ok(ToConnector::Mi { id, program, transaction, inputs }) => {
+                        let client = local.client();
+                        let tx = answers_tx.clone();
+                        tokio::spawn(async move {
+                            let result = match client {
+                                Some(c) => {
+                                    let pairs: Vec<(&str, &str)> =
+                                        inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                                    c.execute(&program, &transaction, &pairs, 0)
+                                        .await
+                                        .map_err(|e| pipeline::remote_mi::MiFailure::from_error(&e))
+                                }
+                                None => Err(pipeline::remote_mi::MiFailure {
+                                    nok: None,
+                                    transient: true,
+                                    message: "the connector has no configuration yet".into(),
+                                }),
+                            };
+                            let _ = tx.send(FromConnector::MiResult { id, result }).await;
+                        });
                     }
                     Ok(ToConnector::Ack { up_to }) => {
                         local.store.mark_published(&conn, up_to).await?;
@@ -351,6 +394,9 @@ async fn session(
                     .collect();
                 ws.send(Message::Text(serde_json::to_string(&FromConnector::Messages { items })?.into())).await?;
                 in_flight = Some((last, tokio::time::Instant::now()));
+            }
+            Some(answer) = answers.recv() => {
+                ws.send(Message::Text(serde_json::to_string(&answer)?.into())).await?;
             }
             _ = status.tick() => {
                 let frame = FromConnector::Status { status: local.status() };

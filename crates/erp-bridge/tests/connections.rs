@@ -440,6 +440,24 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
     })
     .await;
 
+    // Commands run on the connector, which reaches M3 on its network; M3's refusals come back.
+    let itno5 = sim.rows("MITMAS")[5]["MMITNO"].clone();
+    let cmd = json!({"commandId": "edge-1", "command": "UpdateItem", "data": {"itemNumber": itno5, "name": "Set through the connector"}});
+    let (s, receipt) = admin(&app, "POST", "/api/connections/edge/commands", Some(cmd.to_string())).await;
+    assert_eq!((s, receipt["status"].as_str()), (200, Some("succeeded")), "{receipt}");
+    assert_eq!(
+        sim.get("MITMAS", &["100", &itno5]).unwrap()["MMITDS"],
+        "Set through the connector"
+    );
+    let cmd =
+        json!({"commandId": "edge-2", "command": "UpdateItem", "data": {"itemNumber": "NO-SUCH-ITEM", "name": "x"}});
+    let (s, receipt) = admin(&app, "POST", "/api/connections/edge/commands", Some(cmd.to_string())).await;
+    assert_eq!((s, receipt["status"].as_str()), (422, Some("failed")), "{receipt}");
+    assert!(
+        receipt["error"]["message"].as_str().unwrap().contains("does not exist"),
+        "{receipt}"
+    );
+
     // A second connector for the same connection is refused by the lease.
     let mut second = ConnectorProcess::start(&bundle, &env.dir.path().join("connector-2"));
     eventually("the second connector to be refused", || async {

@@ -403,6 +403,8 @@ pub struct CommandProcessor {
     connection: String,
     specs: Arc<RwLock<SpecSet>>,
     retry: RetryPolicy,
+    /// Set for a self-hosted connection: transactions run on its connector.
+    remote: Option<crate::remote_mi::RemoteMi>,
 }
 
 struct Invalid {
@@ -436,7 +438,14 @@ impl CommandProcessor {
                 specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
             ))),
             retry,
+            remote: None,
         }
+    }
+
+    /// Run transactions through a self-hosted connector instead of calling M3 directly.
+    pub fn through(mut self, remote: crate::remote_mi::RemoteMi) -> Self {
+        self.remote = Some(remote);
+        self
     }
 
     /// The command mappings now, by name (a snapshot: later swaps do not change it).
@@ -505,7 +514,11 @@ impl CommandProcessor {
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            match self.client.execute(&spec.program, &spec.transaction, &pairs, 0).await {
+            let result = match &self.remote {
+                Some(r) => r.execute(&spec.program, &spec.transaction, &pairs).await,
+                None => self.client.execute(&spec.program, &spec.transaction, &pairs, 0).await,
+            };
+            match result {
                 Err(e) if e.is_transient() && attempt < self.retry.attempts => {
                     let wait = e
                         .retry_after()

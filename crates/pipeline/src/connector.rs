@@ -41,6 +41,9 @@ pub struct ConnectorSettings {
     /// The mappings run on a self-hosted connector elsewhere: this one records what is deployed
     /// (for the API and the connector's configuration) but reads nothing from M3.
     pub remote: bool,
+    /// The connection's lease in the store, when several processes share it: mappings read M3
+    /// only while this is `true` (the others stand by). `None` = always read.
+    pub lease: Option<watch::Receiver<bool>>,
 }
 
 impl ConnectorSettings {
@@ -55,6 +58,7 @@ impl ConnectorSettings {
             separator: '~',
             full_resync: None,
             remote: false,
+            lease: None,
         }
     }
 }
@@ -466,6 +470,19 @@ impl Worker {
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if let Some(lease) = &self.settings.lease {
+                let held = *lease.borrow();
+                if !held {
+                    // Another process holds the connection: stand by until the lease is ours.
+                    self.status.table(self.name(), |t| t.phase = "standby".into());
+                    let mut lease = lease.clone();
+                    tokio::select! {
+                        _ = lease.wait_for(|held| *held) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
             }
             let wait = match self.step(&mut timers).await {
                 Ok(more) => {

@@ -8,6 +8,7 @@ pub mod connector;
 pub mod error;
 pub mod query;
 pub mod registry;
+pub mod remote_mi;
 pub mod schedule;
 pub mod status;
 

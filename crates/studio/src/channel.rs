@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use store::{Change, ChangeOp, LeaseOutcome, NewMessage};
 use tokio::sync::watch;
 
+use pipeline::remote_mi::{MiCall, MiFailure, RemoteMi};
+
 use crate::auth::AuthToken;
 use crate::error::ApiError;
 use crate::routes::{AppState, ConnectionRuntime};
@@ -45,6 +47,13 @@ pub enum FromConnector {
     Messages {
         /// The messages.
         items: Vec<UplinkItem>,
+    },
+    /// The answer to an [`ToConnector::Mi`] call.
+    MiResult {
+        /// The call's id.
+        id: u64,
+        /// Records, or the failure.
+        result: Result<Vec<m3::Record>, MiFailure>,
     },
 }
 
@@ -86,6 +95,17 @@ pub enum ToConnector {
         /// Highest connector sequence number stored by Studio.
         up_to: i64,
     },
+    /// Run one MI transaction (a command) and answer with [`FromConnector::MiResult`].
+    Mi {
+        /// Call id, echoed in the answer.
+        id: u64,
+        /// MI program.
+        program: String,
+        /// Transaction.
+        transaction: String,
+        /// Input fields.
+        inputs: Vec<(String, String)>,
+    },
     /// The channel is refused or ends (lease held elsewhere, token revoked, Studio stopping).
     Refused {
         /// Why.
@@ -106,6 +126,9 @@ pub struct ConnectorConfig {
     pub company: Option<u32>,
     /// Deployed mapping definitions.
     pub mappings: Vec<Value>,
+    /// Tuning and schedules: `{"pollIntervalMs", "reconcileIntervalMs", "overlapMs", "pageSize",
+    /// "separator", "fullResync"}`.
+    pub settings: Value,
 }
 
 impl std::fmt::Debug for ConnectorConfig {
@@ -116,6 +139,7 @@ impl std::fmt::Debug for ConnectorConfig {
             .field("mdp", &self.mdp.as_ref().map(|m| m["url"].clone()))
             .field("company", &self.company)
             .field("mappings", &self.mappings.len())
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -125,6 +149,10 @@ impl std::fmt::Debug for ConnectorConfig {
 pub struct RemoteState {
     info: Mutex<RemoteInfo>,
     stop: watch::Sender<bool>,
+    /// MI calls of Studio's command processing, run by the connector.
+    mi: RemoteMi,
+    /// Tuning sent with the configuration.
+    settings: Value,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -141,14 +169,18 @@ struct RemoteInfo {
     messages_ingested: u64,
 }
 
-impl Default for RemoteState {
-    fn default() -> Self {
+impl RemoteState {
+    /// The state of a connection whose connector has not called home yet; `mi` carries
+    /// command transactions to it, `settings` is its tuning (see [`ConnectorConfig::settings`]).
+    pub fn new(mi: RemoteMi, settings: Value) -> Self {
         Self {
             info: Mutex::new(RemoteInfo {
                 state: "waiting",
                 ..Default::default()
             }),
             stop: watch::channel(false).0,
+            mi,
+            settings,
         }
     }
 }
@@ -241,6 +273,7 @@ async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig
             .map(|m| json!({"url": m.url.as_str(), "username": m.username, "password": m.password.expose()})),
         company: spec.company,
         mappings,
+        settings: rt.remote.as_ref().map(|r| r.settings.clone()).unwrap_or(Value::Null),
     })
 }
 
@@ -299,8 +332,20 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
     let mut changes = rt.connector.subscribe_changes();
     changes.mark_changed();
     let mut renew = tokio::time::interval(RENEW_EVERY);
+    let mut calls = remote.mi.attach();
+    let mut pending: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<Vec<m3::Record>, MiFailure>>> =
+        Default::default();
+    let mut next_call = 0u64;
     let end: String = loop {
         tokio::select! {
+            Some(MiCall { program, transaction, inputs, reply }) = calls.recv() => {
+                next_call += 1;
+                pending.insert(next_call, reply);
+                let frame = ToConnector::Mi { id: next_call, program, transaction, inputs };
+                if !send(&mut socket, &frame).await {
+                    break "send failed".into();
+                }
+            }
             _ = stop.changed() => break "Studio is stopping".into(),
             r = changes.changed() => {
                 if r.is_err() {
@@ -365,6 +410,11 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                             tracing::warn!(connection = %c, error = %e, "connector messages not stored; waiting for a resend");
                         }
                     },
+                    Ok(FromConnector::MiResult { id, result }) => {
+                        if let Some(reply) = pending.remove(&id) {
+                            let _ = reply.send(result);
+                        }
+                    }
                     Ok(FromConnector::Hello { .. }) => {}
                     Err(e) => {
                         tracing::warn!(connection = %c, error = %e, "connector frame ignored: not understood");
