@@ -34,14 +34,30 @@ pub struct Config {
     pub secrets: SecretsConfig,
 }
 
-/// Encryption of stored secrets (connection credentials). The key itself comes from the
-/// `ERP_BRIDGE_SECRET_KEY` environment variable when set (never from this file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Encryption of stored secrets (connection credentials) with a rotatable key. Set the key
+/// through the environment (`ERP_BRIDGE_SECRET_KEY` or `ERP_BRIDGE__SECRETS__KEY`), not in a
+/// file that is checked in.
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsConfig {
-    /// File holding the key (64 hex digits) when `ERP_BRIDGE_SECRET_KEY` is unset; default
-    /// `<data_dir>/secret.key`, generated on first start.
+    /// The key: 64 hex digits or base64 of 32 bytes. Unset: `key_file`.
+    pub key: Option<String>,
+    /// File holding the key when `key` is unset; default `<data_dir>/secret.key`, generated on
+    /// first start (with a warning).
     pub key_file: Option<PathBuf>,
+    /// Keys being rotated out: values sealed with them open, and are sealed again with the
+    /// current key at start (`ERP_BRIDGE_PREVIOUS_KEYS`, comma-separated, also works).
+    pub previous_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("key_file", &self.key_file)
+            .field("previous_keys", &format!("<{} redacted>", self.previous_keys.len()))
+            .finish()
+    }
 }
 
 /// API authentication settings.

@@ -250,13 +250,16 @@ pub fn instance_id(data_dir: &std::path::Path, file: &str) -> anyhow::Result<Str
     Ok(id)
 }
 
-/// The key that seals stored secrets: `ERP_BRIDGE_SECRET_KEY` (64 hex digits or base64), else
-/// the key file (`secrets.key_file`, default `<data_dir>/secret.key`), generated on first start
-/// with a warning. `ERP_BRIDGE_PREVIOUS_KEYS` (comma-separated) holds keys being rotated out:
-/// values sealed with them are sealed again with the current key at start.
+/// The key that seals stored secrets: `ERP_BRIDGE_SECRET_KEY` or `secrets.key` (64 hex digits
+/// or base64), else the key file (`secrets.key_file`, default `<data_dir>/secret.key`),
+/// generated on first start with a warning. `ERP_BRIDGE_PREVIOUS_KEYS` (comma-separated) and
+/// `secrets.previous_keys` hold keys being rotated out: values sealed with them are sealed
+/// again with the current key at start.
 async fn open_vault(cfg: &Config, store: &Store) -> anyhow::Result<vault::Vault> {
-    let env_key = std::env::var("ERP_BRIDGE_SECRET_KEY").ok();
-    let previous: Vec<String> = std::env::var("ERP_BRIDGE_PREVIOUS_KEYS")
+    let env_key = std::env::var("ERP_BRIDGE_SECRET_KEY")
+        .ok()
+        .or_else(|| cfg.secrets.key.clone());
+    let mut previous: Vec<String> = std::env::var("ERP_BRIDGE_PREVIOUS_KEYS")
         .map(|v| {
             v.split(',')
                 .map(|s| s.trim().to_string())
@@ -264,6 +267,7 @@ async fn open_vault(cfg: &Config, store: &Store) -> anyhow::Result<vault::Vault>
                 .collect()
         })
         .unwrap_or_default();
+    previous.extend(cfg.secrets.previous_keys.iter().cloned());
     let key_file = cfg
         .secrets
         .key_file

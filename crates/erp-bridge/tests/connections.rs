@@ -517,3 +517,71 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
     assert!(first.output().contains("token"), "{}", first.output());
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_secret_key_seals_stored_credentials_again() {
+    let env = Env::new(5).await;
+    let cfg = env.config();
+    let app = App::start(cfg.clone()).await.unwrap();
+    let (_sim, _running, ion) = other_m3(5, 3).await;
+    assert_eq!(
+        admin(
+            &app,
+            "POST",
+            "/api/connections",
+            Some(r#"{"name":"second","hosting":"hosted"}"#.into())
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        admin(&app, "PUT", "/api/connections/second/ionapi", Some(ion)).await.0,
+        200
+    );
+    app.shutdown().await;
+    let old = std::fs::read_to_string(cfg.data_dir.join("secret.key")).unwrap();
+    let old_id = vault::Key::parse(&old).unwrap().id();
+    let new = vault::Key::generate();
+
+    // A new key alone cannot open what the old one sealed: the start fails and says why.
+    let mut rotated = cfg.clone();
+    rotated.secrets.key = Some(new.to_text());
+    let err = format!("{:#}", App::start(rotated.clone()).await.err().expect("refused"));
+    assert!(err.contains(&old_id) && err.contains("previous"), "{err}");
+    assert!(
+        !err.contains(old.trim()) && !err.contains(&new.to_text()),
+        "no key in errors: {err}"
+    );
+
+    // With the old key as a previous key, every value is sealed again with the new one.
+    rotated.secrets.previous_keys = vec![old.trim().to_string()];
+    let app = App::start(rotated.clone()).await.unwrap();
+    eventually("the stored connection to run with the new key", || async {
+        admin(&app, "GET", "/api/connections/second", None).await.1["running"] == true
+    })
+    .await;
+    app.shutdown().await;
+    let store = store::Store::open(&cfg.data_dir.join("erp-bridge.db")).await.unwrap();
+    let rec = store.connection("second").await.unwrap().unwrap();
+    assert_eq!(
+        rec.secrets.len(),
+        2,
+        "ionapi and webhook token: {:?}",
+        rec.secrets.keys()
+    );
+    for sealed in rec.secrets.values() {
+        assert!(
+            sealed.starts_with(&format!("v1:{}:", new.id())),
+            "resealed with the new key"
+        );
+    }
+    // The old key is no longer needed.
+    rotated.secrets.previous_keys.clear();
+    let app = App::start(rotated).await.unwrap();
+    eventually("the stored connection to run without the old key", || async {
+        admin(&app, "GET", "/api/connections/second", None).await.1["running"] == true
+    })
+    .await;
+    app.shutdown().await;
+}
