@@ -32,6 +32,7 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'studio-chromium-'));
 const started = Date.now();
 const log = [];
 const pageErrors = [];
+const consoleErrors = [];
 let page;
 let context;
 
@@ -85,6 +86,16 @@ const shot = async (name) => {
   fs.copyFileSync(file, `/tmp/studio-${name}.png`);
 };
 
+// In the message types list of the current connection: a new mapping on `table`, found by `search`.
+const newMappingOn = async (search, table) => {
+  await page.click('#new-mapping');
+  await page.fill('#table-search', search);
+  await page.click(`#table-results button[data-table="${table}"]`);
+  await page.waitForSelector('#columns tr[data-column]');
+};
+const isDisabled = (sel) => page.locator(sel).evaluate((el) => el.matches(':disabled'));
+const apiStatus = async (method, p) => (await fetch(`${base}${p}`, { method, headers: { authorization: `Bearer ${apiToken}` } })).status;
+
 // A whole-run guard: the test never hangs CI.
 setTimeout(() => {
   console.error(`FAIL: the browser test did not finish within 180 s`);
@@ -98,10 +109,15 @@ await step('launch Chromium', async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 1400, height: 900 },
+    acceptDownloads: true,
   });
   context.setDefaultTimeout(WAIT);
   page = context.pages()[0] || (await context.newPage());
-  page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
+  page.on('console', (m) => {
+    log.push(`${m.type()}: ${m.text()}`);
+    // The browser logs every HTTP error answer; the test provokes some (400s) on purpose.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
+  });
   page.on('pageerror', (e) => pageErrors.push(e.message));
 });
 
@@ -149,42 +165,185 @@ const ionText = fs.readFileSync(ionapiPath, 'utf8');
 const ion = JSON.parse(ionText);
 const secrets = ['cs', 'saak', 'sask'].map((k) => ion[k]).filter((v) => typeof v === 'string' && v.length >= 4);
 
-await step('wizard: MDP tables and a valid .ionapi file pass token and MI checks', async () => {
+let webhookToken;
+await step('wizard: create the hosted connection second; its webhook token is shown once', async () => {
   await go('#/wizard');
-  await page.waitForSelector('#mdp-count');
-  check(Number((await text('#mdp-count')).replace(/[^0-9]/g, '')) > 0, 'no table found through MDP');
-  await page.check('input[name="hosting"][value="self-hosted"]');
-  check((await text('#self-hosted-note')).includes('Waiting for the connector to call home'), 'self-hosted does not say it waits for the connector');
+  await page.waitForSelector('#conn-name');
+  check(!/not available/i.test(await page.locator('#view').innerText()), 'the wizard still says something is not available');
+  await page.fill('#conn-name', 'Second!');
+  await page.click('#create');
+  await page.waitForSelector('#create-error [role="alert"]');
+  check((await text('#create-error')).includes('name'), `the error does not name the field: ${await text('#create-error')}`);
+  check(await page.locator('#conn-name.invalid').count() === 1, 'the wrong name is not marked');
+  await page.fill('#conn-name', 'second');
   await page.check('input[name="hosting"][value="hosted"]');
+  await page.click('#create');
+  await page.waitForSelector('#webhook-token');
+  check(page.url().endsWith('#/wizard/second'), `the address did not follow the new connection: ${page.url()}`);
+  check(await isDisabled('#conn-name'), 'the name can still be changed');
+  check(await page.locator('#create').isHidden(), 'the "Create connection" button is still shown');
+  webhookToken = await page.inputValue('#webhook-token-value');
+  check(webhookToken.length >= 20, `the webhook token looks wrong: ${webhookToken}`);
+  check((await text('#webhook-token')).includes('shown once'), 'the webhook token has no "shown once" note');
+  check(await page.locator('#webhook-token-copy').isVisible(), 'no copy button for the webhook token');
+  await page.waitForSelector('#wizard-status[data-running="false"] [data-m3="NotConfigured"]');
+});
+
+await step('wizard: MDP: a bad on-premises URL names url; through the gateway is saved', async () => {
+  check(await page.locator('#mdp-url').isHidden(), 'the on-premises fields show for the gateway');
+  await page.check('input[name="mdp-via"][value="direct"]');
+  await page.fill('#mdp-url', 'mdp.example');
+  await page.fill('#mdp-username', 'mdpuser');
+  await page.fill('#mdp-password', 'not-saved');
+  await page.click('#mdp-save');
+  await page.waitForSelector('#mdp-error [role="alert"]');
+  const err = await text('#mdp-error');
+  check(err.includes('url'), `the MDP error does not name the url: ${err}`);
+  check(await page.locator('#mdp-url.invalid').count() === 1, 'the wrong URL is not marked');
+  await page.check('input[name="mdp-via"][value="gateway"]');
+  check(await page.locator('#mdp-url').isHidden(), 'the on-premises fields still show');
+  await page.click('#mdp-save');
+  await page.waitForSelector('#mdp-saved');
+  check(await page.locator('#mdp-error [role="alert"]').count() === 0, 'the MDP error stayed after saving');
+});
+
+await step('wizard: a broken .ionapi file (no saak) names saak and is not saved', async () => {
+  const broken = { ...ion };
+  delete broken.saak;
+  await page.setInputFiles('#ionapi-file', { name: 'no-saak.ionapi', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(broken)) });
+  await page.waitForSelector('#ionapi-result[data-saved="false"]');
+  await page.waitForSelector('#ionapi-errors li[data-key="saak"]');
+  const errs = await text('#ionapi-errors');
+  check(errs.includes('saak'), `the error does not name saak: ${errs}`);
+  check((await page.getAttribute('#ionapi-status [data-m3]', 'data-m3')) === 'Invalid', 'the status is not Invalid');
+  check(await page.locator('#ionapi-stored').count() === 0, 'a broken file is shown as saved');
+  check((await page.getAttribute('#wizard-status', 'data-running')) === 'false', 'second runs with a broken file');
+});
+
+await step('wizard: the good .ionapi file is Healthy and saved; second runs; MDP finds tables', async () => {
   await page.setInputFiles('#ionapi-file', ionapiPath);
-  await page.waitForSelector('#ionapi-status [data-m3]');
+  await page.waitForSelector('#ionapi-result[data-saved="true"]');
   const status = await page.getAttribute('#ionapi-status [data-m3]', 'data-m3');
   check(status === 'Healthy', `the valid .ionapi file was judged ${status}: ${await text('#ionapi-result')}`);
   await page.waitForSelector('li[data-check="token"][data-ok="true"]');
   await page.waitForSelector('li[data-check="mi"][data-ok="true"]');
+  await page.waitForSelector('#ionapi-stored');
+  const stored = await text('#ionapi-stored');
+  check(stored.includes('secrets are never shown again'), `the saved file says: ${stored}`);
+  check(!ion.ti || stored.includes(ion.ti), `the saved summary does not name the tenant ${ion.ti}: ${stored}`);
+  await page.waitForSelector('#wizard-status[data-running="true"]');
+  // MDP through the gateway was waiting for the .ionapi file: now it is checked.
+  await page.waitForSelector('li[data-check="mdp"][data-ok="true"]');
+  check(Number((await text('#mdp-count')).replace(/[^0-9]/g, '')) > 0, 'no table found through MDP');
+  // Save & check again: now checked with the saved .ionapi file.
+  await page.click('#mdp-save');
+  await page.waitForSelector('#mdp-saved');
+  await page.waitForSelector('li[data-check="mdp"][data-ok="true"]');
+  check(Number((await text('#mdp-count')).replace(/[^0-9]/g, '')) > 0, `MDP save & check found no table: ${await text('#mdp-result')}`);
+  await page.waitForSelector('#wizard-status[data-running="true"]');
+  check((await page.getAttribute('#create-mapping', 'href')) === '#/c/second/mappings/new', 'no "Create a mapping" link');
+  check((await page.getAttribute('#open-dashboard', 'href')) === '#/c/second', 'no "Open dashboard" link');
   const all = await page.locator('body').innerText();
   for (const s of secrets) check(!all.includes(s), 'a secret of the .ionapi file is displayed');
   await shot('wizard');
 });
 
-await step('wizard: a file without saak names saak', async () => {
-  const broken = { ...ion };
-  delete broken.saak;
-  await page.setInputFiles('#ionapi-file', { name: 'no-saak.ionapi', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(broken)) });
-  await page.waitForSelector('#ionapi-errors li');
-  const errs = await text('#ionapi-errors');
-  check(errs.includes('saak'), `the error does not name saak: ${errs}`);
-  check((await page.getAttribute('#ionapi-status [data-m3]', 'data-m3')) === 'Invalid', 'the status is not Invalid');
+await step('wizard: a reload resumes second; the webhook token is gone', async () => {
+  await page.reload();
+  await page.waitForSelector('#ionapi-stored');
+  check((await page.inputValue('#conn-name')) === 'second', 'the name is not second after a reload');
+  check(await isDisabled('#conn-name'), 'the name can be changed after a reload');
+  check(await page.locator('#webhook-token').count() === 0, 'the webhook token is shown again');
+  check(!(await page.content()).includes(webhookToken), 'the webhook token is still on the page');
+  await page.waitForSelector('li[data-check="mdp"][data-ok="true"]');
+  check(await page.isChecked('input[name="mdp-via"][value="gateway"]'), 'the saved MDP choice is not shown');
+});
+
+await step('connections list shows second running and hosted, deletable; demo is not deletable', async () => {
+  await page.click('.topnav a[href="#/"]');
+  const row = '#connections tr[data-connection="second"][data-running="true"]';
+  await page.waitForSelector(row);
+  check((await text(`${row} td.hosting`)).trim() === 'Hosted', `second's hosting says ${await text(`${row} td.hosting`)}`);
+  check(await page.locator(`${row} .setup-incomplete`).count() === 0, 'a running connection says setup incomplete');
+  await page.waitForSelector(`${row} button.delete`);
+  check(await page.locator('#connections tr[data-connection="demo"] button.delete').count() === 0, 'the demo connection of the configuration can be deleted');
+});
+
+const secondType = `Extension${Date.now() % 100000}`;
+await step('second: a mapping on the custom MDP table CUGEX1, saved and deployed', async () => {
+  await page.click('#connections tr[data-connection="second"] a');
+  await page.waitForFunction(() => location.hash === '#/c/second');
+  await page.click('#subnav a[href="#/c/second/types"]');
+  await newMappingOn('CUGEX', 'CUGEX1');
+  check((await text('#view')).includes('Metadata Publisher'), 'CUGEX1 does not come from the Metadata Publisher');
+  for (const c of ['F1A030', 'F1N096']) await page.check(`#columns tr[data-column="${c}"] input[type="checkbox"]`);
+  await page.fill('#mapping-name', secondType);
+  await page.waitForFunction(() => {
+    const p = document.querySelector('#preview');
+    return p && p.dataset.state === 'ok' && p.querySelector('.msg');
+  });
+  await shot('editor-second');
+  await page.click('#deploy');
+  await page.waitForSelector('#deploy-result');
+  check(page.url().endsWith(`#/c/second/mappings/${secondType}`), `the address did not follow the saved name: ${page.url()}`);
+});
+
+await step('second: its message browser shows its messages', async () => {
+  await page.click('#subnav a[href="#/c/second/messages"]');
+  await page.waitForSelector(`#messages tr.msgrow[data-type="${secondType}Updated"]`);
+  const types = await page.locator('#messages tr.msgrow').evaluateAll((trs) => [...new Set(trs.map((t) => t.dataset.type))]);
+  check(types.every((t) => t.startsWith(secondType)), `second's browser shows other connections' messages: ${types.join(', ')}`);
+  await shot('messages-second');
+});
+
+await step('wizard: self-hosted edge: create, download the connector bundle, waiting for the connector', async () => {
+  await page.click('.topnav a[href="#/wizard"]');
+  await page.waitForSelector('#conn-name');
+  await page.fill('#conn-name', 'edge');
+  await page.check('input[name="hosting"][value="self-hosted"]');
+  check((await text('#self-hosted-note')).includes('connector'), 'self-hosted does not explain the connector');
+  await page.click('#create');
+  await page.waitForSelector('#bundle-download');
+  check(page.url().endsWith('#/wizard/edge'), `the address did not follow the new connection: ${page.url()}`);
+  await page.waitForFunction(() => document.querySelector('#connector-state')?.textContent.includes('Waiting for the connector to call home'))
+    .catch(() => { throw new CheckFailed('no "Waiting for the connector to call home" line'); });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#bundle-download')]);
+  check(download.suggestedFilename() === 'erp-bridge-connector-edge.tar', `the download is named ${download.suggestedFilename()}`);
+  const file = path.join(out, 'bundle.tar');
+  await download.saveAs(file);
+  const tar = fs.readFileSync(file, 'latin1');
+  fs.rmSync(file); // it holds a connector token
+  check(tar.includes('bundle.toml') && tar.includes('Containerfile') && tar.includes('README.md'), 'the bundle lacks bundle.toml, Containerfile or README.md');
+  check(/token = "ebt_/.test(tar) && tar.includes('connection = "edge"'), 'bundle.toml has no connector token for edge');
+  await page.waitForSelector('#bundle-note');
+  await shot('wizard-self-hosted');
+});
+
+await step('connections list: edge is self-hosted with setup incomplete; delete it (confirmed)', async () => {
+  await page.click('.topnav a[href="#/"]');
+  const row = '#connections tr[data-connection="edge"]';
+  await page.waitForSelector(`${row} a.setup-incomplete`);
+  check((await page.getAttribute(`${row} a.setup-incomplete`, 'href')) === '#/wizard/edge', 'setup incomplete does not link to the wizard');
+  check((await text(`${row} td.hosting`)).includes('Self-hosted'), `edge's hosting says ${await text(`${row} td.hosting`)}`);
+  await page.waitForSelector(`${row} button.delete`);
+  await shot('connections');
+  let asked = '';
+  page.removeAllListeners('dialog');
+  page.once('dialog', (d) => { asked = d.message(); d.accept(); });
+  await page.click(`${row} button.delete`);
+  await page.waitForSelector(row, { state: 'detached' });
+  check(asked.includes('Delete'), `deleting did not ask to confirm (asked: ${asked})`);
+  await page.waitForSelector('#deleted');
+  const gone = await apiStatus('GET', '/api/connections/edge');
+  check(gone === 404, `GET /api/connections/edge after deleting answered ${gone}`);
+  check(await page.locator('#connections tr[data-connection="second"]').count() === 1, 'second is gone too');
 });
 
 const typeName = `StudioItem${Date.now() % 100000}`;
 
 await step('mapping editor: search MIT, pick MITMAS, key columns locked', async () => {
   await go('#/c/demo/types');
-  await page.click('#new-mapping');
-  await page.fill('#table-search', 'MIT');
-  await page.click('#table-results button[data-table="MITMAS"]');
-  await page.waitForSelector('#columns tr[data-column]');
+  await newMappingOn('MIT', 'MITMAS');
   const keys = page.locator('#columns tr[data-key="true"] input[type="checkbox"]');
   const n = await keys.count();
   check(n >= 1, 'no key column in the grid');
@@ -421,8 +580,9 @@ await step('commands editor: delete RenameItemUi (confirmed)', async () => {
   check(await page.locator('#command-mappings tr[data-command="RenameItemUi"]').count() === 0, 'RenameItemUi is still listed');
 });
 
-await step('no uncaught error in the page', async () => {
+await step('no uncaught error in the page and no console error', async () => {
   check(pageErrors.length === 0, `page errors: ${pageErrors.join('; ')}`);
+  check(consoleErrors.length === 0, `console errors: ${consoleErrors.join('; ')}`);
 });
 
 await finish(0);

@@ -62,7 +62,7 @@ function askForToken(message) {
   return signingIn;
 }
 
-export async function request(method, path, body, { raw = false } = {}) {
+async function send(method, path, body, raw) {
   const init = { method, headers: {} };
   const t = token();
   if (t) init.headers.authorization = `Bearer ${t}`;
@@ -84,19 +84,40 @@ export async function request(method, path, body, { raw = false } = {}) {
   if (res.status === 401 && path.startsWith('/api/')) {
     // Ask until a token works; the server limits failed attempts per address.
     await askForToken(t ? 'That token was refused (unknown, wrong or revoked). Paste another API token.' : undefined);
-    return request(method, path, body, { raw });
+    return send(method, path, body, raw);
   }
-  const text = await res.text();
+  return res;
+}
+
+async function failure(method, path, res, text) {
   let json = null;
   if (text) {
     try { json = JSON.parse(text); } catch { json = null; }
   }
-  if (!res.ok) {
-    const err = json && json.error;
-    if (err && err.message) throw new ApiError(res.status, err.code, err.message, json);
-    throw new ApiError(res.status, 'http', `${method} ${path}: HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`, json);
+  const err = json && json.error;
+  if (err && err.message) return new ApiError(res.status, err.code, err.message, json);
+  return new ApiError(res.status, 'http', `${method} ${path}: HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`, json);
+}
+
+export async function request(method, path, body, { raw = false } = {}) {
+  const res = await send(method, path, body, raw);
+  const text = await res.text();
+  if (!res.ok) throw await failure(method, path, res, text);
+  let json = null;
+  if (text) {
+    try { json = JSON.parse(text); } catch { json = null; }
   }
   return json;
+}
+
+// A file answer (e.g. a connector bundle): `{ blob, filename }`, the name from Content-Disposition.
+export async function download(method, path, body) {
+  const res = await send(method, path, body, false);
+  if (!res.ok) throw await failure(method, path, res, await res.text());
+  const blob = await res.blob();
+  const cd = res.headers.get('content-disposition') || '';
+  const m = /filename="?([^";]+)"?/i.exec(cd);
+  return { blob, filename: m ? m[1] : null };
 }
 
 export const get = (path) => request('GET', path);

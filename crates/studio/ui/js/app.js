@@ -6,6 +6,7 @@ import { h, clear, errorBox } from './dom.js';
 const routes = [
   [/^\/$/, () => import('./views/connections.js'), () => ({})],
   [/^\/wizard$/, () => import('./views/wizard.js'), () => ({})],
+  [/^\/wizard\/([^/]+)$/, () => import('./views/wizard.js'), (m) => ({ setup: m[1] })],
   [/^\/tokens$/, () => import('./views/tokens.js'), () => ({})],
   [/^\/c\/([^/]+)$/, () => import('./views/dashboard.js'), (m) => ({ c: m[1], tab: 'dashboard' })],
   [/^\/c\/([^/]+)\/types$/, () => import('./views/types.js'), (m) => ({ c: m[1], tab: 'types' })],
@@ -35,7 +36,10 @@ function path() {
 
 function decodeParams(p) {
   const out = {};
-  for (const [k, v] of Object.entries(p)) out[k] = typeof v === 'string' ? decodeURIComponent(v) : v;
+  const dec = (v) => {
+    try { return decodeURIComponent(v); } catch { return v; } // a malformed escape stays as typed
+  };
+  for (const [k, v] of Object.entries(p)) out[k] = typeof v === 'string' ? dec(v) : v;
   return out;
 }
 

@@ -74,6 +74,8 @@ const M3_TEXT = {
   AuthorizationFailed: 'Not authorised',
   Unreachable: 'Unreachable',
   Invalid: 'Invalid file',
+  NotConfigured: 'Not configured',
+  Unchecked: 'Checked by the connector',
 };
 
 export function dot(level, label) {
@@ -119,4 +121,17 @@ export function uuid() {
     const r = (Math.random() * 16) | 0;
     return (c === 'x' ? r : (r & 0x3) | 0x8).toString(16);
   });
+}
+
+// Copy text to the clipboard; without the clipboard API (plain http on another host), select the
+// text of `input` and copy it the old way. Whether it worked.
+export async function copyText(text, input) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    input.focus();
+    input.select();
+    try { return document.execCommand('copy'); } catch { return false; }
+  }
 }

@@ -1,6 +1,6 @@
 // Access tokens: list, create (the new token is shown once), revoke.
 import { get, post, del, token as currentToken } from '../api.js';
-import { h, clear, errorBox, when } from '../dom.js';
+import { h, clear, errorBox, when, copyText } from '../dom.js';
 
 export const name = 'tokens';
 
@@ -15,18 +15,6 @@ const SCOPES = [
 function ownId() {
   const m = /^ebt_([^.]+)\./.exec(currentToken());
   return m ? m[1] : null;
-}
-
-async function copyText(text, input) {
-  try {
-    await navigator.clipboard.writeText(text);
-    return true;
-  } catch {
-    // No clipboard API (plain http on another host): select the text and copy it the old way.
-    input.focus();
-    input.select();
-    try { return document.execCommand('copy'); } catch { return false; }
-  }
 }
 
 export async function render(root) {
