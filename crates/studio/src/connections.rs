@@ -157,7 +157,7 @@ pub(crate) async fn describe_record(st: &AppState, rec: &ConnectionRecord) -> Va
         (Some(rt), _) if rt.remote.is_some() => rt.remote.as_ref().map(|r| r.describe()).unwrap_or(Value::Null),
         (Some(_), _) => json!({"state": "in-process"}),
         (None, "self-hosted") => json!({"state": "not-configured"}),
-        (None, _) => json!({"state": "stopped"}),
+        (None, _) => json!({"state": "not-configured"}),
     };
     let mdp = &rec.settings["mdp"];
     json!({
@@ -245,9 +245,16 @@ async fn set_mdp(
             rec.settings["mdp"] = json!({"url": parsed.as_str(), "username": user});
         }
     }
+    let before = stored(&st, &c).await?;
+    let changed = before.settings != rec.settings || before.secrets != rec.secrets;
     st.store.update_connection(&rec).await?;
     let check = check_mdp(&st, &rec).await?;
-    let launch = relaunch(&st, &rec).await?;
+    // Restart only when something changed (a running connection keeps its state otherwise).
+    let launch = if changed || !st.connections.contains_key(&c) {
+        relaunch(&st, &rec).await?
+    } else {
+        json!({"running": true, "unchanged": true})
+    };
     Ok(Json(
         json!({"saved": true, "check": check, "launch": launch, "connection": describe_record(&st, &rec).await}),
     ))
@@ -347,6 +354,14 @@ async fn set_ionapi(
     tracing::info!(connection = %c, tenant = %ion.tenant, "connection: .ionapi saved (sealed)");
     check["saved"] = json!(true);
     check["launch"] = relaunch(&st, &rec).await?;
+    if let (Some(rt), Some("Healthy")) = (st.connections.get(&c), check["status"].as_str()) {
+        // The live check just reached M3: show that until the connector says otherwise.
+        rt.connector.status().update(|s| {
+            if s.m3 == pipeline::Connectivity::Unknown {
+                s.m3 = pipeline::Connectivity::Healthy;
+            }
+        });
+    }
     check["connection"] = describe_record(&st, &rec).await;
     Ok((StatusCode::OK, Json(check)))
 }

@@ -165,6 +165,8 @@ pub(crate) fn connection(st: &AppState, name: &str) -> Result<ConnectionRuntime,
 
 /// Running connections, and stored ones that do not run yet (no `.ionapi` saved).
 async fn list_connections(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let stored = st.store.connections().await?;
+    let from_api: std::collections::BTreeSet<&str> = stored.iter().map(|r| r.name.as_str()).collect();
     let mut list: BTreeMap<String, Value> = st
         .connections
         .values()
@@ -176,6 +178,7 @@ async fn list_connections(State(st): State<AppState>) -> Result<impl IntoRespons
             let v = json!({
                 "name": c.name,
                 "hosting": if c.remote.is_some() { "self-hosted" } else { "hosted" },
+                "source": if from_api.contains(c.name.as_str()) { "api" } else { "configuration" },
                 "running": true,
                 "m3": c.connector.status().snapshot().m3,
                 "messageTypes": c.connector.mappings().len(),
@@ -184,10 +187,10 @@ async fn list_connections(State(st): State<AppState>) -> Result<impl IntoRespons
             (c.name.clone(), v)
         })
         .collect();
-    for rec in st.store.connections().await? {
+    for rec in &stored {
         list.entry(rec.name.clone()).or_insert_with(|| {
             json!({
-                "name": rec.name, "hosting": rec.hosting, "running": false, "m3": "NotConfigured",
+                "name": rec.name, "hosting": rec.hosting, "source": "api", "running": false, "m3": "NotConfigured",
                 "messageTypes": 0, "connector": {"state": "not-configured"},
             })
         });
