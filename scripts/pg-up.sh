@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start a throwaway, loopback-only PostgreSQL cluster for the store's PostgreSQL tests.
 #
-# Usage: eval "$(scripts/pg-up.sh [port] [state-dir])"
+# Usage: PG_ENV="$(scripts/pg-up.sh [port] [state-dir])" && eval "$PG_ENV"
+#   (the assignment keeps pg-up's exit status for `set -e`; a bare `eval "$(...)"` would lose it)
 #   port       default: $PG_PORT, else the first free one from 15432 up
 #   state-dir  default: $PG_STATE_DIR, else a new /tmp/pg-test.XXXXXX (removed by pg-down.sh)
 # Prints shell lines for eval on stdout (progress goes to stderr):
@@ -11,8 +12,9 @@
 #
 # The cluster: `initdb -A trust -U postgres` (no password: it listens on 127.0.0.1 and on a Unix
 # socket inside the state folder only), UTF8, fsync off (test data is disposable).
-# initdb and postgres refuse to run as root: as root the cluster runs as the `postgres` user when
-# it exists (Debian's package creates it), else as `nobody`; the state folder is given to that user.
+# initdb and postgres refuse to run as root: as root the cluster runs as $PG_RUN_AS, by default the
+# `postgres` user when it exists (Debian's package creates it), else `nobody`; the state folder is
+# given to that user (so it must not lie inside a folder closed to it, such as /root).
 set -euo pipefail
 
 # --- CI: install PostgreSQL when its binaries are absent (a fresh Debian machine) ----------------
@@ -52,8 +54,11 @@ STATE="$(cd "$STATE" && pwd)"
 # Who runs the cluster, and how to run a command as that user.
 as_user() { "$@"; }
 if [ "$(id -u)" -eq 0 ]; then
-  RUN_AS=nobody
-  id -u postgres >/dev/null 2>&1 && RUN_AS=postgres
+  RUN_AS="${PG_RUN_AS:-}"
+  if [ -z "$RUN_AS" ]; then
+    RUN_AS=nobody
+    id -u postgres >/dev/null 2>&1 && RUN_AS=postgres
+  fi
   chown -R "$RUN_AS" "$STATE"
   if command -v runuser >/dev/null 2>&1; then
     as_user() { runuser -u "$RUN_AS" -- "$@"; }
