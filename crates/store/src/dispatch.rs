@@ -38,7 +38,8 @@ impl Store {
     ///
     /// - `postgres://user:password@host:port/database?...` (or `postgresql://`): a PostgreSQL
     ///   database, which must exist (the schema is created in it);
-    /// - `sqlite://path` (or `sqlite:path`), or a plain file path: a SQLite file, as [`Store::open`].
+    /// - `sqlite://path` (or `sqlite:path`), or a plain file path: a SQLite file, as [`Store::open`]
+    ///   (a file: an in-memory `:memory:` database would be one per pooled connection).
     ///
     /// A PostgreSQL URL's password never appears in the error.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
