@@ -197,3 +197,14 @@ pub enum LeaseOutcome {
         expires_at_ms: i64,
     },
 }
+
+/// Outcome of [`crate::Store::apply_batch`] (and of [`crate::Store::ingest`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Messages appended.
+    pub emitted: usize,
+    /// Changes dropped because nothing mapped changed (or an unknown key was deleted).
+    pub unchanged: usize,
+    /// Changes dropped because the entity already holds a newer version.
+    pub stale: usize,
+}

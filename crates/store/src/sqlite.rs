@@ -10,24 +10,13 @@ use tracing::instrument;
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiToken, Batch, Change, ChangeOp, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
-    MappingVersion, ReadModelPage, StoredMessage,
+    ApiToken, Applied, Batch, Change, ChangeOp, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome,
+    MappingRecord, MappingVersion, ReadModelPage, StoredMessage,
 };
 
-/// Outcome of [`Store::apply_batch`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// Messages appended.
-    pub emitted: usize,
-    /// Changes dropped because nothing mapped changed (or an unknown key was deleted).
-    pub unchanged: usize,
-    /// Changes dropped because the entity already holds a newer version.
-    pub stale: usize,
-}
-
-/// The store. Cheap to clone.
+/// The SQLite store. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct SqliteStore {
     pool: SqlitePool,
 }
 
@@ -35,7 +24,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl Store {
+impl SqliteStore {
     /// Open (creating if needed) the store file at `path` and migrate it.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
@@ -253,7 +242,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Messages of a connection not yet acknowledged by the broker, oldest first.
     pub async fn unpublished(&self, connection: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
         let rows = sqlx::query(
@@ -326,7 +315,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Save a new version of a mapping; returns its version number (1 for a new mapping).
     pub async fn save_mapping(
         &self,
@@ -471,7 +460,7 @@ fn version_from_row(r: sqlx::sqlite::SqliteRow) -> Result<MappingVersion, StoreE
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Store a new API token (its secret's hash only).
     pub async fn create_token(&self, t: &ApiToken) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO api_tokens (id, name, scope, connection, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
@@ -647,7 +636,7 @@ fn message_from_row(r: sqlx::sqlite::SqliteRow) -> StoredMessage {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Save a new version of a command mapping; returns its version number (1 for a new one;
     /// after a deletion the numbering goes on).
     pub async fn save_command_mapping(
@@ -761,7 +750,7 @@ fn command_version_from_row(r: sqlx::sqlite::SqliteRow) -> Result<CommandMapping
 /// Name of the cursor that remembers how far a self-hosted connector's messages were ingested.
 const UPLINK_CURSOR: &str = "$uplink";
 
-impl Store {
+impl SqliteStore {
     /// Ingest messages a self-hosted connector produced (its outbox, in its order): each item is
     /// `(connector sequence number, mapping, change)`. Items at or below the stored uplink
     /// position were ingested already (a resend after a lost acknowledgement) and are skipped;
@@ -945,438 +934,4 @@ fn connection_from_row(r: sqlx::sqlite::SqliteRow) -> Result<ConnectionRecord, S
         updated_at: r.get(6),
         name,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Change, NewMessage};
-
-    fn msg(id: &str, ty: &str, key: &str) -> NewMessage {
-        NewMessage {
-            id: id.into(),
-            ty: ty.into(),
-            source: "erp-bridge/demo/MITMAS".into(),
-            subject: key.into(),
-            time: now(),
-            dataschema: "x".into(),
-            payload: "{}".into(),
-        }
-    }
-
-    fn upsert(key: &str, hash: u64, state: &str) -> Change {
-        Change {
-            key: key.into(),
-            op: ChangeOp::Upsert {
-                hash,
-                state: state.into(),
-            },
-            position: None,
-            message: msg(&format!("{key}-{hash}"), "ItemUpdated", key),
-        }
-    }
-
-    #[tokio::test]
-    async fn batches_dedupe_by_hash_and_store_the_cursor_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let cursor = Cursor {
-            fingerprint: "f1".into(),
-            position: serde_json::json!({"lmts": 5}),
-        };
-        let batch = Batch {
-            connection: "demo".into(),
-            mapping: "Item".into(),
-            changes: vec![
-                upsert("100|A", 1, r#"{"status":"20","n":1}"#),
-                upsert("100|B", 2, r#"{"status":"90","n":2}"#),
-                upsert("100|A", 1, r#"{"status":"20","n":1}"#),
-            ],
-            cursor: Some(cursor.clone()),
-        };
-        let a = store.apply_batch(&batch).await.unwrap();
-        assert_eq!((a.emitted, a.unchanged), (2, 1));
-        assert_eq!(store.cursor("demo", "Item").await.unwrap(), Some(cursor));
-        let del = Batch {
-            connection: "demo".into(),
-            mapping: "Item".into(),
-            changes: vec![
-                Change {
-                    key: "100|B".into(),
-                    op: ChangeOp::Delete,
-                    position: None,
-                    message: msg("d", "ItemDeleted", "100|B"),
-                },
-                Change {
-                    key: "100|Z".into(),
-                    op: ChangeOp::Delete,
-                    position: None,
-                    message: msg("dz", "ItemDeleted", "100|Z"),
-                },
-            ],
-            cursor: None,
-        };
-        assert_eq!(store.apply_batch(&del).await.unwrap().emitted, 1);
-        let log = store.messages("demo", 0, 10, None, None).await.unwrap();
-        let types: Vec<_> = log.iter().map(|m| (m.ty.as_str(), m.subject.as_str())).collect();
-        assert_eq!(
-            types,
-            vec![
-                ("ItemUpdated", "100|A"),
-                ("ItemUpdated", "100|B"),
-                ("ItemDeleted", "100|B")
-            ]
-        );
-        assert_eq!(store.entity("demo", "Item", "100|B").await.unwrap(), None);
-        assert!(store.entity("demo", "Item", "100|A").await.unwrap().is_some());
-        assert_eq!(
-            store
-                .messages("demo", 2, 10, Some("ItemDeleted"), None)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-        assert_eq!(store.unpublished_count("demo").await.unwrap(), 3);
-        assert_eq!(store.mark_published("demo", 2).await.unwrap(), 2);
-        let left = store.unpublished("demo", 10).await.unwrap();
-        assert_eq!(left.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3]);
-        assert!(store
-            .record_command("demo", "c1", "UpdateItem", "succeeded", "{}")
-            .await
-            .unwrap());
-        assert!(!store
-            .record_command("demo", "c1", "UpdateItem", "failed", "{}")
-            .await
-            .unwrap());
-        assert_eq!(
-            store.command_receipt("demo", "c1").await.unwrap().as_deref(),
-            Some("{}")
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_writers_wait_for_each_other_instead_of_failing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let mut tasks = Vec::new();
-        for w in 0..8u64 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                for i in 0..25u64 {
-                    let batch = Batch {
-                        connection: "demo".into(),
-                        mapping: "Item".into(),
-                        changes: vec![upsert(&format!("100|K{w}-{i}"), w * 100 + i + 1, "{}")],
-                        cursor: None,
-                    };
-                    store.apply_batch(&batch).await?;
-                }
-                Ok::<_, StoreError>(())
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap().expect("no writer fails with `database is locked`");
-        }
-        assert_eq!(store.entity_count("demo", "Item").await.unwrap(), 200);
-    }
-
-    #[tokio::test]
-    async fn older_positions_never_overwrite_newer_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let at = |hash: u64, pos: i64, op: ChangeOp| Batch {
-            connection: "demo".into(),
-            mapping: "Item".into(),
-            changes: vec![Change {
-                key: "100|A".into(),
-                op,
-                message: msg(&format!("m{hash}-{pos}"), "ItemUpdated", "100|A"),
-                position: Some(pos),
-            }],
-            cursor: None,
-        };
-        let up = |hash: u64, state: &str| ChangeOp::Upsert {
-            hash,
-            state: state.into(),
-        };
-        assert_eq!(store.apply_batch(&at(2, 20, up(2, "v2"))).await.unwrap().emitted, 1);
-        // A late event with the older version: dropped as stale.
-        let late = store.apply_batch(&at(1, 10, up(1, "v1"))).await.unwrap();
-        assert_eq!((late.emitted, late.stale), (0, 1));
-        assert_eq!(
-            store.entity("demo", "Item", "100|A").await.unwrap().as_deref(),
-            Some("v2")
-        );
-        // Same content seen at a newer position moves the position forward.
-        assert_eq!(store.apply_batch(&at(2, 30, up(2, "v2"))).await.unwrap().unchanged, 1);
-        assert_eq!(store.apply_batch(&at(3, 25, up(3, "v3"))).await.unwrap().stale, 1);
-        // A delete of an older version is stale; of the current one, real.
-        assert_eq!(store.apply_batch(&at(0, 29, ChangeOp::Delete)).await.unwrap().stale, 1);
-        assert_eq!(
-            store.apply_batch(&at(0, 30, ChangeOp::Delete)).await.unwrap().emitted,
-            1
-        );
-        assert_eq!(store.entity("demo", "Item", "100|A").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn mapping_versions_and_deployments() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let v1 = serde_json::json!({"name": "Item", "v": 1});
-        let v2 = serde_json::json!({"name": "Item", "v": 2});
-        assert_eq!(store.save_mapping("demo", "Item", &v1, "alice").await.unwrap(), 1);
-        assert_eq!(store.save_mapping("demo", "Item", &v2, "bob").await.unwrap(), 2);
-        assert_eq!(store.save_mapping("other", "Item", &v1, "bob").await.unwrap(), 1);
-        store.set_deployed("demo", "Item", 1, "alice").await.unwrap();
-        let list = store.mappings("demo").await.unwrap();
-        assert_eq!(list.len(), 1);
-        assert_eq!(list[0].latest.version, 2);
-        assert_eq!(list[0].latest.spec, v2);
-        assert_eq!(list[0].deployed_version, Some(1));
-        assert_eq!(store.mapping_versions("demo", "Item").await.unwrap().len(), 2);
-        assert!(store.set_undeployed("demo", "Item").await.unwrap());
-        assert_eq!(store.mappings("demo").await.unwrap()[0].deployed_version, None);
-        assert!(store.delete_mapping("demo", "Item").await.unwrap());
-        assert!(store.mappings("demo").await.unwrap().is_empty());
-        assert_eq!(store.mappings("other").await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn entity_pages_filter_on_fields_and_reconciliation_finds_unseen_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let changes = (0..5)
-            .map(|i| {
-                upsert(
-                    &format!("100|K{i}"),
-                    i,
-                    &format!(r#"{{"status":"{}","n":{i}}}"#, if i % 2 == 0 { "20" } else { "90" }),
-                )
-            })
-            .collect();
-        let batch = Batch {
-            connection: "demo".into(),
-            mapping: "Item".into(),
-            changes,
-            cursor: None,
-        };
-        store.apply_batch(&batch).await.unwrap();
-        let p = store.entities("demo", "Item", None, 2, &[]).await.unwrap();
-        assert_eq!(p.items.len(), 2);
-        assert_eq!(p.next.as_deref(), Some("100|K1"));
-        let p = store
-            .entities("demo", "Item", p.next.as_deref(), 10, &[])
-            .await
-            .unwrap();
-        assert_eq!(p.items.len(), 3);
-        assert_eq!(p.next, None);
-        let f = store
-            .entities("demo", "Item", None, 10, &[("status".into(), "90".into())])
-            .await
-            .unwrap();
-        assert_eq!(
-            f.items.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-            vec!["100|K1", "100|K3"]
-        );
-        let f = store
-            .entities("demo", "Item", None, 10, &[("n".into(), "4".into())])
-            .await
-            .unwrap();
-        assert_eq!(f.items.len(), 1, "numbers compare by their text");
-        let max = store.last_seq().await.unwrap();
-        store
-            .mark_seen(
-                "demo",
-                "Item",
-                1,
-                &["100|K0".into(), "100|K2".into(), "100|K3".into(), "100|K4".into()],
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.unseen_keys("demo", "Item", 1, max).await.unwrap(), vec!["100|K1"]);
-        assert!(store.unseen_keys("demo", "Item", 1, 0).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn command_mapping_versions_deletions_and_latest() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        assert!(!store.has_command_mappings("demo").await.unwrap());
-        let v1 = serde_json::json!({"name": "RenameItem", "v": 1});
-        let v2 = serde_json::json!({"name": "RenameItem", "v": 2});
-        let other = serde_json::json!({"name": "DeleteItem"});
-        assert_eq!(
-            store
-                .save_command_mapping("demo", "RenameItem", &v1, "alice")
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            store
-                .save_command_mapping("demo", "RenameItem", &v2, "bob")
-                .await
-                .unwrap(),
-            2
-        );
-        assert_eq!(
-            store
-                .save_command_mapping("demo", "DeleteItem", &other, "bob")
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(
-            store
-                .save_command_mapping("other", "RenameItem", &v1, "bob")
-                .await
-                .unwrap(),
-            1
-        );
-        let list = store.command_mappings("demo").await.unwrap();
-        assert_eq!(
-            list.iter().map(|v| (v.name.as_str(), v.version)).collect::<Vec<_>>(),
-            [("DeleteItem", 1), ("RenameItem", 2)]
-        );
-        assert_eq!(list[1].spec, v2);
-        assert_eq!(list[1].created_by, "bob");
-        // Deleting appends a tombstone: gone from the list, history kept, numbering goes on.
-        assert!(store
-            .delete_command_mapping("demo", "RenameItem", "carol")
-            .await
-            .unwrap());
-        assert!(!store
-            .delete_command_mapping("demo", "RenameItem", "carol")
-            .await
-            .unwrap());
-        assert!(!store.delete_command_mapping("demo", "Unknown", "carol").await.unwrap());
-        let names: Vec<String> = store
-            .command_mappings("demo")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|v| v.name)
-            .collect();
-        assert_eq!(names, ["DeleteItem"]);
-        let versions = store.command_mapping_versions("demo", "RenameItem").await.unwrap();
-        assert_eq!(versions.len(), 3);
-        assert!(versions[2].deleted && versions[2].spec.is_null());
-        assert_eq!(versions[2].created_by, "carol");
-        assert!(store.has_command_mappings("demo").await.unwrap());
-        assert_eq!(
-            store
-                .save_command_mapping("demo", "RenameItem", &v1, "dave")
-                .await
-                .unwrap(),
-            4
-        );
-        assert_eq!(store.command_mappings("demo").await.unwrap().len(), 2);
-        assert_eq!(store.command_mappings("other").await.unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn ingest_skips_what_was_ingested_already_and_applies_the_rest_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let items = vec![
-            (1, "Item".to_string(), upsert("A", 1, "{\"v\":1}")),
-            (2, "Item".to_string(), upsert("A", 2, "{\"v\":2}")),
-            (3, "Customer".to_string(), upsert("C", 7, "{}")),
-        ];
-        let (applied, pos) = store.ingest("remote", &items[..2]).await.unwrap();
-        assert_eq!((applied.emitted, pos), (2, 2));
-        // The acknowledgement was lost: the connector sends 1..3 again; only 3 is new.
-        let (applied, pos) = store.ingest("remote", &items).await.unwrap();
-        assert_eq!((applied.emitted, applied.unchanged, pos), (1, 2, 3));
-        assert_eq!(
-            store.entity("remote", "Item", "A").await.unwrap().as_deref(),
-            Some("{\"v\":2}")
-        );
-        assert_eq!(
-            store.entity("remote", "Customer", "C").await.unwrap().as_deref(),
-            Some("{}")
-        );
-        let log = store.messages("remote", 0, 100, None, None).await.unwrap();
-        assert_eq!(log.len(), 3, "no duplicate in the log: {log:?}");
-    }
-
-    #[tokio::test]
-    async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let ttl = Duration::from_secs(30);
-        assert_eq!(
-            store.acquire_lease("c", "one", ttl).await.unwrap(),
-            LeaseOutcome::Granted
-        );
-        assert_eq!(
-            store.acquire_lease("c", "one", ttl).await.unwrap(),
-            LeaseOutcome::Granted,
-            "renewal"
-        );
-        match store.acquire_lease("c", "two", ttl).await.unwrap() {
-            LeaseOutcome::HeldBy { holder, .. } => assert_eq!(holder, "one"),
-            other => panic!("second holder must be refused, got {other:?}"),
-        }
-        assert_eq!(
-            store.acquire_lease("other", "two", ttl).await.unwrap(),
-            LeaseOutcome::Granted,
-            "per connection"
-        );
-        assert!(
-            !store.release_lease("c", "two").await.unwrap(),
-            "only the holder releases"
-        );
-        assert!(store.release_lease("c", "one").await.unwrap());
-        assert_eq!(
-            store.acquire_lease("c", "two", Duration::from_millis(1)).await.unwrap(),
-            LeaseOutcome::Granted
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(
-            store.acquire_lease("c", "one", ttl).await.unwrap(),
-            LeaseOutcome::Granted,
-            "expired lease"
-        );
-    }
-
-    #[tokio::test]
-    async fn connections_round_trip_and_deleting_one_revokes_its_tokens() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
-        let rec = ConnectionRecord {
-            name: "prod".into(),
-            hosting: "hosted".into(),
-            settings: serde_json::json!({"company": 100}),
-            secrets: [("ionapi".to_string(), "v1:abc:xyz".to_string())].into(),
-            created_at: String::new(),
-            created_by: "admin".into(),
-            updated_at: String::new(),
-        };
-        assert!(store.create_connection(&rec).await.unwrap());
-        assert!(!store.create_connection(&rec).await.unwrap(), "names are unique");
-        let got = store.connection("prod").await.unwrap().unwrap();
-        assert_eq!((got.settings, got.secrets), (rec.settings.clone(), rec.secrets.clone()));
-        let mut changed = rec.clone();
-        changed.hosting = "self-hosted".into();
-        assert!(store.update_connection(&changed).await.unwrap());
-        assert_eq!(store.connections().await.unwrap()[0].hosting, "self-hosted");
-        store
-            .create_token(&ApiToken {
-                id: "t1".into(),
-                name: "connector".into(),
-                scope: "connector".into(),
-                connection: Some("prod".into()),
-                hash: "h".into(),
-                created_at: String::new(),
-                revoked_at: None,
-            })
-            .await
-            .unwrap();
-        assert!(store.delete_connection("prod").await.unwrap());
-        assert!(store.connection("prod").await.unwrap().is_none());
-        assert!(store.token("t1").await.unwrap().unwrap().revoked_at.is_some());
-    }
 }

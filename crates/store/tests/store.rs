@@ -1,0 +1,817 @@
+//! The store's behaviour, checked on every back end: each test below is an `async fn(Store)`, and
+//! `on_every_backend!` makes two tests of it, `<name>::sqlite` (always, on a fresh file) and
+//! `<name>::postgres` (on a fresh database created for it on the server named by
+//! `ERP_BRIDGE_TEST_PG_URL`, dropped afterwards; so tests run in parallel).
+//!
+//! Without `ERP_BRIDGE_TEST_PG_URL` the PostgreSQL variants print a skip note and pass, unless
+//! `CI` is set: then they fail, so CI cannot silently stop testing PostgreSQL. Start a server
+//! with `eval "$(scripts/pg-up.sh)"` (it exports the variable) and stop it with
+//! `scripts/pg-down.sh`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Connection;
+use store::{ApiToken, Batch, Change, ChangeOp, ConnectionRecord, Cursor, LeaseOutcome, NewMessage, Store, StoreError};
+
+/// The variable naming the PostgreSQL server for the tests: an admin URL (a user that may
+/// create databases, e.g. `postgres://postgres@127.0.0.1:15432/postgres`).
+const PG_URL_VAR: &str = "ERP_BRIDGE_TEST_PG_URL";
+
+/// Run `test` on a store in a fresh SQLite file.
+async fn on_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    test(store).await;
+}
+
+/// Run `test` on a store in a fresh PostgreSQL database (see the module documentation).
+async fn on_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(admin_url) = std::env::var(PG_URL_VAR).ok().filter(|u| !u.is_empty()) else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "{PG_URL_VAR} is not set, but CI is: the PostgreSQL back end would go untested. \
+                 Start a server first: eval \"$(scripts/pg-up.sh)\""
+            );
+        }
+        eprintln!("skipped: PostgreSQL variant (set {PG_URL_VAR}, e.g. eval \"$(scripts/pg-up.sh)\")");
+        return;
+    };
+    let db = TestDatabase::create(&admin_url).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(store.backend(), "postgres");
+    // Run the test as a task, so that the database is dropped even when it panics.
+    let outcome = tokio::spawn(test(store)).await;
+    db.remove().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// A database of its own for one test.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create(admin_url: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!(
+            "test_{}_{}_{}",
+            std::process::id(),
+            nanos,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let mut url = url::Url::parse(admin_url).unwrap();
+        url.set_path(&format!("/{name}"));
+        Self {
+            admin_url: admin_url.to_string(),
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    async fn remove(self) {
+        let mut admin = sqlx::PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+    }
+}
+
+/// `on_every_backend!(test_fn)` makes `test_fn::sqlite` and `test_fn::postgres`;
+/// `on_every_backend!(test_fn, multi_thread)` runs them on a 4-thread runtime.
+macro_rules! on_every_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                crate::on_sqlite(super::$name).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                crate::on_postgres(super::$name).await
+            }
+        }
+    };
+    ($name:ident, multi_thread) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                crate::on_sqlite(super::$name).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                crate::on_postgres(super::$name).await
+            }
+        }
+    };
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn msg(id: &str, ty: &str, key: &str) -> NewMessage {
+    NewMessage {
+        id: id.into(),
+        ty: ty.into(),
+        source: "erp-bridge/demo/MITMAS".into(),
+        subject: key.into(),
+        time: now(),
+        dataschema: "x".into(),
+        payload: "{}".into(),
+    }
+}
+
+fn upsert(key: &str, hash: u64, state: &str) -> Change {
+    Change {
+        key: key.into(),
+        op: ChangeOp::Upsert {
+            hash,
+            state: state.into(),
+        },
+        position: None,
+        message: msg(&format!("{key}-{hash}"), "ItemUpdated", key),
+    }
+}
+
+on_every_backend!(batches_dedupe_by_hash_and_store_the_cursor_atomically);
+async fn batches_dedupe_by_hash_and_store_the_cursor_atomically(store: Store) {
+    let cursor = Cursor {
+        fingerprint: "f1".into(),
+        position: serde_json::json!({"lmts": 5}),
+    };
+    let batch = Batch {
+        connection: "demo".into(),
+        mapping: "Item".into(),
+        changes: vec![
+            upsert("100|A", 1, r#"{"status":"20","n":1}"#),
+            upsert("100|B", 2, r#"{"status":"90","n":2}"#),
+            upsert("100|A", 1, r#"{"status":"20","n":1}"#),
+        ],
+        cursor: Some(cursor.clone()),
+    };
+    let a = store.apply_batch(&batch).await.unwrap();
+    assert_eq!((a.emitted, a.unchanged), (2, 1));
+    assert_eq!(store.cursor("demo", "Item").await.unwrap(), Some(cursor));
+    let del = Batch {
+        connection: "demo".into(),
+        mapping: "Item".into(),
+        changes: vec![
+            Change {
+                key: "100|B".into(),
+                op: ChangeOp::Delete,
+                position: None,
+                message: msg("d", "ItemDeleted", "100|B"),
+            },
+            Change {
+                key: "100|Z".into(),
+                op: ChangeOp::Delete,
+                position: None,
+                message: msg("dz", "ItemDeleted", "100|Z"),
+            },
+        ],
+        cursor: None,
+    };
+    assert_eq!(store.apply_batch(&del).await.unwrap().emitted, 1);
+    let log = store.messages("demo", 0, 10, None, None).await.unwrap();
+    let types: Vec<_> = log.iter().map(|m| (m.ty.as_str(), m.subject.as_str())).collect();
+    assert_eq!(
+        types,
+        vec![
+            ("ItemUpdated", "100|A"),
+            ("ItemUpdated", "100|B"),
+            ("ItemDeleted", "100|B")
+        ]
+    );
+    assert_eq!(store.entity("demo", "Item", "100|B").await.unwrap(), None);
+    assert!(store.entity("demo", "Item", "100|A").await.unwrap().is_some());
+    assert_eq!(
+        store
+            .messages("demo", 2, 10, Some("ItemDeleted"), None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.unpublished_count("demo").await.unwrap(), 3);
+    assert_eq!(store.mark_published("demo", 2).await.unwrap(), 2);
+    let left = store.unpublished("demo", 10).await.unwrap();
+    assert_eq!(left.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3]);
+    assert!(store
+        .record_command("demo", "c1", "UpdateItem", "succeeded", "{}")
+        .await
+        .unwrap());
+    assert!(!store
+        .record_command("demo", "c1", "UpdateItem", "failed", "{}")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.command_receipt("demo", "c1").await.unwrap().as_deref(),
+        Some("{}")
+    );
+}
+
+on_every_backend!(concurrent_writers_wait_for_each_other_instead_of_failing, multi_thread);
+async fn concurrent_writers_wait_for_each_other_instead_of_failing(store: Store) {
+    let mut tasks = Vec::new();
+    for w in 0..8u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25u64 {
+                let batch = Batch {
+                    connection: "demo".into(),
+                    mapping: "Item".into(),
+                    changes: vec![upsert(&format!("100|K{w}-{i}"), w * 100 + i + 1, "{}")],
+                    cursor: None,
+                };
+                store.apply_batch(&batch).await?;
+            }
+            Ok::<_, StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("no writer fails with `database is locked`");
+    }
+    assert_eq!(store.entity_count("demo", "Item").await.unwrap(), 200);
+}
+
+on_every_backend!(older_positions_never_overwrite_newer_state);
+async fn older_positions_never_overwrite_newer_state(store: Store) {
+    let at = |hash: u64, pos: i64, op: ChangeOp| Batch {
+        connection: "demo".into(),
+        mapping: "Item".into(),
+        changes: vec![Change {
+            key: "100|A".into(),
+            op,
+            message: msg(&format!("m{hash}-{pos}"), "ItemUpdated", "100|A"),
+            position: Some(pos),
+        }],
+        cursor: None,
+    };
+    let up = |hash: u64, state: &str| ChangeOp::Upsert {
+        hash,
+        state: state.into(),
+    };
+    assert_eq!(store.apply_batch(&at(2, 20, up(2, "v2"))).await.unwrap().emitted, 1);
+    // A late event with the older version: dropped as stale.
+    let late = store.apply_batch(&at(1, 10, up(1, "v1"))).await.unwrap();
+    assert_eq!((late.emitted, late.stale), (0, 1));
+    assert_eq!(
+        store.entity("demo", "Item", "100|A").await.unwrap().as_deref(),
+        Some("v2")
+    );
+    // Same content seen at a newer position moves the position forward.
+    assert_eq!(store.apply_batch(&at(2, 30, up(2, "v2"))).await.unwrap().unchanged, 1);
+    assert_eq!(store.apply_batch(&at(3, 25, up(3, "v3"))).await.unwrap().stale, 1);
+    // A delete of an older version is stale; of the current one, real.
+    assert_eq!(store.apply_batch(&at(0, 29, ChangeOp::Delete)).await.unwrap().stale, 1);
+    assert_eq!(
+        store.apply_batch(&at(0, 30, ChangeOp::Delete)).await.unwrap().emitted,
+        1
+    );
+    assert_eq!(store.entity("demo", "Item", "100|A").await.unwrap(), None);
+}
+
+on_every_backend!(mapping_versions_and_deployments);
+async fn mapping_versions_and_deployments(store: Store) {
+    let v1 = serde_json::json!({"name": "Item", "v": 1});
+    let v2 = serde_json::json!({"name": "Item", "v": 2});
+    assert_eq!(store.save_mapping("demo", "Item", &v1, "alice").await.unwrap(), 1);
+    assert_eq!(store.save_mapping("demo", "Item", &v2, "bob").await.unwrap(), 2);
+    assert_eq!(store.save_mapping("other", "Item", &v1, "bob").await.unwrap(), 1);
+    store.set_deployed("demo", "Item", 1, "alice").await.unwrap();
+    let list = store.mappings("demo").await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].latest.version, 2);
+    assert_eq!(list[0].latest.spec, v2);
+    assert_eq!(list[0].deployed_version, Some(1));
+    assert_eq!(store.mapping_versions("demo", "Item").await.unwrap().len(), 2);
+    assert!(store.set_undeployed("demo", "Item").await.unwrap());
+    assert_eq!(store.mappings("demo").await.unwrap()[0].deployed_version, None);
+    assert!(store.delete_mapping("demo", "Item").await.unwrap());
+    assert!(store.mappings("demo").await.unwrap().is_empty());
+    assert_eq!(store.mappings("other").await.unwrap().len(), 1);
+}
+
+on_every_backend!(entity_pages_filter_on_fields_and_reconciliation_finds_unseen_keys);
+async fn entity_pages_filter_on_fields_and_reconciliation_finds_unseen_keys(store: Store) {
+    let changes = (0..5)
+        .map(|i| {
+            upsert(
+                &format!("100|K{i}"),
+                i,
+                &format!(r#"{{"status":"{}","n":{i}}}"#, if i % 2 == 0 { "20" } else { "90" }),
+            )
+        })
+        .collect();
+    let batch = Batch {
+        connection: "demo".into(),
+        mapping: "Item".into(),
+        changes,
+        cursor: None,
+    };
+    store.apply_batch(&batch).await.unwrap();
+    let p = store.entities("demo", "Item", None, 2, &[]).await.unwrap();
+    assert_eq!(p.items.len(), 2);
+    assert_eq!(p.next.as_deref(), Some("100|K1"));
+    let p = store
+        .entities("demo", "Item", p.next.as_deref(), 10, &[])
+        .await
+        .unwrap();
+    assert_eq!(p.items.len(), 3);
+    assert_eq!(p.next, None);
+    let f = store
+        .entities("demo", "Item", None, 10, &[("status".into(), "90".into())])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.items.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        vec!["100|K1", "100|K3"]
+    );
+    let f = store
+        .entities("demo", "Item", None, 10, &[("n".into(), "4".into())])
+        .await
+        .unwrap();
+    assert_eq!(f.items.len(), 1, "numbers compare by their text");
+    let max = store.last_seq().await.unwrap();
+    store
+        .mark_seen(
+            "demo",
+            "Item",
+            1,
+            &["100|K0".into(), "100|K2".into(), "100|K3".into(), "100|K4".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.unseen_keys("demo", "Item", 1, max).await.unwrap(), vec!["100|K1"]);
+    assert!(store.unseen_keys("demo", "Item", 1, 0).await.unwrap().is_empty());
+}
+
+on_every_backend!(command_mapping_versions_deletions_and_latest);
+async fn command_mapping_versions_deletions_and_latest(store: Store) {
+    assert!(!store.has_command_mappings("demo").await.unwrap());
+    let v1 = serde_json::json!({"name": "RenameItem", "v": 1});
+    let v2 = serde_json::json!({"name": "RenameItem", "v": 2});
+    let other = serde_json::json!({"name": "DeleteItem"});
+    assert_eq!(
+        store
+            .save_command_mapping("demo", "RenameItem", &v1, "alice")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .save_command_mapping("demo", "RenameItem", &v2, "bob")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .save_command_mapping("demo", "DeleteItem", &other, "bob")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .save_command_mapping("other", "RenameItem", &v1, "bob")
+            .await
+            .unwrap(),
+        1
+    );
+    let list = store.command_mappings("demo").await.unwrap();
+    assert_eq!(
+        list.iter().map(|v| (v.name.as_str(), v.version)).collect::<Vec<_>>(),
+        [("DeleteItem", 1), ("RenameItem", 2)]
+    );
+    assert_eq!(list[1].spec, v2);
+    assert_eq!(list[1].created_by, "bob");
+    // Deleting appends a tombstone: gone from the list, history kept, numbering goes on.
+    assert!(store
+        .delete_command_mapping("demo", "RenameItem", "carol")
+        .await
+        .unwrap());
+    assert!(!store
+        .delete_command_mapping("demo", "RenameItem", "carol")
+        .await
+        .unwrap());
+    assert!(!store.delete_command_mapping("demo", "Unknown", "carol").await.unwrap());
+    let names: Vec<String> = store
+        .command_mappings("demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, ["DeleteItem"]);
+    let versions = store.command_mapping_versions("demo", "RenameItem").await.unwrap();
+    assert_eq!(versions.len(), 3);
+    assert!(versions[2].deleted && versions[2].spec.is_null());
+    assert_eq!(versions[2].created_by, "carol");
+    assert!(store.has_command_mappings("demo").await.unwrap());
+    assert_eq!(
+        store
+            .save_command_mapping("demo", "RenameItem", &v1, "dave")
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(store.command_mappings("demo").await.unwrap().len(), 2);
+    assert_eq!(store.command_mappings("other").await.unwrap().len(), 1);
+}
+
+on_every_backend!(ingest_skips_what_was_ingested_already_and_applies_the_rest_in_order);
+async fn ingest_skips_what_was_ingested_already_and_applies_the_rest_in_order(store: Store) {
+    let items = vec![
+        (1, "Item".to_string(), upsert("A", 1, "{\"v\":1}")),
+        (2, "Item".to_string(), upsert("A", 2, "{\"v\":2}")),
+        (3, "Customer".to_string(), upsert("C", 7, "{}")),
+    ];
+    let (applied, pos) = store.ingest("remote", &items[..2]).await.unwrap();
+    assert_eq!((applied.emitted, pos), (2, 2));
+    // The acknowledgement was lost: the connector sends 1..3 again; only 3 is new.
+    let (applied, pos) = store.ingest("remote", &items).await.unwrap();
+    assert_eq!((applied.emitted, applied.unchanged, pos), (1, 2, 3));
+    assert_eq!(
+        store.entity("remote", "Item", "A").await.unwrap().as_deref(),
+        Some("{\"v\":2}")
+    );
+    assert_eq!(
+        store.entity("remote", "Customer", "C").await.unwrap().as_deref(),
+        Some("{}")
+    );
+    let log = store.messages("remote", 0, 100, None, None).await.unwrap();
+    assert_eq!(log.len(), 3, "no duplicate in the log: {log:?}");
+}
+
+on_every_backend!(a_lease_has_one_holder_until_it_expires_or_is_released);
+async fn a_lease_has_one_holder_until_it_expires_or_is_released(store: Store) {
+    let ttl = Duration::from_secs(30);
+    assert_eq!(
+        store.acquire_lease("c", "one", ttl).await.unwrap(),
+        LeaseOutcome::Granted
+    );
+    assert_eq!(
+        store.acquire_lease("c", "one", ttl).await.unwrap(),
+        LeaseOutcome::Granted,
+        "renewal"
+    );
+    match store.acquire_lease("c", "two", ttl).await.unwrap() {
+        LeaseOutcome::HeldBy { holder, .. } => assert_eq!(holder, "one"),
+        other => panic!("second holder must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        store.acquire_lease("other", "two", ttl).await.unwrap(),
+        LeaseOutcome::Granted,
+        "per connection"
+    );
+    assert!(
+        !store.release_lease("c", "two").await.unwrap(),
+        "only the holder releases"
+    );
+    assert!(store.release_lease("c", "one").await.unwrap());
+    assert_eq!(
+        store.acquire_lease("c", "two", Duration::from_millis(1)).await.unwrap(),
+        LeaseOutcome::Granted
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        store.acquire_lease("c", "one", ttl).await.unwrap(),
+        LeaseOutcome::Granted,
+        "expired lease"
+    );
+}
+
+on_every_backend!(connections_round_trip_and_deleting_one_revokes_its_tokens);
+async fn connections_round_trip_and_deleting_one_revokes_its_tokens(store: Store) {
+    let rec = ConnectionRecord {
+        name: "prod".into(),
+        hosting: "hosted".into(),
+        settings: serde_json::json!({"company": 100}),
+        secrets: [("ionapi".to_string(), "v1:abc:xyz".to_string())].into(),
+        created_at: String::new(),
+        created_by: "admin".into(),
+        updated_at: String::new(),
+    };
+    assert!(store.create_connection(&rec).await.unwrap());
+    assert!(!store.create_connection(&rec).await.unwrap(), "names are unique");
+    let got = store.connection("prod").await.unwrap().unwrap();
+    assert_eq!((got.settings, got.secrets), (rec.settings.clone(), rec.secrets.clone()));
+    let mut changed = rec.clone();
+    changed.hosting = "self-hosted".into();
+    assert!(store.update_connection(&changed).await.unwrap());
+    assert_eq!(store.connections().await.unwrap()[0].hosting, "self-hosted");
+    store
+        .create_token(&ApiToken {
+            id: "t1".into(),
+            name: "connector".into(),
+            scope: "connector".into(),
+            connection: Some("prod".into()),
+            hash: "h".into(),
+            created_at: String::new(),
+            revoked_at: None,
+        })
+        .await
+        .unwrap();
+    assert!(store.delete_connection("prod").await.unwrap());
+    assert!(store.connection("prod").await.unwrap().is_none());
+    assert!(store.token("t1").await.unwrap().unwrap().revoked_at.is_some());
+}
+
+// ---- Added with the PostgreSQL back end: what SQLite's single writer gives for free. ----
+
+on_every_backend!(readers_see_the_outbox_in_commit_order, multi_thread);
+/// A relay-like reader runs while writers append: it must see every message exactly once, in
+/// `seq` order, and `mark_published` up to the last one it read must mark exactly what it read
+/// (a message committed later with a smaller `seq` would be skipped by `messages(after)` and
+/// marked published unsent).
+async fn readers_see_the_outbox_in_commit_order(store: Store) {
+    const WRITERS: u64 = 4;
+    const BATCHES: u64 = 40;
+    const PER_BATCH: u64 = 3;
+    let done = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for b in 0..BATCHES {
+                let changes = (0..PER_BATCH)
+                    .map(|i| upsert(&format!("K{w}-{b}-{i}"), 1 + w * 10_000 + b * 10 + i, "{}"))
+                    .collect();
+                let batch = Batch {
+                    connection: "demo".into(),
+                    mapping: "Item".into(),
+                    changes,
+                    cursor: None,
+                };
+                store.apply_batch(&batch).await.unwrap();
+            }
+        }));
+    }
+    let relay = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut published = 0u64;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let batch = store.unpublished("demo", 7).await.unwrap();
+                if batch.is_empty() && finished {
+                    return published;
+                }
+                if let Some(last) = batch.last() {
+                    let marked = store.mark_published("demo", last.seq).await.unwrap();
+                    assert_eq!(
+                        marked,
+                        batch.len() as u64,
+                        "marking up to seq {} marked rows the relay never read",
+                        last.seq
+                    );
+                    published += marked;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let pager = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut after, mut seen) = (0i64, 0u64);
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let page = store.messages("demo", after, 5, None, None).await.unwrap();
+                if page.is_empty() && finished {
+                    return seen;
+                }
+                for m in &page {
+                    assert!(m.seq > after, "messages are in seq order");
+                    after = m.seq;
+                }
+                seen += page.len() as u64;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let total = WRITERS * BATCHES * PER_BATCH;
+    let (published, seen) = tokio::time::timeout(Duration::from_secs(120), async {
+        (relay.await.unwrap(), pager.await.unwrap())
+    })
+    .await
+    .expect("readers finish");
+    assert_eq!(published, total, "the relay published every message once");
+    assert_eq!(seen, total, "a reader paging by seq saw every message (none skipped)");
+    assert_eq!(store.unpublished_count("demo").await.unwrap(), 0);
+}
+
+on_every_backend!(last_seq_is_a_watermark_across_connections, multi_thread);
+/// `last_seq` is a watermark across connections: once it returned `m`, no message with a
+/// `seq <= m` appears later (key reconciliation compares entity seqs with it).
+async fn last_seq_is_a_watermark_across_connections(store: Store) {
+    const CONNECTIONS: usize = 3;
+    async fn visible_up_to(store: &Store, m: i64) -> usize {
+        let mut n = 0;
+        for c in 0..CONNECTIONS {
+            let all = store.messages(&format!("c{c}"), 0, 100_000, None, None).await.unwrap();
+            n += all.iter().filter(|msg| msg.seq <= m).count();
+        }
+        n
+    }
+    let mut writers = Vec::new();
+    for c in 0..CONNECTIONS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for b in 0..40u64 {
+                let changes = (0..3)
+                    .map(|i| upsert(&format!("K{b}-{i}"), 1 + b * 10 + i, "{}"))
+                    .collect();
+                let batch = Batch {
+                    connection: format!("c{c}"),
+                    mapping: "Item".into(),
+                    changes,
+                    cursor: None,
+                };
+                store.apply_batch(&batch).await.unwrap();
+            }
+        }));
+    }
+    let mut marks = Vec::new();
+    while !writers.iter().all(|w| w.is_finished()) {
+        let m = store.last_seq().await.unwrap();
+        marks.push((m, visible_up_to(&store, m).await));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    for (m, then) in marks {
+        assert_eq!(
+            visible_up_to(&store, m).await,
+            then,
+            "a message with seq <= {m} appeared after last_seq returned {m}"
+        );
+    }
+}
+
+on_every_backend!(one_of_concurrent_lease_takers_wins, multi_thread);
+/// Connectors racing for a free lease: exactly one is granted it.
+async fn one_of_concurrent_lease_takers_wins(store: Store) {
+    for round in 0..5 {
+        let connection = format!("c{round}");
+        let takers: Vec<_> = (0..6)
+            .map(|h| {
+                let (store, connection) = (store.clone(), connection.clone());
+                tokio::spawn(async move {
+                    store
+                        .acquire_lease(&connection, &format!("holder{h}"), Duration::from_secs(30))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut granted = 0;
+        let mut holders = std::collections::BTreeSet::new();
+        for t in takers {
+            match t.await.unwrap() {
+                LeaseOutcome::Granted => granted += 1,
+                LeaseOutcome::HeldBy { holder, .. } => {
+                    holders.insert(holder);
+                }
+            }
+        }
+        assert_eq!(granted, 1, "round {round}: one taker is granted the lease");
+        assert!(
+            holders.len() <= 1,
+            "round {round}: the others see one holder: {holders:?}"
+        );
+    }
+}
+
+on_every_backend!(concurrent_saves_number_versions_without_gaps, multi_thread);
+/// Concurrent saves of one mapping get versions 1, 2, 3, ... without failing.
+async fn concurrent_saves_number_versions_without_gaps(store: Store) {
+    const SAVES: i64 = 10;
+    let mut saves = Vec::new();
+    for i in 0..SAVES {
+        for command in [false, true] {
+            let store = store.clone();
+            saves.push(tokio::spawn(async move {
+                let spec = serde_json::json!({ "v": i });
+                let version = if command {
+                    store.save_command_mapping("demo", "Rename", &spec, "a").await
+                } else {
+                    store.save_mapping("demo", "Item", &spec, "a").await
+                };
+                (command, version.unwrap())
+            }));
+        }
+    }
+    let (mut ms, mut cs) = (Vec::new(), Vec::new());
+    for s in saves {
+        match s.await.unwrap() {
+            (false, v) => ms.push(v),
+            (true, v) => cs.push(v),
+        }
+    }
+    ms.sort();
+    cs.sort();
+    assert_eq!(ms, (1..=SAVES).collect::<Vec<i64>>());
+    assert_eq!(cs, (1..=SAVES).collect::<Vec<i64>>());
+}
+
+on_every_backend!(filters_compare_strings_numbers_and_booleans_as_text);
+/// Read model filters render values as text the same way on every back end.
+async fn filters_compare_strings_numbers_and_booleans_as_text(store: Store) {
+    let batch = Batch {
+        connection: "demo".into(),
+        mapping: "Item".into(),
+        changes: vec![
+            upsert("a", 1, r#"{"s":"x","n":1.5,"b":true,"z":null}"#),
+            upsert("b", 2, r#"{"s":"y","n":2,"b":false}"#),
+            upsert("B", 3, r#"{"s":"x y","n":-3}"#),
+        ],
+        cursor: None,
+    };
+    store.apply_batch(&batch).await.unwrap();
+    let keys = |filters: &[(&str, &str)]| {
+        let filters: Vec<(String, String)> = filters.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
+        let store = store.clone();
+        async move {
+            let page = store.entities("demo", "Item", None, 10, &filters).await.unwrap();
+            page.items.into_iter().map(|(k, _)| k).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keys(&[]).await, ["B", "a", "b"], "keys in byte order");
+    assert_eq!(keys(&[("s", "x")]).await, ["a"]);
+    assert_eq!(keys(&[("s", "x y")]).await, ["B"]);
+    assert_eq!(keys(&[("n", "1.5")]).await, ["a"]);
+    assert_eq!(keys(&[("n", "-3")]).await, ["B"]);
+    assert_eq!(keys(&[("b", "1")]).await, ["a"], "true renders as 1");
+    assert_eq!(keys(&[("b", "0")]).await, ["b"], "false renders as 0");
+    assert!(keys(&[("z", "null")]).await.is_empty(), "null never matches");
+    assert!(keys(&[("missing", "")]).await.is_empty());
+    assert_eq!(keys(&[("s", "x"), ("n", "1.5")]).await, ["a"]);
+    assert!(keys(&[("s", "x"), ("n", "2")]).await.is_empty());
+    let page = store.entities("demo", "Item", Some("B"), 1, &[]).await.unwrap();
+    assert_eq!(page.items[0].0, "a");
+    assert_eq!(page.next.as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn connect_opens_sqlite_by_url_or_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    assert_eq!(store.backend(), "sqlite");
+    store
+        .save_mapping("demo", "Item", &serde_json::json!({}), "a")
+        .await
+        .unwrap();
+    drop(store);
+    let again = Store::connect(path.to_str().unwrap()).await.unwrap();
+    assert_eq!(again.backend(), "sqlite");
+    assert_eq!(again.mappings("demo").await.unwrap().len(), 1, "the same file");
+}
+
+#[tokio::test]
+async fn a_postgres_connection_error_does_not_show_the_password() {
+    // Nothing listens on port 1.
+    let err = Store::connect("postgres://bridge:s3cret@127.0.0.1:1/erp")
+        .await
+        .expect_err("nothing listens there");
+    let text = err.to_string();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+}
