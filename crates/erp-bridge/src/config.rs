@@ -32,6 +32,31 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Encryption of stored secrets.
     pub secrets: SecretsConfig,
+    /// The store.
+    pub store: StoreConfig,
+}
+
+/// Where everything durable lives.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host/db` to share one store between several processes, or
+    /// `sqlite://path`; unset: SQLite at `<data_dir>/erp-bridge.db`.
+    pub url: Option<String>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        let url = self.url.as_deref().map(|u| match url::Url::parse(u) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("<redacted>"));
+                parsed.to_string()
+            }
+            _ => u.to_string(),
+        });
+        f.debug_struct("StoreConfig").field("url", &url).finish()
+    }
 }
 
 /// Encryption of stored secrets (connection credentials) with a rotatable key. Set the key
@@ -150,6 +175,7 @@ impl Default for Config {
             commands_dir: None,
             auth: AuthConfig::default(),
             secrets: SecretsConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

@@ -108,7 +108,10 @@ impl App {
     pub async fn start(mut cfg: Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", cfg.data_dir.display()))?;
-        let store = Store::open(&cfg.data_dir.join("erp-bridge.db")).await?;
+        let store = match &cfg.store.url {
+            Some(url) => Store::connect(url).await.context("store.url")?,
+            None => Store::open(&cfg.data_dir.join("erp-bridge.db")).await?,
+        };
 
         let (ionapi_file, simulator) = match &cfg.connection.ionapi_file {
             Some(f) => (f.clone(), None),

@@ -1,0 +1,124 @@
+//! Several erp-bridge processes sharing one store, as behind a load balancer: the connection's
+//! lease lets exactly one of them read M3, the other stands by and takes over when the first
+//! stops; every replica serves the same read models. Run on a shared SQLite file, and on
+//! PostgreSQL when `ERP_BRIDGE_TEST_PG_URL` is set (`scripts/pg-up.sh`; required when `CI` is set).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{eventually, Env};
+use erp_bridge::App;
+use serde_json::Value;
+
+/// A fresh PostgreSQL database on the test server; `None` when no server is configured.
+async fn fresh_pg_database() -> Option<String> {
+    let Ok(admin_url) = std::env::var("ERP_BRIDGE_TEST_PG_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "ERP_BRIDGE_TEST_PG_URL is not set: start PostgreSQL with scripts/pg-up.sh (CI must test PostgreSQL)"
+        );
+        eprintln!("skipped: ERP_BRIDGE_TEST_PG_URL is not set (scripts/pg-up.sh starts a test server)");
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!(
+        "replicas_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("test PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin_url).unwrap();
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+async fn phase(env: &Env, app: &App) -> String {
+    env.get(app, "/api/connections/demo/status").await.1["tables"]["Item"]["phase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn item_name(env: &Env, app: &App, itno: &str) -> Value {
+    env.get(app, &format!("/api/connections/demo/read-models/items/100%7C{itno}"))
+        .await
+        .1["name"]
+        .clone()
+}
+
+async fn two_replicas_share_one_store(env: Env, store_url: String) {
+    let mut a = env.config();
+    a.store.url = Some(store_url.clone());
+    a.data_dir = env.dir.path().join("replica-a");
+    let mut b = a.clone();
+    b.data_dir = env.dir.path().join("replica-b");
+
+    let first = App::start(a).await.unwrap();
+    env.loaded(&first).await;
+    let second = App::start(b).await.unwrap();
+    eventually("the second replica to stand by", || async {
+        phase(&env, &second).await == "standby"
+    })
+    .await;
+    assert_eq!(phase(&env, &first).await, "polling");
+
+    // A change read by the first replica is served by both.
+    let rows = env.sim.rows("MITMAS");
+    let one = rows[4]["MMITNO"].clone();
+    env.sim
+        .update("MITMAS", &["100", &one], &[("MMITDS", "Read by the lease holder")])
+        .unwrap();
+    for app in [&first, &second] {
+        eventually("both replicas to serve the change", || async {
+            item_name(&env, app, &one).await == "Read by the lease holder"
+        })
+        .await;
+    }
+
+    // The first replica stops: the second takes the lease and goes on from the stored cursor.
+    first.shutdown().await;
+    eventually("the second replica to take over", || async {
+        phase(&env, &second).await == "polling"
+    })
+    .await;
+    let other = rows[9]["MMITNO"].clone();
+    env.sim
+        .update("MITMAS", &["100", &other], &[("MMITDS", "Read after the take-over")])
+        .unwrap();
+    eventually("the take-over to read new changes", || async {
+        item_name(&env, &second, &other).await == "Read after the take-over"
+    })
+    .await;
+
+    // Never read twice: every row was exported once and every change emitted once.
+    let messages = env.all_messages(&second).await;
+    let ids: BTreeSet<&str> = messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), messages.len(), "duplicate CloudEvents ids");
+    let updated = messages.iter().filter(|m| m["type"] == "ItemUpdated").count();
+    assert_eq!(updated, rows.len() + 2, "one message per row plus one per change");
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_one_sqlite_file() {
+    let env = Env::new(40).await;
+    let url = format!("sqlite://{}", env.dir.path().join("shared.db").display());
+    two_replicas_share_one_store(env, url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_one_postgresql_database() {
+    let Some(url) = fresh_pg_database().await else { return };
+    let env = Env::new(40).await;
+    two_replicas_share_one_store(env, url).await;
+}
