@@ -416,7 +416,7 @@ await step('mapping editor opens an existing mapping unchanged', async () => {
   check(!asked, 'leaving an untouched mapping asked to confirm');
 });
 
-await step('message browser shows messages with CloudEvents attributes', async () => {
+await step('message browser shows messages with CloudEvents attributes; AsyncAPI and OpenAPI documents open', async () => {
   await go('#/c/demo/messages');
   await page.waitForSelector('#messages tr.msgrow');
   await page.click('#messages tr.msgrow >> nth=0');
@@ -429,6 +429,8 @@ await step('message browser shows messages with CloudEvents attributes', async (
   });
   await page.click('#asyncapi-link');
   await page.waitForFunction(() => document.querySelector('#schemas pre.json')?.textContent.includes('asyncapi'));
+  await page.click('#openapi-link');
+  await page.waitForFunction(() => document.querySelector('#schemas pre.json')?.textContent.includes('"openapi"'));
   await shot('messages');
 });
 

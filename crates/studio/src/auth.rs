@@ -221,7 +221,8 @@ fn need(method: &Method, path: &str) -> Need {
     if manage {
         return Need::Admin;
     }
-    let read_model = matches!(segs.get(3), Some(&"read-models" | &"schemas"));
+    // Read-model tokens also read the documents describing what they may read.
+    let read_model = matches!(segs.get(3), Some(&"read-models" | &"schemas" | &"openapi.json"));
     if matches!(*method, Method::GET | Method::HEAD) {
         Need::Read { connection, read_model }
     } else {

@@ -8,6 +8,7 @@ pub mod connections;
 mod error;
 pub mod hub;
 mod mappings;
+mod openapi;
 mod routes;
 pub mod schema;
 mod ui;

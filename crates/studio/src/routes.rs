@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::commands::routes())
         .merge(crate::checks::routes())
         .merge(crate::connections::routes())
+        .merge(crate::openapi::routes())
         .merge(crate::ui::routes())
         .merge(crate::auth::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -176,6 +176,7 @@ function schemaLinks(c, types) {
   const link = (label, path, id) => h('a', { href: path, id, onclick: (e) => { e.preventDefault(); show(label, path); } }, label);
   return h('div.panel.small#schemas', { style: 'margin:0; max-width: 640px' },
     h('div', h('strong', 'Contracts: '), link('AsyncAPI document', `${conn(c)}/asyncapi`, 'asyncapi-link'),
+      ' · ', link('OpenAPI (read models, commands)', `${conn(c)}/openapi.json`, 'openapi-link'),
       types.length ? ' · JSON Schemas: ' : '', types.map((t, i) => [i ? ', ' : '', link(t, `${conn(c)}/schemas/${enc(t)}`)])),
     viewer);
 }
