@@ -375,7 +375,17 @@ async fn session(
                 if in_flight.is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(30)) {
                     continue;
                 }
-                let rows = local.store.unpublished(&conn, 500).await?;
+                let mut rows = local.store.unpublished(&conn, 500).await?;
+                // Keep a frame well under Studio's 16 MiB limit, whatever the payload sizes.
+                let mut bytes = 0;
+                let fits = rows
+                    .iter()
+                    .take_while(|m| {
+                        bytes += m.payload.len() + 512;
+                        bytes <= 4 << 20
+                    })
+                    .count();
+                rows.truncate(fits.max(1));
                 let Some(last) = rows.last().map(|m| m.seq) else { continue };
                 let items: Vec<UplinkItem> = rows
                     .into_iter()

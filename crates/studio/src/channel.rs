@@ -224,6 +224,8 @@ pub(crate) async fn upgrade(
         )));
     }
     let token_id = token.map(|t| t.0 .0);
+    // A frame carries at most one batch of messages (500); anything far larger is refused.
+    let ws = ws.max_message_size(16 << 20).max_frame_size(16 << 20);
     Ok(ws.on_upgrade(move |socket| async move {
         serve(st, rt, token_id, socket).await;
     }))
