@@ -8,6 +8,7 @@
 mod dispatch;
 mod error;
 mod model;
+mod plan;
 mod postgres;
 mod sqlite;
 

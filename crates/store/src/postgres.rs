@@ -178,9 +178,15 @@ impl PgStore {
         let mut tx = self.connection_tx(&batch.connection).await?;
         let mut applied = Applied::default();
         let time = now();
-        for change in &batch.changes {
-            apply_change(&mut tx, &batch.connection, &batch.mapping, change, &time, &mut applied).await?;
-        }
+        apply_changes(
+            &mut tx,
+            &batch.connection,
+            &batch.mapping,
+            &batch.changes,
+            &time,
+            &mut applied,
+        )
+        .await?;
         if let Some(c) = &batch.cursor {
             sqlx::query(
                 "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, $3, $4, $5)
@@ -713,6 +719,106 @@ async fn apply_change(
         }
     }
     applied.emitted += 1;
+    Ok(())
+}
+
+/// Apply a page of changes with a few statements (see the SQLite twin and [`crate::plan`]).
+/// Sequence numbers of one multi-row insert increase in row order; the per-connection lock
+/// taken by the caller keeps them in commit order too.
+async fn apply_changes(
+    tx: &mut PgConnection,
+    connection: &str,
+    mapping: &str,
+    changes: &[Change],
+    time: &str,
+    applied: &mut Applied,
+) -> Result<(), StoreError> {
+    use crate::plan::placeholders;
+    if changes.len() < 4 {
+        for change in changes {
+            apply_change(tx, connection, mapping, change, time, applied).await?;
+        }
+        return Ok(());
+    }
+    let keys = crate::plan::keys(changes);
+    let key_list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT key, hash, position FROM entities WHERE connection = $1 AND mapping = $2 AND key = ANY($3)",
+    )
+    .bind(connection)
+    .bind(mapping)
+    .bind(&key_list)
+    .fetch_all(&mut *tx)
+    .await?;
+    let stored = rows.into_iter().map(|(k, h, p)| (k, (h, p))).collect();
+    let plan = crate::plan::plan(changes, &keys, &stored);
+    let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
+    for chunk in plan.emitted.chunks(100) {
+        let sql = format!(
+            "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload) VALUES {} RETURNING seq",
+            placeholders(chunk.len(), 9, Some(1))
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for c in chunk {
+            let m = &c.message;
+            q = q
+                .bind(connection)
+                .bind(mapping)
+                .bind(&m.id)
+                .bind(&m.ty)
+                .bind(&m.source)
+                .bind(&m.subject)
+                .bind(&m.time)
+                .bind(&m.dataschema)
+                .bind(&m.payload);
+        }
+        let mut got = q.fetch_all(&mut *tx).await?;
+        got.sort_unstable();
+        seqs.extend(got);
+    }
+    if !plan.deletes.is_empty() {
+        let gone: Vec<String> = plan.deletes.iter().map(|k| k.to_string()).collect();
+        sqlx::query("DELETE FROM entities WHERE connection = $1 AND mapping = $2 AND key = ANY($3)")
+            .bind(connection)
+            .bind(mapping)
+            .bind(&gone)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for chunk in plan.upserts.chunks(100) {
+        let sql = format!(
+            "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position) VALUES {}
+             ON CONFLICT (connection, mapping, key)
+             DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
+                           updated_at = excluded.updated_at, position = excluded.position",
+            placeholders(chunk.len(), 8, Some(1))
+        );
+        let mut q = sqlx::query(&sql);
+        for (k, hash, st, message, position) in chunk {
+            q = q
+                .bind(connection)
+                .bind(mapping)
+                .bind(*k)
+                .bind(*hash)
+                .bind(*st)
+                .bind(seqs[*message])
+                .bind(time)
+                .bind(*position);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for (k, p) in &plan.positions {
+        sqlx::query("UPDATE entities SET position = $1 WHERE connection = $2 AND mapping = $3 AND key = $4")
+            .bind(p)
+            .bind(connection)
+            .bind(mapping)
+            .bind(*k)
+            .execute(&mut *tx)
+            .await?;
+    }
+    applied.emitted += plan.applied.emitted;
+    applied.unchanged += plan.applied.unchanged;
+    applied.stale += plan.applied.stale;
     Ok(())
 }
 

@@ -92,9 +92,15 @@ impl SqliteStore {
         let mut tx = self.write_tx().await?;
         let mut applied = Applied::default();
         let time = now();
-        for change in &batch.changes {
-            apply_change(&mut tx, &batch.connection, &batch.mapping, change, &time, &mut applied).await?;
-        }
+        apply_changes(
+            &mut tx,
+            &batch.connection,
+            &batch.mapping,
+            &batch.changes,
+            &time,
+            &mut applied,
+        )
+        .await?;
         if let Some(c) = &batch.cursor {
             sqlx::query(
                 "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -607,6 +613,114 @@ async fn apply_change(
         }
     }
     applied.emitted += 1;
+    Ok(())
+}
+
+/// Apply a page of changes with a few statements instead of three per change: the stored hash
+/// and position of every key in one query, the decisions made in memory ([`crate::plan`]), then
+/// the messages, deletions and final entity states written in multi-row statements.
+async fn apply_changes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    connection: &str,
+    mapping: &str,
+    changes: &[Change],
+    time: &str,
+    applied: &mut Applied,
+) -> Result<(), StoreError> {
+    use crate::plan::placeholders;
+    if changes.len() < 4 {
+        for change in changes {
+            apply_change(tx, connection, mapping, change, time, applied).await?;
+        }
+        return Ok(());
+    }
+    let keys = crate::plan::keys(changes);
+    let mut stored = std::collections::HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT key, hash, position FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
+            placeholders(1, chunk.len(), None)
+        );
+        let mut q = sqlx::query_as::<_, (String, i64, i64)>(&sql)
+            .bind(connection)
+            .bind(mapping);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        stored.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|(k, h, p)| (k, (h, p))));
+    }
+    let plan = crate::plan::plan(changes, &keys, &stored);
+    // Messages: AUTOINCREMENT numbers the rows of one statement in insertion order, and this
+    // transaction is the only writer, so the returned numbers, sorted, follow `emitted`.
+    let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
+    for chunk in plan.emitted.chunks(100) {
+        let sql = format!(
+            "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload) VALUES {} RETURNING seq",
+            placeholders(chunk.len(), 9, None)
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for c in chunk {
+            let m = &c.message;
+            q = q
+                .bind(connection)
+                .bind(mapping)
+                .bind(&m.id)
+                .bind(&m.ty)
+                .bind(&m.source)
+                .bind(&m.subject)
+                .bind(&m.time)
+                .bind(&m.dataschema)
+                .bind(&m.payload);
+        }
+        let mut got = q.fetch_all(&mut **tx).await?;
+        got.sort_unstable();
+        seqs.extend(got);
+    }
+    for chunk in plan.deletes.chunks(500) {
+        let sql = format!(
+            "DELETE FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
+            placeholders(1, chunk.len(), None)
+        );
+        let mut q = sqlx::query(&sql).bind(connection).bind(mapping);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in plan.upserts.chunks(100) {
+        let sql = format!(
+            "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position) VALUES {}
+             ON CONFLICT (connection, mapping, key)
+             DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
+                           updated_at = excluded.updated_at, position = excluded.position",
+            placeholders(chunk.len(), 8, None)
+        );
+        let mut q = sqlx::query(&sql);
+        for (k, hash, st, message, position) in chunk {
+            q = q
+                .bind(connection)
+                .bind(mapping)
+                .bind(*k)
+                .bind(*hash)
+                .bind(*st)
+                .bind(seqs[*message])
+                .bind(time)
+                .bind(*position);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for (k, p) in &plan.positions {
+        sqlx::query("UPDATE entities SET position = ? WHERE connection = ? AND mapping = ? AND key = ?")
+            .bind(p)
+            .bind(connection)
+            .bind(mapping)
+            .bind(*k)
+            .execute(&mut **tx)
+            .await?;
+    }
+    applied.emitted += plan.applied.emitted;
+    applied.unchanged += plan.applied.unchanged;
+    applied.stale += plan.applied.stale;
     Ok(())
 }
 
