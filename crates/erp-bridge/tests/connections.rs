@@ -585,3 +585,29 @@ async fn rotating_the_secret_key_seals_stored_credentials_again() {
     .await;
     app.shutdown().await;
 }
+
+#[test]
+fn a_malformed_bundle_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |text: &str| {
+        let f = dir.path().join("bundle.toml");
+        std::fs::write(&f, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_erp-bridge"))
+            .arg("connector")
+            .arg("--bundle")
+            .arg(&f)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run("studio_url = \"http://x\"\nconnection = \"c\"\ntoken = \"t\"\nregion = \"eu\"\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("region"), "{err}");
+    let (code, err) = run("studio_url = \"x\"\nconnection = \"c\"\ntoken = \"t\"\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("studio_url") && err.contains("http(s) URL"), "{err}");
+    let (_, err) = run("studio_url = \"http://x\"\nconnection = \"c\"\n");
+    assert!(err.contains("token"), "{err}");
+}
