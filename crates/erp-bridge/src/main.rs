@@ -44,6 +44,10 @@ enum Command {
         /// Kafka bootstrap servers; messages are then published and commands consumed.
         #[arg(long)]
         kafka_brokers: Option<String>,
+        /// The store: `postgres://user:password@host/db` (several processes can share it) or
+        /// `sqlite://path`; default `<data_dir>/erp-bridge.db`.
+        #[arg(long, env = "ERP_BRIDGE_STORE", hide_env_values = true)]
+        store: Option<String>,
     },
     /// Run a self-hosted connector: reads M3 on this network and calls home to Studio with the
     /// bundle downloaded from Studio (exit code 3 when Studio refuses its token).
@@ -82,6 +86,15 @@ enum Command {
         /// Concurrent HTTP clients.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Item changes pushed one at a time as webhooks, for the change-to-message latency
+        /// (0: skip the measure).
+        #[arg(long, default_value_t = 500)]
+        webhook_changes: usize,
+        /// Kafka bootstrap servers for the outbox -> Kafka relay measure. Without it a tansu broker
+        /// is started from TANSU_BIN or ~/.cache/tansu-0.6.0/bin/tansu if there is one, else the
+        /// measure is skipped.
+        #[arg(long)]
+        kafka_brokers: Option<String>,
     },
     /// Mapping tools: offline checks, and mapping management on a running erp-bridge.
     Mapping {
@@ -153,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
             items,
             ionapi,
             kafka_brokers,
+            store,
         } => {
             let mut cfg = Config::load(cli.config.as_deref())?;
             if let Some(d) = data_dir {
@@ -176,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(b) = kafka_brokers {
                 cfg.kafka.brokers = b;
+            }
+            if let Some(url) = store {
+                cfg.store.url = Some(url);
             }
             let app = App::start(cfg).await?;
             let c = &app.connection;
@@ -265,6 +282,8 @@ async fn main() -> anyhow::Result<()> {
             changes,
             requests,
             concurrency,
+            webhook_changes,
+            kafka_brokers,
         } => {
             anyhow::ensure!(changes <= items, "--changes: at most --items ({items}), got {changes}");
             anyhow::ensure!(concurrency >= 1, "--concurrency: expected at least 1");
@@ -275,6 +294,8 @@ async fn main() -> anyhow::Result<()> {
                 changes,
                 requests,
                 concurrency,
+                webhook_changes,
+                kafka_brokers,
             })
             .await;
             match result {
