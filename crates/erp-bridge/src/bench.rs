@@ -26,6 +26,9 @@ pub struct BenchOptions {
     /// Kafka bootstrap servers for the relay measure. Unset: a tansu broker is started from
     /// `TANSU_BIN` or `~/.cache/tansu-0.6.0/bin/tansu` when there is one, else the measure is skipped.
     pub kafka_brokers: Option<String>,
+    /// The store erp-bridge writes and serves read models from (`postgres://...` of an empty
+    /// database); unset: a SQLite file in a temporary folder.
+    pub store_url: Option<String>,
 }
 
 /// One line of the result table.
@@ -206,6 +209,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         ..Default::default()
     };
     cfg.http.listen = "127.0.0.1:0".parse()?;
+    cfg.store.url = opts.store_url.clone();
     cfg.connection.ionapi_file = Some(ion_path.clone());
     cfg.connection.page_size = page;
     cfg.connection.poll_interval = Duration::from_millis(50);
@@ -325,7 +329,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         ("read model list, 50 per page", &list),
     ] {
         figures.push(Figure {
-            name: format!("{name}, p50 ({} rows)", bare_rows),
+            name: format!(
+                "{name}, p50 ({} rows, {})",
+                bare_rows,
+                if opts.store_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+                    "PostgreSQL"
+                } else {
+                    "SQLite"
+                }
+            ),
             value: l.p50,
             baseline: health.p50,
             unit: "ms",

@@ -95,6 +95,10 @@ enum Command {
         /// measure is skipped.
         #[arg(long)]
         kafka_brokers: Option<String>,
+        /// The store to measure: `postgres://...` of an empty database; default: SQLite in a
+        /// temporary folder.
+        #[arg(long)]
+        store_url: Option<String>,
     },
     /// Mapping tools: offline checks, and mapping management on a running erp-bridge.
     Mapping {
@@ -284,6 +288,7 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             webhook_changes,
             kafka_brokers,
+            store_url,
         } => {
             anyhow::ensure!(changes <= items, "--changes: at most --items ({items}), got {changes}");
             anyhow::ensure!(concurrency >= 1, "--concurrency: expected at least 1");
@@ -296,6 +301,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 webhook_changes,
                 kafka_brokers,
+                store_url,
             })
             .await;
             match result {
