@@ -149,6 +149,7 @@ impl Hub {
                 basic: None,
             },
             remote: remote_state.clone(),
+            revision: spec.revision.clone(),
         };
         self.running.lock().expect("lock").insert(
             spec.name.clone(),
@@ -271,4 +272,54 @@ impl studio::Launcher for ApiLauncher {
     fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(self.0.stop_connection(name))
     }
+}
+
+/// Keep this process's stored connections in step with the store: other replicas create,
+/// change and delete connections through their own API. New or changed ones (a different
+/// `updated_at` than the one running) start or restart, deleted ones stop; `configured` (the
+/// configuration file's connection) is left alone.
+pub async fn sync_stored(
+    store: &Store,
+    vault: &vault::Vault,
+    launcher: &ApiLauncher,
+    connections: &studio::Connections,
+    configured: &str,
+) -> Result<(), store::StoreError> {
+    use studio::Launcher as _;
+    let records = store.connections().await?;
+    for rec in &records {
+        if rec.name == configured {
+            continue;
+        }
+        let running = connections.get(&rec.name);
+        if running.as_ref().and_then(|r| r.revision.as_deref()) == Some(rec.updated_at.as_str()) {
+            continue;
+        }
+        let spec = match studio::connections::launch_spec(vault, rec) {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::error!(connection = %rec.name, error = %e, "stored connection cannot be opened");
+                continue;
+            }
+        };
+        if running.is_some() {
+            connections.remove(&rec.name);
+            launcher.stop(&rec.name).await;
+        }
+        match spec {
+            Some(spec) => match launcher.launch(spec).await {
+                Ok(rt) => connections.insert(rt),
+                Err(e) => tracing::error!(connection = %rec.name, error = %e, "stored connection cannot start"),
+            },
+            None => tracing::info!(connection = %rec.name, "stored connection waits for its .ionapi file"),
+        }
+    }
+    for rt in connections.values() {
+        if rt.revision.is_some() && !records.iter().any(|r| r.name == rt.name) {
+            connections.remove(&rt.name);
+            launcher.stop(&rt.name).await;
+            tracing::info!(connection = %rt.name, "connection deleted elsewhere: stopped");
+        }
+    }
+    Ok(())
 }

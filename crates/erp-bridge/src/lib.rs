@@ -91,6 +91,7 @@ pub struct App {
     shutdown: watch::Sender<bool>,
     hub: Arc<hub::Hub>,
     server: JoinHandle<()>,
+    sync: JoinHandle<()>,
     simulator: Option<EmbeddedSim>,
 }
 
@@ -140,6 +141,7 @@ impl App {
                 mdp: None,
                 company: c.company,
                 webhook_token: None,
+                revision: None,
             })
             .await?;
         let mut runtime = started.runtime;
@@ -155,22 +157,13 @@ impl App {
         }
         load_mappings(&runtime.registry, cfg.mappings_dir.as_deref()).await?;
         let connections = Arc::new(studio::Connections::new([runtime]));
-        // Connections created through the API: started when their `.ionapi` is saved.
-        let launcher = hub::ApiLauncher(hub.clone());
-        for rec in store.connections().await? {
-            if rec.name == c.name {
-                tracing::warn!(connection = %rec.name, "stored connection shadowed by the configured one of the same name");
-                continue;
-            }
-            match studio::connections::launch_spec(&vault, &rec) {
-                Ok(Some(spec)) => match studio::Launcher::launch(&launcher, spec).await {
-                    Ok(rt) => connections.insert(rt),
-                    Err(e) => tracing::error!(connection = %rec.name, error = %e, "stored connection cannot start"),
-                },
-                Ok(None) => info!(connection = %rec.name, "stored connection waits for its .ionapi file"),
-                Err(e) => tracing::error!(connection = %rec.name, error = %e, "stored connection cannot be opened"),
-            }
+        // Connections created through the API (here or on another replica sharing the store):
+        // started when their `.ionapi` is saved, kept in step with the store.
+        let launcher = Arc::new(hub::ApiLauncher(hub.clone()));
+        if store.connection(&c.name).await?.is_some() {
+            tracing::warn!(connection = %c.name, "stored connection shadowed by the configured one of the same name");
         }
+        hub::sync_stored(&store, &vault, &launcher, &connections, &c.name).await?;
         let (shutdown, rx) = watch::channel(false);
 
         let admin_token = studio::auth::bootstrap(&store, cfg.auth.bootstrap_token.as_deref()).await?;
@@ -181,14 +174,37 @@ impl App {
             store,
             connections,
             auth: Arc::new(studio::auth::Auth::new(cfg.auth.enabled)),
-            vault: Some(vault),
-            launcher: Some(Arc::new(launcher)),
+            vault: Some(vault.clone()),
+            launcher: Some(launcher.clone()),
             public_url: cfg.http.public_url.clone(),
         };
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await
             .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
         let api_addr = listener.local_addr()?;
+        let sync = {
+            let (store, vault, launcher, connections, name) = (
+                state.store.clone(),
+                vault.clone(),
+                launcher.clone(),
+                state.connections.clone(),
+                c.name.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                    if let Err(e) = hub::sync_stored(&store, &vault, &launcher, &connections, &name).await {
+                        tracing::warn!(error = %e, "connections: cannot read the store; retrying");
+                    }
+                    // Deployments made through another replica's API.
+                    for rt in connections.values() {
+                        if let Err(e) = rt.registry.sync_deployments().await {
+                            tracing::warn!(connection = %rt.name, error = %e, "mappings: cannot sync deployments");
+                        }
+                    }
+                }
+            })
+        };
         let mut srx = rx;
         let server = tokio::spawn(async move {
             let shutdown = async move {
@@ -218,6 +234,7 @@ impl App {
             shutdown,
             hub,
             server,
+            sync,
             simulator,
         })
     }
@@ -225,6 +242,8 @@ impl App {
     /// Stop cleanly: connector tasks finish their current page, the server drains, the simulator
     /// saves its tables and stops.
     pub async fn shutdown(self) {
+        self.sync.abort();
+        let _ = self.sync.await;
         self.hub.stop_all().await;
         let _ = self.shutdown.send(true);
         let _ = self.server.await;

@@ -60,6 +60,8 @@ async fn two_replicas_share_one_store(env: Env, store_url: String) {
     let mut a = env.config();
     a.store.url = Some(store_url.clone());
     a.data_dir = env.dir.path().join("replica-a");
+    // Replicas share the key that seals stored credentials (docs/SCALING.md).
+    a.secrets.key = Some(vault::Key::generate().to_text());
     let mut b = a.clone();
     b.data_dir = env.dir.path().join("replica-b");
 
@@ -84,6 +86,64 @@ async fn two_replicas_share_one_store(env: Env, store_url: String) {
         })
         .await;
     }
+
+    // A connection created through one replica's API runs on the other too (under its lease,
+    // so only one reads M3), and deleting it stops it everywhere.
+    let sim2 = m3_sim::Simulator::new(m3_sim::SimConfig {
+        items: 12,
+        seed: 11,
+        ..Default::default()
+    });
+    let running2 = sim2.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (s, v) = env
+        .post(&first, "/api/connections", r#"{"name":"second","hosting":"hosted"}"#)
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let r = env
+        .http
+        .put(format!("{}/api/connections/second/ionapi", first.api_url))
+        .body(sim2.ionapi(&running2.base_url).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    eventually("the other replica to start the new connection", || async {
+        env.get(&second, "/api/connections/second").await.1["running"] == true
+    })
+    .await;
+    let spec = serde_json::to_string(&mapping::spec::default_item_mapping()).unwrap();
+    assert_eq!(
+        env.post(&second, "/api/connections/second/mappings", &spec).await.0,
+        201
+    );
+    assert_eq!(
+        env.post(&second, "/api/connections/second/mappings/Item/deploy", "{}")
+            .await
+            .0,
+        200
+    );
+    eventually("the new connection's read model to fill, served by both", || async {
+        let mut n = 0;
+        for app in [&first, &second] {
+            let (_, page) = env
+                .get(app, "/api/connections/second/read-models/items?limit=100")
+                .await;
+            n += page["items"].as_array().map(|a| a.len()).unwrap_or(0);
+        }
+        n == 24
+    })
+    .await;
+    let r = env
+        .http
+        .delete(format!("{}/api/connections/second", second.api_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    eventually("the deleted connection to stop on the other replica", || async {
+        env.get(&first, "/api/connections/second/status").await.0 == 404
+    })
+    .await;
 
     // The first replica stops: the second takes the lease and goes on from the stored cursor.
     first.shutdown().await;

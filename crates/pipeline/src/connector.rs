@@ -78,12 +78,17 @@ impl MappingSource {
     /// Compile a mapping against its table.
     pub fn new(spec: &MappingSpec, table: Table) -> Result<Self, mapping::MappingError> {
         let mapping = CompiledMapping::compile(spec, &table)?;
-        let canonical = serde_json::to_string(spec).expect("mapping specs serialise");
         Ok(Self {
             mapping: Arc::new(mapping),
             table: Arc::new(table),
-            fingerprint: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())),
+            fingerprint: Self::fingerprint_of(spec),
         })
+    }
+
+    /// The fingerprint of a mapping definition (its canonical JSON, hashed).
+    pub fn fingerprint_of(spec: &MappingSpec) -> String {
+        let canonical = serde_json::to_string(spec).expect("mapping specs serialise");
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()))
     }
 }
 
@@ -171,6 +176,15 @@ impl Connector {
     pub fn mappings(&self) -> Vec<Arc<CompiledMapping>> {
         let running = self.inner.running.read().expect("lock");
         running.values().map(|r| r.worker.src.mapping.clone()).collect()
+    }
+
+    /// The fingerprint of every deployed mapping's definition, by name.
+    pub fn fingerprints(&self) -> BTreeMap<String, String> {
+        let running = self.inner.running.read().expect("lock");
+        running
+            .iter()
+            .map(|(n, r)| (n.clone(), r.worker.src.fingerprint.clone()))
+            .collect()
     }
 
     fn workers(&self) -> Vec<Arc<Worker>> {

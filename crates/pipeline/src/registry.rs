@@ -241,6 +241,48 @@ impl MappingRegistry {
         Ok(n)
     }
 
+    /// Bring the running mappings in line with what the store says is deployed, without writing
+    /// to the store: another process sharing it may have deployed, changed or undeployed one.
+    /// Unchanged mappings keep running; returns how many were started or stopped.
+    pub async fn sync_deployments(&self) -> Result<usize, RegistryError> {
+        let running = self.connector.fingerprints();
+        let mut wanted = std::collections::BTreeSet::new();
+        let mut n = 0;
+        for m in self.list().await? {
+            let Some(version) = m.deployed_version else { continue };
+            let name = m.latest.name.clone();
+            wanted.insert(name.clone());
+            let json = if version == m.latest.version {
+                m.latest.spec
+            } else {
+                match self.versions(&name).await?.into_iter().find(|v| v.version == version) {
+                    Some(v) => v.spec,
+                    None => continue,
+                }
+            };
+            let spec = Self::parse(&json)?;
+            if running.get(&name) == Some(&MappingSource::fingerprint_of(&spec)) {
+                continue;
+            }
+            match self.validate(&spec).await {
+                Ok(source) => {
+                    info!(connection = %self.connection(), mapping = %name, version, "deployed elsewhere: started here too");
+                    self.connector.deploy(source).await;
+                    n += 1;
+                }
+                Err(e) => {
+                    warn!(connection = %self.connection(), mapping = %name, error = %e, "deployed mapping cannot start")
+                }
+            }
+        }
+        for name in running.keys().filter(|n| !wanted.contains(*n)) {
+            info!(connection = %self.connection(), mapping = %name, "undeployed elsewhere: stopped here too");
+            self.connector.undeploy(name).await;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Export tables again from scratch: every deployed mapping, or those named. Every row is
     /// emitted again (consumers can rebuild their state); the read models stay meanwhile.
     pub async fn re_export(&self, names: Option<&[String]>) -> Result<Vec<String>, RegistryError> {

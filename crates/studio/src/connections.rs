@@ -247,7 +247,10 @@ async fn set_mdp(
     }
     let before = stored(&st, &c).await?;
     let changed = before.settings != rec.settings || before.secrets != rec.secrets;
-    st.store.update_connection(&rec).await?;
+    if changed {
+        st.store.update_connection(&rec).await?;
+        rec = stored(&st, &c).await?;
+    }
     let check = check_mdp(&st, &rec).await?;
     // Restart only when something changed (a running connection keeps its state otherwise).
     let launch = if changed || !st.connections.contains_key(&c) {
@@ -351,6 +354,7 @@ async fn set_ionapi(
         .insert("ionapi".into(), vault.seal(text.as_bytes(), &aad(&c, "ionapi")));
     rec.settings["ionapi"] = json!({"tenant": ion.tenant, "application": ion.app_name, "gateway": ion.gateway_url, "clientId": ion.client_id});
     st.store.update_connection(&rec).await?;
+    let rec = stored(&st, &c).await?;
     tracing::info!(connection = %c, tenant = %ion.tenant, "connection: .ionapi saved (sealed)");
     check["saved"] = json!(true);
     check["launch"] = relaunch(&st, &rec).await?;
@@ -395,6 +399,7 @@ pub fn launch_spec(vault: &vault::Vault, rec: &ConnectionRecord) -> Result<Optio
         mdp,
         company: rec.settings["company"].as_u64().map(|c| c as u32),
         webhook_token: open("webhookToken")?.map(Secret::new),
+        revision: Some(rec.updated_at.clone()),
     }))
 }
 

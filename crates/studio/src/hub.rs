@@ -95,6 +95,8 @@ pub struct LaunchSpec {
     pub company: Option<u32>,
     /// Bearer token M3 sends on webhook calls.
     pub webhook_token: Option<Secret>,
+    /// The stored version this starts from (`updated_at`); `None` for the configured connection.
+    pub revision: Option<String>,
 }
 
 /// A boxed future (the launcher is used as a trait object).

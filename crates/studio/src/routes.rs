@@ -38,6 +38,9 @@ pub struct ConnectionRuntime {
     pub webhook_auth: WebhookAuth,
     /// For a self-hosted connection: the state of its connector's channel.
     pub remote: Option<Arc<crate::channel::RemoteState>>,
+    /// For a stored connection: the stored version it runs (`updated_at`); `None` for the
+    /// configured one.
+    pub revision: Option<String>,
 }
 
 /// Credentials accepted on `POST /webhooks/{connection}/{TABLE}`.
