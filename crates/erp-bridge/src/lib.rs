@@ -201,6 +201,11 @@ impl App {
                         if let Err(e) = rt.registry.sync_deployments().await {
                             tracing::warn!(connection = %rt.name, error = %e, "mappings: cannot sync deployments");
                         }
+                        if let Some(commands) = &rt.command_registry {
+                            if let Err(e) = commands.reload().await {
+                                tracing::warn!(connection = %rt.name, error = %e, "command mappings: cannot reload");
+                            }
+                        }
                     }
                 }
             })
