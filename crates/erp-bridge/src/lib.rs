@@ -318,7 +318,7 @@ async fn open_vault(cfg: &Config, store: &Store) -> anyhow::Result<vault::Vault>
         for (field, sealed) in rec.secrets.iter_mut() {
             if vault.is_stale(sealed) {
                 *sealed = vault
-                    .reseal(sealed, &format!("connection/{}/{field}", rec.name))
+                    .reseal(sealed, &studio::connections::aad(&rec.name, field))
                     .with_context(|| format!("secrets: connection {} field {field}", rec.name))?;
                 changed = true;
                 resealed += 1;

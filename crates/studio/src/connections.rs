@@ -32,7 +32,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Where a sealed secret of a connection is stored: binds the ciphertext to it.
-fn aad(connection: &str, field: &str) -> String {
+pub fn aad(connection: &str, field: &str) -> String {
     format!("connection/{connection}/{field}")
 }
 
@@ -265,29 +265,35 @@ async fn set_mdp(
 
 /// The on-premises MDP endpoint of a stored connection, secrets opened.
 fn mdp_endpoint(st: &AppState, rec: &ConnectionRecord) -> Result<Option<MdpEndpoint>, ApiError> {
-    let mdp = &rec.settings["mdp"];
-    if mdp.is_null() {
-        return Ok(None);
-    }
-    let url = mdp["url"]
-        .as_str()
-        .and_then(|u| url::Url::parse(u).ok())
-        .ok_or_else(|| ApiError::Internal(format!("connection {}: stored MDP URL unreadable", rec.name)))?;
-    let password = open(st, rec, "mdpPassword")?.unwrap_or_default();
-    Ok(Some(MdpEndpoint {
-        url,
-        username: mdp["username"].as_str().unwrap_or_default().to_string(),
-        password: Secret::new(password),
-    }))
+    stored_mdp(st.vault()?, rec).map_err(ApiError::Internal)
 }
 
 fn open(st: &AppState, rec: &ConnectionRecord, field: &str) -> Result<Option<String>, ApiError> {
-    let vault = st.vault()?;
+    open_secret(st.vault()?, rec, field).map_err(ApiError::Internal)
+}
+
+/// One sealed secret of a stored connection, opened (`None` when it has none).
+pub fn open_secret(vault: &vault::Vault, rec: &ConnectionRecord, field: &str) -> Result<Option<String>, String> {
     rec.secrets
         .get(field)
         .map(|sealed| vault.open_string(sealed, &aad(&rec.name, field)))
         .transpose()
-        .map_err(|e| ApiError::Internal(format!("connection {}: {field}: {e}", rec.name)))
+        .map_err(|e| format!("connection {}: {field}: {e}", rec.name))
+}
+
+/// A stored connection's on-premises Metadata Publisher, its password opened.
+fn stored_mdp(vault: &vault::Vault, rec: &ConnectionRecord) -> Result<Option<MdpEndpoint>, String> {
+    let Some(m) = rec.settings.get("mdp").filter(|m| !m.is_null()) else {
+        return Ok(None);
+    };
+    Ok(Some(MdpEndpoint {
+        url: m["url"]
+            .as_str()
+            .and_then(|u| url::Url::parse(u).ok())
+            .ok_or_else(|| format!("connection {}: stored MDP URL unreadable", rec.name))?,
+        username: m["username"].as_str().unwrap_or_default().into(),
+        password: Secret::new(open_secret(vault, rec, "mdpPassword")?.unwrap_or_default()),
+    }))
 }
 
 /// Ask the Metadata Publisher for its tables: `{"ok", "tables", "message"}`.
@@ -372,33 +378,18 @@ async fn set_ionapi(
 
 /// Open a stored connection's secrets into a [`LaunchSpec`]; `None` while no `.ionapi` is saved.
 pub fn launch_spec(vault: &vault::Vault, rec: &ConnectionRecord) -> Result<Option<LaunchSpec>, String> {
-    let open = |field: &str| -> Result<Option<String>, String> {
-        rec.secrets
-            .get(field)
-            .map(|s| vault.open_string(s, &aad(&rec.name, field)))
-            .transpose()
-            .map_err(|e| format!("connection {}: {field}: {e}", rec.name))
+    let Some(text) = open_secret(vault, rec, "ionapi")? else {
+        return Ok(None);
     };
-    let Some(text) = open("ionapi")? else { return Ok(None) };
     let ionapi = IonApi::parse(&text).map_err(|e| format!("connection {}: stored .ionapi: {e}", rec.name))?;
-    let mdp = match rec.settings.get("mdp").filter(|m| !m.is_null()) {
-        None => None,
-        Some(m) => Some(MdpEndpoint {
-            url: m["url"]
-                .as_str()
-                .and_then(|u| url::Url::parse(u).ok())
-                .ok_or_else(|| format!("connection {}: stored MDP URL unreadable", rec.name))?,
-            username: m["username"].as_str().unwrap_or_default().into(),
-            password: Secret::new(open("mdpPassword")?.unwrap_or_default()),
-        }),
-    };
+    let mdp = stored_mdp(vault, rec)?;
     Ok(Some(LaunchSpec {
         name: rec.name.clone(),
         hosting: Hosting::parse(&rec.hosting).unwrap_or(Hosting::Hosted),
         ionapi,
         mdp,
         company: rec.settings["company"].as_u64().map(|c| c as u32),
-        webhook_token: open("webhookToken")?.map(Secret::new),
+        webhook_token: open_secret(vault, rec, "webhookToken")?.map(Secret::new),
         revision: Some(rec.updated_at.clone()),
     }))
 }
