@@ -77,6 +77,8 @@ impl Hub {
             },
         )?);
         let remote = spec.hosting == Hosting::SelfHosted;
+        // A self-hosted connection's M3 is reached through its connector, for everything.
+        let via = remote.then(pipeline::remote_mi::RemoteMi::default);
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         // A hosted connection reads M3 only while this process holds its lease, so that
@@ -108,6 +110,7 @@ impl Hub {
                 .transpose()?,
             remote,
             lease,
+            via: via.clone(),
         };
         let connector = Connector::new(client.clone(), self.store.clone(), settings);
         let registry = MappingRegistry::new(connector.clone(), self.store.clone());
@@ -121,8 +124,7 @@ impl Hub {
             Vec::new(),
             RetryPolicy::default(),
         );
-        let remote_state = remote.then(|| {
-            let mi = pipeline::remote_mi::RemoteMi::default();
+        let remote_state = via.clone().map(|mi| {
             processor = processor.clone().through(mi.clone());
             Arc::new(studio::channel::RemoteState::new(mi, self.remote_settings()))
         });

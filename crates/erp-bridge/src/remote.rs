@@ -336,25 +336,19 @@ async fn session(
                         configured = true;
                         info!(connection = %conn, mappings = n, "connector: configuration applied");
                     }
-                    Ok(ToConnector::Mi { id, program, transaction, inputs }) => {
+                    Ok(ToConnector::Call { id, call }) => {
                         let client = local.client();
                         let tx = answers_tx.clone();
                         tokio::spawn(async move {
                             let result = match client {
-                                Some(c) => {
-                                    let pairs: Vec<(&str, &str)> =
-                                        inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                                    c.execute(&program, &transaction, &pairs, 0)
-                                        .await
-                                        .map_err(|e| pipeline::remote_mi::MiFailure::from_error(&e))
-                                }
+                                Some(c) => call.run(&c).await.map_err(|e| pipeline::remote_mi::MiFailure::from_error(&e)),
                                 None => Err(pipeline::remote_mi::MiFailure {
                                     nok: None,
                                     transient: true,
                                     message: "the connector has no configuration yet".into(),
                                 }),
                             };
-                            let _ = tx.send(FromConnector::MiResult { id, result }).await;
+                            let _ = tx.send(FromConnector::CallResult { id, result }).await;
                         });
                     }
                     Ok(ToConnector::Ack { up_to }) => {

@@ -458,6 +458,30 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
         "{receipt}"
     );
 
+    // Studio's M3 calls for the connection (table search on MDP, previews, MI field lookups)
+    // run on the connector too: MDP's custom tables are listed while it is connected.
+    let (_, tables) = admin(&app, "GET", "/api/connections/edge/tables?filter=CUG", None).await;
+    assert_eq!(tables["source"], "mdp", "{tables}");
+    assert!(tables.to_string().contains("CUGEX1"), "{tables}");
+    let spec = serde_json::to_string(&mapping::spec::default_item_mapping()).unwrap();
+    let (s, preview) = admin(
+        &app,
+        "POST",
+        "/api/connections/edge/mappings/preview?limit=3",
+        Some(spec),
+    )
+    .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview["messages"].as_array().unwrap().len(), 3, "{preview}");
+    let (s, fields) = admin(
+        &app,
+        "GET",
+        "/api/connections/edge/mi/MMS200MI/UpdItmBasic/fields",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{fields}");
+
     // A second connector for the same connection is refused by the lease.
     let mut second = ConnectorProcess::start(&bundle, &env.dir.path().join("connector-2"));
     eventually("the second connector to be refused", || async {
@@ -515,6 +539,10 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
         .unwrap();
     assert_eq!(status.code(), Some(3), "{}", first.output());
     assert!(first.output().contains("token"), "{}", first.output());
+    // Without a connector, Studio cannot reach this M3: the table search falls back to the
+    // standard catalogue (no custom tables).
+    let (_, tables) = admin(&app, "GET", "/api/connections/edge/tables?filter=CUG", None).await;
+    assert_eq!(tables["source"], "catalogue", "{tables}");
     app.shutdown().await;
 }
 

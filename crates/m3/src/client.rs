@@ -262,24 +262,7 @@ impl M3Client {
         let records = self
             .execute("EXPORTMI", "Select", &[("QERY", query), ("SEPC", &sep)], maxrecs)
             .await?;
-        records
-            .into_iter()
-            .map(|r| {
-                let repl = r.get("REPL").map(String::as_str).unwrap_or_default();
-                let values: Vec<String> = repl.split(separator).map(|v| v.trim_end().to_string()).collect();
-                if values.len() == columns {
-                    Ok(values)
-                } else {
-                    Err(M3Error::Decode {
-                        path: "/v2/execute/EXPORTMI/Select".into(),
-                        detail: format!(
-                            "row {repl:?} has {} values for {columns} columns: a value contains the separator {separator:?}; choose another separator",
-                            values.len()
-                        ),
-                    })
-                }
-            })
-            .collect()
+        split_export(records, separator, columns)
     }
 
     pub(crate) async fn get_with_token(
@@ -373,6 +356,29 @@ impl M3Client {
             }),
         }
     }
+}
+
+/// The rows of an `EXPORTMI/Select` answer (`REPL` split on `separator`), each with `columns`
+/// values; a row with another count names the separator that must be changed.
+pub fn split_export(records: Vec<Record>, separator: char, columns: usize) -> Result<Vec<Vec<String>>, M3Error> {
+    records
+        .into_iter()
+        .map(|r| {
+            let repl = r.get("REPL").map(String::as_str).unwrap_or_default();
+            let values: Vec<String> = repl.split(separator).map(|v| v.trim_end().to_string()).collect();
+            if values.len() == columns {
+                Ok(values)
+            } else {
+                Err(M3Error::Decode {
+                    path: "/v2/execute/EXPORTMI/Select".into(),
+                    detail: format!(
+                        "row {repl:?} has {} values for {columns} columns: a value contains the separator {separator:?}; choose another separator",
+                        values.len()
+                    ),
+                })
+            }
+        })
+        .collect()
 }
 
 fn truncate(s: &str) -> String {

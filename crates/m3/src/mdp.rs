@@ -9,7 +9,7 @@ use crate::client::M3Client;
 use crate::error::M3Error;
 
 /// One table as MDP lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableInfo {
     /// Table name (`MITMAS`).
     pub name: String,

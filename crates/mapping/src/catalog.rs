@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// How M3 stores a column's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ColumnKind {
     /// Alphanumeric, right-padded with blanks (MI type `A`).
     Alpha,
@@ -28,7 +28,7 @@ impl ColumnKind {
 }
 
 /// One column of an M3 table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Column {
     /// Full database name, table prefix included (`MMITNO`).
     pub name: String,
@@ -50,7 +50,7 @@ impl Column {
 }
 
 /// One M3 table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Table {
     /// Table name (`MITMAS`).
     pub name: String,

@@ -111,7 +111,7 @@ impl CommandRegistry {
     ) -> Result<Vec<MiField>, CommandRegistryError> {
         let records = self
             .processor
-            .client()
+            .m3()
             .execute(
                 "MRS001MI",
                 "LstAdtFieldInf",

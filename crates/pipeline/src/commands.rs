@@ -465,9 +465,12 @@ impl CommandProcessor {
         *self.specs.write().unwrap_or_else(|e| e.into_inner()) = set;
     }
 
-    /// The M3 client commands run through.
-    pub fn client(&self) -> &Arc<M3Client> {
-        &self.client
+    /// How commands reach M3: directly, or through the self-hosted connector.
+    pub fn m3(&self) -> crate::remote_mi::M3Access {
+        match &self.remote {
+            Some(r) => crate::remote_mi::M3Access::Remote(r.clone()),
+            None => crate::remote_mi::M3Access::Direct(self.client.clone()),
+        }
     }
 
     /// The connection's name.
@@ -514,10 +517,7 @@ impl CommandProcessor {
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
-            let result = match &self.remote {
-                Some(r) => r.execute(&spec.program, &spec.transaction, &pairs).await,
-                None => self.client.execute(&spec.program, &spec.transaction, &pairs, 0).await,
-            };
+            let result = self.m3().execute(&spec.program, &spec.transaction, &pairs, 0).await;
             match result {
                 Err(e) if e.is_transient() && attempt < self.retry.attempts => {
                     let wait = e

@@ -44,6 +44,9 @@ pub struct ConnectorSettings {
     /// The connection's lease in the store, when several processes share it: mappings read M3
     /// only while this is `true` (the others stand by). `None` = always read.
     pub lease: Option<watch::Receiver<bool>>,
+    /// For a self-hosted connection: the API's M3 calls (table search, previews) go through
+    /// its connector (see [`crate::remote_mi`]).
+    pub via: Option<crate::remote_mi::RemoteMi>,
 }
 
 impl ConnectorSettings {
@@ -59,6 +62,7 @@ impl ConnectorSettings {
             full_resync: None,
             remote: false,
             lease: None,
+            via: None,
         }
     }
 }
@@ -155,6 +159,14 @@ impl Connector {
     /// The M3 client it reads with.
     pub fn client(&self) -> Arc<M3Client> {
         self.inner.client.clone()
+    }
+
+    /// How the API reaches this connection's M3: directly, or through its self-hosted connector.
+    pub fn m3(&self) -> crate::remote_mi::M3Access {
+        match &self.inner.settings.via {
+            Some(r) => crate::remote_mi::M3Access::Remote(r.clone()),
+            None => crate::remote_mi::M3Access::Direct(self.inner.client.clone()),
+        }
     }
 
     /// Notified whenever a mapping is deployed or undeployed (the value counts changes).

@@ -74,7 +74,7 @@ impl MappingRegistry {
     /// A table's metadata: from MDP when it answers, else the standard catalogue.
     pub async fn table(&self, name: &str) -> Result<(Table, MetadataSource), RegistryError> {
         let name = name.trim().to_ascii_uppercase();
-        let mdp = self.connector.client().mdp_table(&name).await;
+        let mdp = self.connector.m3().mdp_table(&name).await;
         match mdp {
             Ok(Some(t)) => return Ok((t, MetadataSource::Mdp)),
             Ok(None) => {}
@@ -95,7 +95,7 @@ impl MappingRegistry {
     /// Tables whose name starts with `filter`: MDP's list, else the standard catalogue.
     pub async fn tables(&self, filter: &str) -> (Vec<m3::mdp::TableInfo>, MetadataSource) {
         let filter = filter.trim().to_ascii_uppercase();
-        match self.connector.client().mdp_tables(&filter).await {
+        match self.connector.m3().mdp_tables(&filter).await {
             Ok(list) => (list, MetadataSource::Mdp),
             Err(_) => (
                 catalog::standard_tables()
@@ -326,7 +326,7 @@ impl MappingRegistry {
         );
         let rows = self
             .connector
-            .client()
+            .m3()
             .export_select(&q, '~', columns.len(), limit.clamp(1, 100))
             .await?;
         Ok(rows

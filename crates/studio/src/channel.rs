@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use store::{Change, ChangeOp, LeaseOutcome, NewMessage};
 use tokio::sync::watch;
 
-use pipeline::remote_mi::{MiCall, MiFailure, RemoteMi};
+use pipeline::remote_mi::{M3Answer, M3Call, MiFailure, PendingCall, RemoteMi};
 
 use crate::auth::AuthToken;
 use crate::error::ApiError;
@@ -48,12 +48,12 @@ pub enum FromConnector {
         /// The messages.
         items: Vec<UplinkItem>,
     },
-    /// The answer to an [`ToConnector::Mi`] call.
-    MiResult {
+    /// The answer to a [`ToConnector::Call`].
+    CallResult {
         /// The call's id.
         id: u64,
-        /// Records, or the failure.
-        result: Result<Vec<m3::Record>, MiFailure>,
+        /// The answer, or the failure.
+        result: Result<M3Answer, MiFailure>,
     },
 }
 
@@ -95,16 +95,13 @@ pub enum ToConnector {
         /// Highest connector sequence number stored by Studio.
         up_to: i64,
     },
-    /// Run one MI transaction (a command) and answer with [`FromConnector::MiResult`].
-    Mi {
+    /// Make one M3 call for Studio (a command's transaction, a table search, a preview) and
+    /// answer with [`FromConnector::CallResult`].
+    Call {
         /// Call id, echoed in the answer.
         id: u64,
-        /// MI program.
-        program: String,
-        /// Transaction.
-        transaction: String,
-        /// Input fields.
-        inputs: Vec<(String, String)>,
+        /// The call.
+        call: M3Call,
     },
     /// The channel is refused or ends (lease held elsewhere, token revoked, Studio stopping).
     Refused {
@@ -149,7 +146,7 @@ impl std::fmt::Debug for ConnectorConfig {
 pub struct RemoteState {
     info: Mutex<RemoteInfo>,
     stop: watch::Sender<bool>,
-    /// MI calls of Studio's command processing, run by the connector.
+    /// Studio's M3 calls for this connection (commands, table search, previews), run by the connector.
     mi: RemoteMi,
     /// Tuning sent with the configuration.
     settings: Value,
@@ -329,15 +326,15 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
     changes.mark_changed();
     let mut renew = tokio::time::interval(RENEW_EVERY);
     let mut calls = remote.mi.attach();
-    let mut pending: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<Vec<m3::Record>, MiFailure>>> =
+    let mut pending: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<M3Answer, MiFailure>>> =
         Default::default();
     let mut next_call = 0u64;
     let end: String = loop {
         tokio::select! {
-            Some(MiCall { program, transaction, inputs, reply }) = calls.recv() => {
+            Some(PendingCall { call, reply }) = calls.recv() => {
                 next_call += 1;
                 pending.insert(next_call, reply);
-                let frame = ToConnector::Mi { id: next_call, program, transaction, inputs };
+                let frame = ToConnector::Call { id: next_call, call };
                 if !send(&mut socket, &frame).await {
                     break "send failed".into();
                 }
@@ -406,7 +403,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                             tracing::warn!(connection = %c, error = %e, "connector messages not stored; waiting for a resend");
                         }
                     },
-                    Ok(FromConnector::MiResult { id, result }) => {
+                    Ok(FromConnector::CallResult { id, result }) => {
                         if let Some(reply) = pending.remove(&id) {
                             let _ = reply.send(result);
                         }
