@@ -100,6 +100,52 @@ struct Local {
     store: Store,
     connection: String,
     active: Option<Active>,
+    /// Where the last configuration is kept (sealed) for a restart while Studio is away.
+    saved: SavedConfig,
+}
+
+/// The last configuration from Studio, sealed in the data folder with a key derived from the
+/// bundle's token, so that a connector restarted while Studio is away resumes polling at once.
+/// (It holds M3 credentials: the token that opens it sits in `bundle.toml` on the same host,
+/// so it is as safe as that file; a new bundle's token cannot open an older file.)
+struct SavedConfig {
+    path: PathBuf,
+    vault: vault::Vault,
+    aad: String,
+}
+
+impl SavedConfig {
+    fn new(data_dir: &Path, bundle: &Bundle) -> anyhow::Result<SavedConfig> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("erp-bridge connector configuration\n{}", bundle.token).as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(SavedConfig {
+            path: data_dir.join("configuration.sealed"),
+            vault: vault::Vault::new(vault::Key::parse(&hex)?, Vec::new()),
+            aad: format!("connector/{}/configuration", bundle.connection),
+        })
+    }
+
+    fn save(&self, cfg: &ConnectorConfig) {
+        let Ok(json) = serde_json::to_vec(cfg) else { return };
+        let sealed = self.vault.seal(&json, &self.aad);
+        let tmp = self.path.with_extension("tmp");
+        let written = std::fs::write(&tmp, sealed).and_then(|_| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = written {
+            warn!(path = %self.path.display(), error = %e, "connector: configuration not saved locally");
+        }
+    }
+
+    fn load(&self) -> Option<ConnectorConfig> {
+        let sealed = std::fs::read_to_string(&self.path).ok()?;
+        match self.vault.open(&sealed, &self.aad) {
+            Ok(json) => serde_json::from_slice(&json).ok(),
+            Err(e) => {
+                warn!(path = %self.path.display(), error = %e, "connector: saved configuration unreadable (another bundle?); waiting for Studio");
+                None
+            }
+        }
+    }
 }
 
 impl Local {
@@ -237,8 +283,18 @@ pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: watch::Receive
         store,
         connection: bundle.connection.clone(),
         active: None,
+        saved: SavedConfig::new(&data_dir, &bundle)?,
     };
     info!(connection = %bundle.connection, studio = %bundle.studio_url, holder = %holder, "connector starting");
+    if let Some(cfg) = local.saved.load() {
+        // Studio may be away: go on with the last configuration until it answers.
+        match local.apply(cfg).await {
+            Ok(()) => info!(connection = %bundle.connection, "connector: polling with the saved configuration"),
+            Err(e) => {
+                warn!(connection = %bundle.connection, error = %format!("{e:#}"), "connector: saved configuration not usable")
+            }
+        }
+    }
     let mut failures = 0u32;
     loop {
         let outcome = session(&bundle, &holder, &mut local, &mut shutdown).await;
@@ -332,6 +388,7 @@ async fn session(
                 match serde_json::from_str::<ToConnector>(&text) {
                     Ok(ToConnector::Config(cfg)) => {
                         let n = cfg.mappings.len();
+                        local.saved.save(&cfg);
                         local.apply(cfg).await?;
                         configured = true;
                         info!(connection = %conn, mappings = n, "connector: configuration applied");

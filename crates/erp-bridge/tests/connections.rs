@@ -495,6 +495,15 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
 
     // Studio goes away; the connector keeps polling M3 and sends what it found on return.
     app.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "the connector keeps running: {}",
+        first.output()
+    );
+    // Even restarted while Studio is away, it polls with its saved configuration: a change made
+    // while it was down reaches its local outbox before Studio is back.
+    first.child.kill().await.unwrap();
     let itno = sim.rows("MITMAS")[7]["MMITNO"].clone();
     sim.update(
         "MITMAS",
@@ -502,12 +511,15 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
         &[("MMITDS", "Changed while Studio was away")],
     )
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        first.child.try_wait().unwrap().is_none(),
-        "the connector keeps running: {}",
-        first.output()
-    );
+    let mut first = ConnectorProcess::start(&bundle, &env.dir.path().join("connector-1"));
+    let local = store::Store::open(&env.dir.path().join("connector-1").join("connector.db"))
+        .await
+        .unwrap();
+    eventually("the restarted connector to poll without Studio", || async {
+        let log = local.messages("edge", 0, 10_000, None, None).await.unwrap();
+        log.iter().any(|m| m.payload.contains("Changed while Studio was away"))
+    })
+    .await;
     let app = App::start(cfg.clone()).await.unwrap();
     eventually("the change made while Studio was away to arrive", || async {
         let path = format!("/api/connections/edge/read-models/items/100%7C{itno}");
