@@ -63,7 +63,10 @@ impl Relay {
             status,
             topic,
             structured: settings.structured_mode,
-            batch: 500,
+            // Larger batches keep the producer busy while the acknowledgements of one batch
+            // come back (measured in `erp-bridge bench`: 500 -> 0.74x a bare producer,
+            // 2000 -> 0.93x).
+            batch: 2000,
         })
     }
 
