@@ -43,7 +43,9 @@ async fn run_kafka(
             }
             Err(e) => {
                 failures += 1;
-                let wait = std::time::Duration::from_millis((500u64 << failures.min(6)).min(30_000));
+                let wait =
+                    pipeline::Backoff::new(std::time::Duration::from_secs(1), std::time::Duration::from_secs(30))
+                        .delay(failures);
                 tracing::warn!(connection = %connection, error = %e, retry_in = ?wait, "kafka: cannot create topics; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

@@ -316,8 +316,7 @@ pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: watch::Receive
                 }
             },
         }
-        let wait = Duration::from_millis((250u64 << failures.min(6)).min(15_000))
-            + Duration::from_millis(rand::random::<u64>() % 250);
+        let wait = pipeline::Backoff::new(Duration::from_millis(500), Duration::from_secs(15)).delay(failures.max(1));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => break,

@@ -78,7 +78,10 @@ impl CommandConsumer {
                 Err(e) => {
                     failures += 1;
                     warn!(connection = %self.connection, position = %position, error = %e, "command processing failed; retrying");
-                    tokio::time::sleep(Duration::from_millis((200u64 << failures.min(7)).min(10_000))).await;
+                    tokio::time::sleep(
+                        pipeline::Backoff::new(Duration::from_millis(400), Duration::from_secs(10)).delay(failures),
+                    )
+                    .await;
                 }
             }
         };
@@ -170,7 +173,10 @@ impl CommandConsumer {
                 Err((e, _)) => {
                     failures += 1;
                     warn!(connection = %self.connection, topic, error = %e, "publishing failed; retrying");
-                    tokio::time::sleep(Duration::from_millis((250u64 << failures.min(7)).min(30_000))).await;
+                    tokio::time::sleep(
+                        pipeline::Backoff::new(Duration::from_millis(500), Duration::from_secs(30)).delay(failures),
+                    )
+                    .await;
                 }
             }
         }

@@ -93,7 +93,8 @@ impl Relay {
                 }
                 Err(e) => {
                     failures += 1;
-                    let wait = Duration::from_millis((250u64 << failures.min(7)).min(30_000));
+                    let wait =
+                        pipeline::Backoff::new(Duration::from_millis(500), Duration::from_secs(30)).delay(failures);
                     warn!(connection = %self.connection, error = %e, retry_in = ?wait, "relay: publishing failed; messages stay in the outbox");
                     self.relay_status(|s| {
                         s.healthy = false;

@@ -944,12 +944,12 @@ pub fn event_id(parts: &[&str]) -> String {
 }
 
 /// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at 60 s, +-25 %.
+/// Pause after failed connector steps: 1 s, doubling, at most 60 s.
+const STEP_BACKOFF: crate::backoff::Backoff =
+    crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+
 fn backoff(failures: u32) -> Duration {
-    let base = 1000u64
-        .saturating_mul(1 << failures.saturating_sub(1).min(6))
-        .min(60_000);
-    let jitter = rand::thread_rng().gen_range(0.75..1.25);
-    Duration::from_millis((base as f64 * jitter) as u64)
+    STEP_BACKOFF.delay(failures)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! timestamp, key reconciliation for deletes) read M3, mappings project rows, and every page is
 //! written to the store's outbox together with the cursor that produced it.
 
+pub mod backoff;
 pub mod command_registry;
 pub mod commands;
 pub mod connector;
@@ -12,6 +13,7 @@ pub mod remote_mi;
 pub mod schedule;
 pub mod status;
 
+pub use backoff::Backoff;
 pub use connector::{Connector, ConnectorSettings, MappingSource, WebhookElement, WebhookEvent, WebhookOutcome};
 pub use error::PipelineError;
 pub use status::{Connectivity, ConnectorStatus, RelayStatus, StatusBoard, TableStatus};
