@@ -119,6 +119,9 @@ pub struct HttpConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionConfig {
+    /// Run this connection; `false` = only connections created through the API run here (a
+    /// Studio replica without an M3 of its own, see `erp-bridge studio`).
+    pub enabled: bool,
     /// Connection name, used in API paths and CloudEvents sources.
     pub name: String,
     /// `.ionapi` file of a real M3; unset = start the embedded simulator and generate one.
@@ -192,6 +195,7 @@ impl Default for HttpConfig {
 impl Default for ConnectionConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             name: "demo".into(),
             ionapi_file: None,
             company: None,

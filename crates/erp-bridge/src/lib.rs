@@ -116,56 +116,37 @@ impl App {
             None => Store::open(&cfg.data_dir.join("erp-bridge.db")).await?,
         };
 
-        let (ionapi_file, simulator) = match &cfg.connection.ionapi_file {
-            Some(f) => (f.clone(), None),
-            None => {
-                let sim = start_simulator(&cfg).await?;
-                if cfg.connection.webhook_token.is_none() {
-                    // The simulator pushes webhooks to us; give them a credential of their own.
-                    cfg.connection.webhook_token = Some(studio::auth::random_hex(32));
-                }
-                (cfg.data_dir.join("m3-simulator.ionapi"), Some(sim))
-            }
-        };
-        let text = std::fs::read_to_string(&ionapi_file)
-            .with_context(|| format!("connection.ionapi_file: cannot read {}", ionapi_file.display()))?;
-        let ion = IonApi::parse(&text).with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
         let vault = open_vault(&cfg, &store).await?;
-
-        let c = &cfg.connection;
         let holder = instance_id(&cfg.data_dir, "instance-id")?;
-        let hub = hub::Hub::new(store.clone(), c.clone(), cfg.kafka.clone(), holder);
-        let started = hub
-            .start(LaunchSpec {
-                name: c.name.clone(),
-                hosting: studio::Hosting::Hosted,
-                ionapi: ion,
-                mdp: None,
-                company: c.company,
-                webhook_token: None,
-                revision: None,
-            })
-            .await?;
-        let mut runtime = started.runtime;
-        runtime.webhook_auth = WebhookAuth {
-            bearer: c.webhook_token.clone().map(m3::Secret::new),
-            basic: c
-                .webhook_username
-                .clone()
-                .zip(c.webhook_password.clone().map(m3::Secret::new)),
+        let hub = hub::Hub::new(store.clone(), cfg.connection.clone(), cfg.kafka.clone(), holder);
+        let (ionapi_file, simulator, configured) = if cfg.connection.enabled {
+            let (ionapi_file, simulator) = match &cfg.connection.ionapi_file {
+                Some(f) => (f.clone(), None),
+                None => {
+                    let sim = start_simulator(&cfg).await?;
+                    if cfg.connection.webhook_token.is_none() {
+                        // The simulator pushes webhooks to us; give them a credential of their own.
+                        cfg.connection.webhook_token = Some(studio::auth::random_hex(32));
+                    }
+                    (cfg.data_dir.join("m3-simulator.ionapi"), Some(sim))
+                }
+            };
+            let runtime = start_configured(&cfg, &hub, &ionapi_file).await?;
+            (ionapi_file, simulator, Some(runtime))
+        } else {
+            info!("connection.enabled = false: only connections created through the API run here");
+            (PathBuf::new(), None, None)
         };
-        if let Some(reg) = &runtime.command_registry {
-            load_commands(reg, cfg.commands_dir.as_deref()).await?;
-        }
-        load_mappings(&runtime.registry, cfg.mappings_dir.as_deref()).await?;
-        let connections = Arc::new(studio::Connections::new([runtime]));
+        let c = &cfg.connection;
+        let configured_name = if c.enabled { c.name.as_str() } else { "" };
+        let connections = Arc::new(studio::Connections::new(configured));
         // Connections created through the API (here or on another replica sharing the store):
         // started when their `.ionapi` is saved, kept in step with the store.
         let launcher = Arc::new(hub::ApiLauncher(hub.clone()));
-        if store.connection(&c.name).await?.is_some() {
+        if c.enabled && store.connection(&c.name).await?.is_some() {
             tracing::warn!(connection = %c.name, "stored connection shadowed by the configured one of the same name");
         }
-        hub::sync_stored(&store, &vault, &launcher, &connections, &c.name).await?;
+        hub::sync_stored(&store, &vault, &launcher, &connections, configured_name).await?;
         let (shutdown, rx) = watch::channel(false);
 
         let admin_token = studio::auth::bootstrap(&store, cfg.auth.bootstrap_token.as_deref()).await?;
@@ -190,7 +171,7 @@ impl App {
                 vault.clone(),
                 launcher.clone(),
                 state.connections.clone(),
-                c.name.clone(),
+                configured_name.to_string(),
             );
             tokio::spawn(async move {
                 loop {
@@ -277,6 +258,43 @@ pub fn instance_id(data_dir: &std::path::Path, file: &str) -> anyhow::Result<Str
     let id = format!("{host}-{}", studio::auth::random_hex(8));
     std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(id)
+}
+
+/// Start the connection of the configuration file: its `.ionapi`, webhook credentials, command
+/// and mapping files.
+async fn start_configured(
+    cfg: &Config,
+    hub: &hub::Hub,
+    ionapi_file: &std::path::Path,
+) -> anyhow::Result<studio::ConnectionRuntime> {
+    let c = &cfg.connection;
+    let text = std::fs::read_to_string(ionapi_file)
+        .with_context(|| format!("connection.ionapi_file: cannot read {}", ionapi_file.display()))?;
+    let ion = IonApi::parse(&text).with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
+    let started = hub
+        .start(LaunchSpec {
+            name: c.name.clone(),
+            hosting: studio::Hosting::Hosted,
+            ionapi: ion,
+            mdp: None,
+            company: c.company,
+            webhook_token: None,
+            revision: None,
+        })
+        .await?;
+    let mut runtime = started.runtime;
+    runtime.webhook_auth = WebhookAuth {
+        bearer: c.webhook_token.clone().map(m3::Secret::new),
+        basic: c
+            .webhook_username
+            .clone()
+            .zip(c.webhook_password.clone().map(m3::Secret::new)),
+    };
+    if let Some(reg) = &runtime.command_registry {
+        load_commands(reg, cfg.commands_dir.as_deref()).await?;
+    }
+    load_mappings(&runtime.registry, cfg.mappings_dir.as_deref()).await?;
+    Ok(runtime)
 }
 
 /// The key that seals stored secrets: `ERP_BRIDGE_SECRET_KEY` or `secrets.key` (64 hex digits

@@ -49,6 +49,22 @@ enum Command {
         #[arg(long, env = "ERP_BRIDGE_STORE", hide_env_values = true)]
         store: Option<String>,
     },
+    /// Run Studio and the API without a connection of its own: only connections created
+    /// through the API (or another replica sharing the store) run here.
+    Studio {
+        /// Folder for the store (when SQLite) and generated files.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// HTTP listen address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The store: `postgres://...` (shared by replicas) or `sqlite://path`.
+        #[arg(long, env = "ERP_BRIDGE_STORE", hide_env_values = true)]
+        store: Option<String>,
+        /// Kafka bootstrap servers.
+        #[arg(long)]
+        kafka_brokers: Option<String>,
+    },
     /// Run a self-hosted connector: reads M3 on this network and calls home to Studio with the
     /// bundle downloaded from Studio (exit code 3 when Studio refuses its token).
     Connector {
@@ -245,6 +261,41 @@ async fn main() -> anyhow::Result<()> {
             println!("stopping...");
             app.shutdown().await;
             println!("stopped; the next start resumes from the stored cursor");
+        }
+        Command::Studio {
+            data_dir,
+            listen,
+            store,
+            kafka_brokers,
+        } => {
+            let mut cfg = Config::load(cli.config.as_deref())?;
+            cfg.connection.enabled = false;
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(l) = listen {
+                cfg.http.listen = l;
+            }
+            if let Some(url) = store {
+                cfg.store.url = Some(url);
+            }
+            if let Some(b) = kafka_brokers {
+                cfg.kafka.brokers = b;
+            }
+            let app = App::start(cfg).await?;
+            println!("erp-bridge Studio is up (no connection of its own; set one up in Studio)");
+            println!("  Studio (web UI):      {}/studio/", app.api_url);
+            println!("  health / readiness:   {0}/healthz  {0}/readyz", app.api_url);
+            match &app.admin_token {
+                Some(t) => {
+                    println!("  admin API token (shown once; Studio asks for it):");
+                    println!("      {t}");
+                }
+                None => println!("  API tokens: use the admin token printed on the first start"),
+            }
+            println!("Press Ctrl-C to stop.");
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+            app.shutdown().await;
         }
         Command::Connector { bundle, data_dir } => {
             let bundle = erp_bridge::remote::Bundle::load(&bundle)?;

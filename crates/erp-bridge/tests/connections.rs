@@ -651,3 +651,27 @@ fn a_malformed_bundle_is_refused_naming_the_key() {
     let (_, err) = run("studio_url = \"http://x\"\nconnection = \"c\"\n");
     assert!(err.contains("token"), "{err}");
 }
+
+#[tokio::test]
+async fn a_studio_without_a_connection_of_its_own_runs_those_created_through_the_api() {
+    let env = Env::new(5).await;
+    let mut cfg = env.config();
+    cfg.connection.enabled = false;
+    let app = App::start(cfg).await.unwrap();
+    let (s, list) = admin(&app, "GET", "/api/connections", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["connections"], json!([]), "no configured connection: {list}");
+    assert_eq!(admin(&app, "GET", "/api/connections/demo/status", None).await.0, 404);
+    let (s, _) = admin(
+        &app,
+        "POST",
+        "/api/connections",
+        Some(r#"{"name":"demo","hosting":"hosted"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, 201, "the name is free without a configured connection");
+    let ion = std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap();
+    let (s, v) = admin(&app, "PUT", "/api/connections/demo/ionapi", Some(ion)).await;
+    assert_eq!((s, v["launch"]["running"].clone()), (200, json!(true)), "{v}");
+    app.shutdown().await;
+}
