@@ -517,13 +517,15 @@ await step('tokens: revoke it in the UI (confirmed), then it gets 401', async ()
 
 const r0 = '#cmd-params tr[data-row="0"]';
 const r1 = '#cmd-params tr[data-row="1"]';
-await step('commands editor: new command, MI fields loaded, live schema, a bad MI field shows the server error', async () => {
+await step('commands editor: new command, the program transactions offered, MI fields loaded, live schema, a bad MI field shows the server error', async () => {
   await go('#/c/demo/commands');
   await page.click('#new-command');
   await page.waitForFunction(() => location.hash === '#/c/demo/commands/new');
   await page.fill('#cmd-map-name', 'RenameItemUi');
   await page.fill('#cmd-map-description', 'Rename an item (made in Studio).');
   await page.fill('#cmd-map-program', 'MMS200MI');
+  await page.waitForSelector('#mi-transaction-list option[value="UpdItmBasic"]', { state: 'attached' });
+  check((await text('#mi-transaction-hint')).includes('transactions of MMS200MI'), 'no transaction count for MMS200MI');
   await page.fill('#cmd-map-transaction', 'UpdItmBasic');
   await page.click('#cmd-load-fields');
   await page.waitForSelector('#mi-fields tr[data-mi="ITNO"]');

@@ -102,6 +102,30 @@ impl CommandRegistry {
         serde_json::from_value(json.clone()).map_err(|e| CommandRegistryError::Spec(e.to_string()))
     }
 
+    /// The transactions of an MI program, from `MRS001MI/LstTransactions`: `(name, description)`
+    /// in M3's order. M3's NOK (unknown program) becomes [`CommandRegistryError::NotFound`].
+    pub async fn transactions(&self, program: &str) -> Result<Vec<(String, String)>, CommandRegistryError> {
+        let records = self
+            .processor
+            .m3()
+            .execute("MRS001MI", "LstTransactions", &[("MINM", program)], 0)
+            .await
+            .map_err(|e| match e {
+                M3Error::Nok { message, .. } => {
+                    CommandRegistryError::NotFound(format!("M3 does not know the program {program}: {message}"))
+                }
+                other => CommandRegistryError::M3(other),
+            })?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| {
+                let name = r.get("TRNM")?.trim().to_string();
+                let description = r.get("TRDS").map(|d| d.trim().to_string()).unwrap_or_default();
+                (!name.is_empty()).then_some((name, description))
+            })
+            .collect())
+    }
+
     /// The input fields of an MI transaction, from `MRS001MI/LstAdtFieldInf` (`TRTP=I`). M3's
     /// NOK (unknown program or transaction) becomes [`CommandRegistryError::NotFound`].
     pub async fn transaction_fields(

@@ -24,6 +24,29 @@ pub fn routes() -> Router<AppState> {
             "/api/connections/{c}/mi/{program}/{transaction}/fields",
             get(transaction_fields),
         )
+        .route("/api/connections/{c}/mi/{program}/transactions", get(transactions))
+}
+
+/// `GET /api/connections/{c}/mi/{program}/transactions`: the transactions of an MI program
+/// (`MRS001MI/LstTransactions`), for the command editor's search.
+async fn transactions(
+    State(st): State<AppState>,
+    Path((c, program)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let reg = registry(connection(&st, &c)?)?;
+    let program = program.trim().to_ascii_uppercase();
+    if !pipeline::commands::is_mi_program(&program) {
+        return Err(ApiError::BadRequest(format!(
+            "program: expected an MI program name (upper-case letters and digits ending in `MI`, like `MMS200MI`), got {program:?}"
+        )));
+    }
+    let list: Vec<Value> = reg
+        .transactions(&program)
+        .await?
+        .into_iter()
+        .map(|(name, description)| json!({"name": name, "description": description}))
+        .collect();
+    Ok(Json(json!({"program": program, "transactions": list})))
 }
 
 impl From<CommandRegistryError> for ApiError {

@@ -71,7 +71,28 @@ export async function render(root, { c, name: existing }) {
   const nameInput = h('input#cmd-map-name', { type: 'text', placeholder: 'e.g. RenameItem', autocomplete: 'off' });
   const descInput = h('input#cmd-map-description', { type: 'text', placeholder: 'What the command does' });
   const programInput = h('input#cmd-map-program', { type: 'text', placeholder: 'e.g. MMS200MI', autocomplete: 'off' });
-  const transactionInput = h('input#cmd-map-transaction', { type: 'text', placeholder: 'e.g. UpdItmBasic', autocomplete: 'off' });
+  const transactionInput = h('input#cmd-map-transaction', { type: 'text', placeholder: 'e.g. UpdItmBasic', autocomplete: 'off', list: 'mi-transaction-list' });
+  // The program's transactions (MRS001MI/LstTransactions) to pick from, looked up as it is typed.
+  const transactionList = h('datalist#mi-transaction-list');
+  const transactionHint = h('span.small.muted#mi-transaction-hint');
+  let transactionTimer;
+  let transactionsFor = '';
+  programInput.addEventListener('input', () => {
+    clearTimeout(transactionTimer);
+    transactionTimer = setTimeout(async () => {
+      const program = programInput.value.trim().toUpperCase();
+      if (!/^[A-Z][A-Z0-9]*MI$/.test(program) || program === transactionsFor) return;
+      transactionsFor = program;
+      try {
+        const r = await get(`${base}/mi/${enc(program)}/transactions`);
+        clear(transactionList, r.transactions.map((t) => h('option', { value: t.name }, t.description)));
+        transactionHint.textContent = `${r.transactions.length} transactions of ${program}`;
+      } catch (e) {
+        clear(transactionList);
+        transactionHint.textContent = e.message || `M3 does not know ${program}`;
+      }
+    }, 300);
+  });
   for (const el of [nameInput, descInput, programInput, transactionInput]) el.style.width = '100%';
   const loadBtn = h('button#cmd-load-fields', { type: 'button', onclick: () => loadFields() }, 'Load fields');
   const fieldsBox = h('div#mi-fields-box');
@@ -306,7 +327,8 @@ export async function render(root, { c, name: existing }) {
             h('label.field', h('span', 'Description'), descInput)),
           h('div.grid2',
             h('label.field', h('span', 'MI program'), programInput),
-            h('label.field', h('span', 'MI transaction'), transactionInput)),
+            h('label.field', h('span', 'MI transaction'), transactionInput, transactionHint)),
+          transactionList,
           h('div.toolbar', loadBtn, fieldFilter, h('span.small.muted', 'Lists the transaction\'s input fields from M3 (MRS001MI) to pick from.')),
           fieldsBox),
         h('div.panel',
