@@ -243,6 +243,10 @@ async fn main() -> anyhow::Result<()> {
                 "  commands (POST):                {}/api/connections/{c}/commands",
                 app.api_url
             );
+            println!(
+                "  OpenAPI / AsyncAPI:             {0}/api/connections/{c}/openapi.json  {0}/api/connections/{c}/asyncapi",
+                app.api_url
+            );
             if let Some(t) = &app.kafka_topics {
                 println!(
                     "  kafka topics:                   {} {} {} {}",
