@@ -411,8 +411,8 @@ async fn session(
                         local.store.mark_published(&conn, up_to).await?;
                         in_flight = None;
                     }
-                    Ok(ToConnector::Refused { reason }) => {
-                        if reason.contains("token") {
+                    Ok(ToConnector::Refused { code, reason }) => {
+                        if code == "token-revoked" {
                             return Err(ConnectorExit::TokenRefused(reason).into());
                         }
                         anyhow::bail!("Studio refused the connector: {reason}");

@@ -491,6 +491,8 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
             >= 1
     })
     .await;
+    // Refused by the lease is not the end: it waits and tries again, in case the holder dies.
+    assert!(second.child.try_wait().unwrap().is_none(), "{}", second.output());
     let _ = second.child.kill().await;
 
     // Studio goes away; the connector keeps polling M3 and sends what it found on return.

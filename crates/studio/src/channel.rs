@@ -105,7 +105,10 @@ pub enum ToConnector {
     },
     /// The channel is refused or ends (lease held elsewhere, token revoked, Studio stopping).
     Refused {
-        /// Why.
+        /// What kind of refusal: `bad-hello`, `lease-held`, `lease-lost` or `token-revoked`
+        /// (the connector stops for good only on the last).
+        code: String,
+        /// Why, for people.
         reason: String,
     },
 }
@@ -282,7 +285,14 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
             }
             _ => {
                 let reason = "expected {\"type\": \"hello\", \"holder\", \"version\"} as the first frame".to_string();
-                let _ = send(&mut socket, &ToConnector::Refused { reason }).await;
+                let _ = send(
+                    &mut socket,
+                    &ToConnector::Refused {
+                        code: "bad-hello".into(),
+                        reason,
+                    },
+                )
+                .await;
                 return;
             }
         },
@@ -305,7 +315,14 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                 i.refused += 1;
                 i.last_refusal = Some(format!("{}: {reason}", now()));
             });
-            let _ = send(&mut socket, &ToConnector::Refused { reason }).await;
+            let _ = send(
+                &mut socket,
+                &ToConnector::Refused {
+                    code: "lease-held".into(),
+                    reason,
+                },
+            )
+            .await;
             return;
         }
         Err(e) => {
@@ -359,7 +376,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                         Ok(Some(t)) if t.revoked_at.is_none() => {}
                         Ok(_) => {
                             let reason = "the connector token was revoked".to_string();
-                            let _ = send(&mut socket, &ToConnector::Refused { reason: reason.clone() }).await;
+                            let _ = send(&mut socket, &ToConnector::Refused { code: "token-revoked".into(), reason: reason.clone() }).await;
                             break reason;
                         }
                         Err(_) => {}
@@ -369,7 +386,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                     Ok(LeaseOutcome::Granted) | Err(_) => {}
                     Ok(LeaseOutcome::HeldBy { holder: other, .. }) => {
                         let reason = format!("lease lost to {other}");
-                        let _ = send(&mut socket, &ToConnector::Refused { reason: reason.clone() }).await;
+                        let _ = send(&mut socket, &ToConnector::Refused { code: "lease-lost".into(), reason: reason.clone() }).await;
                         break reason;
                     }
                 }
