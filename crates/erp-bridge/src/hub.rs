@@ -153,7 +153,7 @@ impl Hub {
             remote: remote_state.clone(),
             revision: spec.revision.clone(),
         };
-        self.running.lock().expect("lock").insert(
+        let replaced = self.running.lock().expect("lock").insert(
             spec.name.clone(),
             Running {
                 shutdown,
@@ -162,6 +162,11 @@ impl Hub {
                 tasks,
             },
         );
+        if let Some(old) = replaced {
+            // Two starts raced (an API save and the store sync): only the newest may run.
+            tracing::info!(connection = %spec.name, "connection started again: the previous run stops");
+            stop_running(old).await;
+        }
         tracing::info!(connection = %spec.name, hosting = spec.hosting.as_str(), "connection started");
         Ok(Started { runtime, processor })
     }
@@ -185,15 +190,7 @@ impl Hub {
         let Some(r) = self.running.lock().expect("lock").remove(name) else {
             return;
         };
-        if let Some(remote) = &r.remote {
-            remote.close();
-        }
-        // The connector finishes its page before the lease is released.
-        r.connector.shutdown().await;
-        let _ = r.shutdown.send(true);
-        for t in r.tasks {
-            let _ = t.await;
-        }
+        stop_running(r).await;
         tracing::info!(connection = %name, "connection stopped");
     }
 
@@ -203,6 +200,19 @@ impl Hub {
         for n in names {
             self.stop_connection(&n).await;
         }
+    }
+}
+
+/// Stop one run of a connection: its connector finishes its page, then its lease and Kafka
+/// tasks end, and a connector channel closes.
+async fn stop_running(r: Running) {
+    if let Some(remote) = &r.remote {
+        remote.close();
+    }
+    r.connector.shutdown().await;
+    let _ = r.shutdown.send(true);
+    for t in r.tasks {
+        let _ = t.await;
     }
 }
 
@@ -288,6 +298,7 @@ pub async fn sync_stored(
     configured: &str,
 ) -> Result<(), store::StoreError> {
     use studio::Launcher as _;
+    let _restart = connections.restarts.lock().await;
     let records = store.connections().await?;
     for rec in &records {
         if rec.name == configured {
@@ -313,7 +324,7 @@ pub async fn sync_stored(
                 Ok(rt) => connections.insert(rt),
                 Err(e) => tracing::error!(connection = %rec.name, error = %e, "stored connection cannot start"),
             },
-            None => tracing::info!(connection = %rec.name, "stored connection waits for its .ionapi file"),
+            None => tracing::debug!(connection = %rec.name, "stored connection waits for its .ionapi file"),
         }
     }
     for rt in connections.values() {

@@ -404,6 +404,7 @@ async fn relaunch(st: &AppState, rec: &ConnectionRecord) -> Result<Value, ApiErr
         Ok(None) => return Ok(json!({"running": false, "error": "no .ionapi file saved yet"})),
         Err(e) => return Err(ApiError::Internal(e)),
     };
+    let _restart = st.connections.restarts.lock().await;
     if st.connections.remove(&rec.name).is_some() {
         launcher.stop(&rec.name).await;
     }
@@ -423,6 +424,7 @@ async fn relaunch(st: &AppState, rec: &ConnectionRecord) -> Result<Value, ApiErr
 /// Its messages and read models stay in the store.
 async fn remove(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     stored(&st, &c).await?;
+    let _restart = st.connections.restarts.lock().await;
     if st.connections.remove(&c).is_some() {
         if let Some(l) = &st.launcher {
             l.stop(&c).await;

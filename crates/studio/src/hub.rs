@@ -15,6 +15,9 @@ use crate::routes::ConnectionRuntime;
 #[derive(Default)]
 pub struct Connections {
     inner: RwLock<BTreeMap<String, ConnectionRuntime>>,
+    /// Held while a connection is stopped and started again, so that two restarts (an API save
+    /// and the store sync) never interleave and leave a stopped runtime in the map.
+    pub restarts: tokio::sync::Mutex<()>,
 }
 
 impl Connections {
@@ -22,6 +25,7 @@ impl Connections {
     pub fn new(runtimes: impl IntoIterator<Item = ConnectionRuntime>) -> Self {
         Self {
             inner: RwLock::new(runtimes.into_iter().map(|r| (r.name.clone(), r)).collect()),
+            restarts: tokio::sync::Mutex::new(()),
         }
     }
 
