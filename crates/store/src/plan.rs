@@ -130,6 +130,27 @@ pub(crate) fn plan<'a>(changes: &'a [Change], keys: &[&'a str], stored: &HashMap
     plan
 }
 
+/// A self-hosted connector's messages to ingest (see `Store::ingest`): those above the stored
+/// uplink `position` (the others were ingested already: their count is returned), as runs of
+/// consecutive items of one mapping in their order, and the position after them.
+pub(crate) fn uplink_runs(items: &[(i64, String, Change)], position: i64) -> (usize, Vec<(&str, Vec<Change>)>, i64) {
+    let mut runs: Vec<(&str, Vec<Change>)> = Vec::new();
+    let mut skipped = 0;
+    let mut last = position;
+    for (seq, mapping, change) in items {
+        if *seq <= last {
+            skipped += 1;
+            continue;
+        }
+        last = *seq;
+        match runs.last_mut() {
+            Some((m, changes)) if *m == mapping.as_str() => changes.push(change.clone()),
+            _ => runs.push((mapping.as_str(), vec![change.clone()])),
+        }
+    }
+    (skipped, runs, last)
+}
+
 /// `n` groups of `width` placeholders: `(?, ?), (?, ?)` for SQLite, `($1, $2), ($3, $4)` from
 /// `$first` for PostgreSQL.
 pub(crate) fn placeholders(n: usize, width: usize, numbered_from: Option<usize>) -> String {

@@ -49,8 +49,8 @@ use tracing::instrument;
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiToken, Applied, Batch, Change, ChangeOp, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome,
-    MappingRecord, MappingVersion, ReadModelPage, StoredMessage,
+    ApiToken, Applied, Batch, Change, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
+    MappingVersion, ReadModelPage, StoredMessage,
 };
 
 /// Advisory lock class (the first key of the two-key form) of a connection's write lock; the
@@ -631,102 +631,6 @@ impl PgStore {
     }
 }
 
-/// Apply one change inside a transaction holding the connection's write lock: see
-/// [`PgStore::apply_batch`]. The same logic as SQLite's.
-async fn apply_change(
-    tx: &mut PgConnection,
-    connection: &str,
-    mapping: &str,
-    change: &Change,
-    time: &str,
-    applied: &mut Applied,
-) -> Result<(), StoreError> {
-    let known: Option<(i64, i64)> =
-        sqlx::query_as("SELECT hash, position FROM entities WHERE connection = $1 AND mapping = $2 AND key = $3")
-            .bind(connection)
-            .bind(mapping)
-            .bind(&change.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let stale = matches!((known, change.position), (Some((_, stored)), Some(p)) if p < stored);
-    let real = !stale
-        && match (&change.op, known) {
-            (ChangeOp::Upsert { hash, .. }, Some((k, _))) => k != *hash as i64,
-            (ChangeOp::Upsert { .. }, None) => true,
-            (ChangeOp::Delete, known) => known.is_some(),
-        };
-    if !real {
-        if let (false, Some((_, stored)), Some(p), ChangeOp::Upsert { .. }) =
-            (stale, known, change.position, &change.op)
-        {
-            if p > stored {
-                // Same content, newer position: remember it, so older events stay stale.
-                sqlx::query("UPDATE entities SET position = $1 WHERE connection = $2 AND mapping = $3 AND key = $4")
-                    .bind(p)
-                    .bind(connection)
-                    .bind(mapping)
-                    .bind(&change.key)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        if stale {
-            applied.stale += 1;
-        } else {
-            applied.unchanged += 1;
-        }
-        return Ok(());
-    }
-    let m = &change.message;
-    let seq: i64 = sqlx::query_scalar(
-        "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-    )
-    .bind(connection)
-    .bind(mapping)
-    .bind(&m.id)
-    .bind(&m.ty)
-    .bind(&m.source)
-    .bind(&m.subject)
-    .bind(&m.time)
-    .bind(&m.dataschema)
-    .bind(&m.payload)
-    .fetch_one(&mut *tx)
-    .await?;
-    match &change.op {
-        ChangeOp::Upsert { hash, state } => {
-            sqlx::query(
-                "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (connection, mapping, key)
-                     DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
-                                   updated_at = excluded.updated_at,
-                                   position = GREATEST(entities.position, excluded.position)",
-            )
-            .bind(connection)
-            .bind(mapping)
-            .bind(&change.key)
-            .bind(*hash as i64)
-            .bind(state)
-            .bind(seq)
-            .bind(time)
-            .bind(change.position.unwrap_or(0))
-            .execute(&mut *tx)
-            .await?;
-        }
-        ChangeOp::Delete => {
-            sqlx::query("DELETE FROM entities WHERE connection = $1 AND mapping = $2 AND key = $3")
-                .bind(connection)
-                .bind(mapping)
-                .bind(&change.key)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    applied.emitted += 1;
-    Ok(())
-}
-
 /// Apply a page of changes with a few statements (see the SQLite twin and [`crate::plan`]).
 /// Sequence numbers of one multi-row insert increase in row order; the per-connection lock
 /// taken by the caller keeps them in commit order too.
@@ -739,10 +643,7 @@ async fn apply_changes(
     applied: &mut Applied,
 ) -> Result<(), StoreError> {
     use crate::plan::placeholders;
-    if changes.len() < 4 {
-        for change in changes {
-            apply_change(tx, connection, mapping, change, time, applied).await?;
-        }
+    if changes.is_empty() {
         return Ok(());
     }
     let keys = crate::plan::keys(changes);
@@ -996,16 +897,15 @@ impl PgStore {
                 .bind(UPLINK_CURSOR)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let mut position: i64 = stored.and_then(|p| p.parse().ok()).unwrap_or(0);
-        let mut applied = Applied::default();
+        let stored: i64 = stored.and_then(|p| p.parse().ok()).unwrap_or(0);
+        let (skipped, runs, position) = crate::plan::uplink_runs(items, stored);
+        let mut applied = Applied {
+            unchanged: skipped,
+            ..Applied::default()
+        };
         let time = now();
-        for (seq, mapping, change) in items {
-            if *seq <= position {
-                applied.unchanged += 1;
-                continue;
-            }
-            apply_change(&mut tx, connection, mapping, change, &time, &mut applied).await?;
-            position = *seq;
+        for (mapping, changes) in &runs {
+            apply_changes(&mut tx, connection, mapping, changes, &time, &mut applied).await?;
         }
         sqlx::query(
             "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, '', $3, $4)
