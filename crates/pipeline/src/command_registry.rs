@@ -102,20 +102,35 @@ impl CommandRegistry {
         serde_json::from_value(json.clone()).map_err(|e| CommandRegistryError::Spec(e.to_string()))
     }
 
+    /// An `MRS001MI` metadata transaction; M3's NOK says it does not know `what`.
+    async fn mrs001mi(
+        &self,
+        transaction: &str,
+        inputs: &[(&str, &str)],
+        what: &str,
+    ) -> Result<Vec<m3::Record>, CommandRegistryError> {
+        self.processor
+            .m3()
+            .execute("MRS001MI", transaction, inputs, 0)
+            .await
+            .map_err(|e| match e {
+                M3Error::Nok { message, .. } => {
+                    CommandRegistryError::NotFound(format!("M3 does not know {what}: {message}"))
+                }
+                other => CommandRegistryError::M3(other),
+            })
+    }
+
     /// The transactions of an MI program, from `MRS001MI/LstTransactions`: `(name, description)`
     /// in M3's order. M3's NOK (unknown program) becomes [`CommandRegistryError::NotFound`].
     pub async fn transactions(&self, program: &str) -> Result<Vec<(String, String)>, CommandRegistryError> {
         let records = self
-            .processor
-            .m3()
-            .execute("MRS001MI", "LstTransactions", &[("MINM", program)], 0)
-            .await
-            .map_err(|e| match e {
-                M3Error::Nok { message, .. } => {
-                    CommandRegistryError::NotFound(format!("M3 does not know the program {program}: {message}"))
-                }
-                other => CommandRegistryError::M3(other),
-            })?;
+            .mrs001mi(
+                "LstTransactions",
+                &[("MINM", program)],
+                &format!("the program {program}"),
+            )
+            .await?;
         Ok(records
             .into_iter()
             .filter_map(|r| {
@@ -134,21 +149,12 @@ impl CommandRegistry {
         transaction: &str,
     ) -> Result<Vec<MiField>, CommandRegistryError> {
         let records = self
-            .processor
-            .m3()
-            .execute(
-                "MRS001MI",
+            .mrs001mi(
                 "LstAdtFieldInf",
                 &[("MINM", program), ("TRNM", transaction), ("TRTP", "I")],
-                0,
+                &format!("{program}/{transaction}"),
             )
-            .await
-            .map_err(|e| match e {
-                M3Error::Nok { message, .. } => {
-                    CommandRegistryError::NotFound(format!("M3 does not know {program}/{transaction}: {message}"))
-                }
-                other => CommandRegistryError::M3(other),
-            })?;
+            .await?;
         Ok(records
             .into_iter()
             .filter_map(|r| {

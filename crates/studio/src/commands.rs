@@ -27,6 +27,17 @@ pub fn routes() -> Router<AppState> {
         .route("/api/connections/{c}/mi/{program}/transactions", get(transactions))
 }
 
+/// An MI program name from a path, upper-cased, or an error naming `program`.
+fn mi_program(program: &str) -> Result<String, ApiError> {
+    let program = program.trim().to_ascii_uppercase();
+    if !pipeline::commands::is_mi_program(&program) {
+        return Err(ApiError::BadRequest(format!(
+            "program: expected an MI program name (upper-case letters and digits ending in `MI`, like `MMS200MI`), got {program:?}"
+        )));
+    }
+    Ok(program)
+}
+
 /// `GET /api/connections/{c}/mi/{program}/transactions`: the transactions of an MI program
 /// (`MRS001MI/LstTransactions`), for the command editor's search.
 async fn transactions(
@@ -34,12 +45,7 @@ async fn transactions(
     Path((c, program)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reg = registry(connection(&st, &c)?)?;
-    let program = program.trim().to_ascii_uppercase();
-    if !pipeline::commands::is_mi_program(&program) {
-        return Err(ApiError::BadRequest(format!(
-            "program: expected an MI program name (upper-case letters and digits ending in `MI`, like `MMS200MI`), got {program:?}"
-        )));
-    }
+    let program = mi_program(&program)?;
     let list: Vec<Value> = reg
         .transactions(&program)
         .await?
@@ -158,12 +164,7 @@ async fn transaction_fields(
     Path((c, program, transaction)): Path<(String, String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let reg = registry(connection(&st, &c)?)?;
-    let program = program.trim().to_ascii_uppercase();
-    if !pipeline::commands::is_mi_program(&program) {
-        return Err(ApiError::BadRequest(format!(
-            "program: expected an MI program name (upper-case letters and digits ending in `MI`, like `MMS200MI`), got {program:?}"
-        )));
-    }
+    let program = mi_program(&program)?;
     if !pipeline::commands::is_mi_transaction(&transaction) {
         return Err(ApiError::BadRequest(format!(
             "transaction: expected an MI transaction name (letters and digits, like `UpdItmBasic`), got {transaction:?}"
