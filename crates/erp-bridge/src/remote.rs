@@ -437,21 +437,7 @@ async fn session(
                     .count();
                 rows.truncate(fits.max(1));
                 let Some(last) = rows.last().map(|m| m.seq) else { continue };
-                let items: Vec<UplinkItem> = rows
-                    .into_iter()
-                    .map(|m| UplinkItem {
-                        seq: m.seq,
-                        deleted: m.ty.ends_with("Deleted"),
-                        mapping: m.mapping,
-                        id: m.id,
-                        ty: m.ty,
-                        source: m.source,
-                        subject: m.subject,
-                        time: m.time,
-                        dataschema: m.dataschema,
-                        payload: m.payload,
-                    })
-                    .collect();
+                let items: Vec<UplinkItem> = rows.into_iter().map(UplinkItem::from).collect();
                 ws.send(Message::Text(serde_json::to_string(&FromConnector::Messages { items })?.into())).await?;
                 in_flight = Some((last, tokio::time::Instant::now()));
             }

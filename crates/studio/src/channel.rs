@@ -84,6 +84,24 @@ pub struct UplinkItem {
     pub payload: String,
 }
 
+impl From<store::StoredMessage> for UplinkItem {
+    /// A message of the connector's outbox; `...Deleted` types end their entity.
+    fn from(m: store::StoredMessage) -> Self {
+        UplinkItem {
+            seq: m.seq,
+            deleted: m.ty.ends_with("Deleted"),
+            mapping: m.mapping,
+            id: m.id,
+            ty: m.ty,
+            source: m.source,
+            subject: m.subject,
+            time: m.time,
+            dataschema: m.dataschema,
+            payload: m.payload,
+        }
+    }
+}
+
 /// What Studio sends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -195,11 +213,6 @@ impl RemoteState {
         json!(self.info.lock().expect("lock").clone())
     }
 
-    /// Whether a connector is connected now.
-    pub fn connected(&self) -> bool {
-        self.info.lock().expect("lock").state == "connected"
-    }
-
     /// Close the open channel (the connection stops or Studio shuts down).
     pub fn close(&self) {
         let _ = self.stop.send(true);
@@ -229,6 +242,18 @@ pub(crate) async fn upgrade(
     Ok(ws.on_upgrade(move |socket| async move {
         serve(st, rt, token_id, socket).await;
     }))
+}
+
+/// Tell the connector why the channel ends (see [`ToConnector::Refused`]).
+async fn refuse(socket: &mut WebSocket, code: &str, reason: String) {
+    let _ = send(
+        socket,
+        &ToConnector::Refused {
+            code: code.into(),
+            reason,
+        },
+    )
+    .await;
 }
 
 async fn send(socket: &mut WebSocket, frame: &ToConnector) -> bool {
@@ -285,14 +310,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
             }
             _ => {
                 let reason = "expected {\"type\": \"hello\", \"holder\", \"version\"} as the first frame".to_string();
-                let _ = send(
-                    &mut socket,
-                    &ToConnector::Refused {
-                        code: "bad-hello".into(),
-                        reason,
-                    },
-                )
-                .await;
+                refuse(&mut socket, "bad-hello", reason).await;
                 return;
             }
         },
@@ -315,14 +333,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                 i.refused += 1;
                 i.last_refusal = Some(format!("{}: {reason}", now()));
             });
-            let _ = send(
-                &mut socket,
-                &ToConnector::Refused {
-                    code: "lease-held".into(),
-                    reason,
-                },
-            )
-            .await;
+            refuse(&mut socket, "lease-held", reason).await;
             return;
         }
         Err(e) => {
@@ -376,7 +387,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                         Ok(Some(t)) if t.revoked_at.is_none() => {}
                         Ok(_) => {
                             let reason = "the connector token was revoked".to_string();
-                            let _ = send(&mut socket, &ToConnector::Refused { code: "token-revoked".into(), reason: reason.clone() }).await;
+                            refuse(&mut socket, "token-revoked", reason.clone()).await;
                             break reason;
                         }
                         Err(_) => {}
@@ -386,7 +397,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                     Ok(LeaseOutcome::Granted) | Err(_) => {}
                     Ok(LeaseOutcome::HeldBy { holder: other, .. }) => {
                         let reason = format!("lease lost to {other}");
-                        let _ = send(&mut socket, &ToConnector::Refused { code: "lease-lost".into(), reason: reason.clone() }).await;
+                        refuse(&mut socket, "lease-lost", reason.clone()).await;
                         break reason;
                     }
                 }
