@@ -26,12 +26,8 @@ enum Command {
     /// Run erp-bridge: connector, store and API; starts an embedded M3 simulator unless
     /// `connection.ionapi_file` is configured.
     Up {
-        /// Folder for the store and generated files.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// HTTP listen address.
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        server: ServerArgs,
         /// Changes per second made by simulated M3 users.
         #[arg(long)]
         changes_per_second: Option<f64>,
@@ -41,29 +37,12 @@ enum Command {
         /// `.ionapi` file of a real M3 (instead of the simulator).
         #[arg(long)]
         ionapi: Option<PathBuf>,
-        /// Kafka bootstrap servers; messages are then published and commands consumed.
-        #[arg(long)]
-        kafka_brokers: Option<String>,
-        /// The store: `postgres://user:password@host/db` (several processes can share it) or
-        /// `sqlite://path`; default `<data_dir>/erp-bridge.db`.
-        #[arg(long, env = "ERP_BRIDGE_STORE", hide_env_values = true)]
-        store: Option<String>,
     },
     /// Run Studio and the API without a connection of its own: only connections created
     /// through the API (or another replica sharing the store) run here.
     Studio {
-        /// Folder for the store (when SQLite) and generated files.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// HTTP listen address.
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// The store: `postgres://...` (shared by replicas) or `sqlite://path`.
-        #[arg(long, env = "ERP_BRIDGE_STORE", hide_env_values = true)]
-        store: Option<String>,
-        /// Kafka bootstrap servers.
-        #[arg(long)]
-        kafka_brokers: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Run a self-hosted connector: reads M3 on this network and calls home to Studio with the
     /// bundle downloaded from Studio (exit code 3 when Studio refuses its token).
@@ -169,6 +148,53 @@ enum MappingCommand {
     },
 }
 
+/// What `up` and `studio` share: where data lives, where to listen, the store and Kafka.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Folder for the store (when SQLite) and generated files.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Kafka bootstrap servers; messages are then published and commands consumed.
+    #[arg(long)]
+    kafka_brokers: Option<String>,
+    /// The store: `postgres://user:password@host/db` (several processes can share it) or
+    /// `sqlite://path`; default `<data_dir>/erp-bridge.db`.
+    #[arg(long, env = "ERP_BRIDGE_STORE", hide_env_values = true)]
+    store: Option<String>,
+}
+
+impl ServerArgs {
+    /// Override the configuration with the flags given.
+    fn apply(self, cfg: &mut Config) {
+        if let Some(d) = self.data_dir {
+            cfg.data_dir = d;
+        }
+        if let Some(l) = self.listen {
+            cfg.http.listen = l;
+        }
+        if let Some(b) = self.kafka_brokers {
+            cfg.kafka.brokers = b;
+        }
+        if let Some(url) = self.store {
+            cfg.store.url = Some(url);
+        }
+    }
+}
+
+/// Print the admin token of a first start (shown once), or where to find it.
+fn print_admin_token(app: &App) {
+    match &app.admin_token {
+        Some(t) => {
+            println!("  admin API token (shown once; Studio asks for it):");
+            println!("      {t}");
+        }
+        None => println!("  API tokens: use the admin token printed on the first start (data_dir is kept)"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -180,21 +206,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Up {
-            data_dir,
-            listen,
+            server,
             changes_per_second,
             items,
             ionapi,
-            kafka_brokers,
-            store,
         } => {
             let mut cfg = Config::load(cli.config.as_deref())?;
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
-            if let Some(l) = listen {
-                cfg.http.listen = l;
-            }
+            server.apply(&mut cfg);
             if let Some(c) = changes_per_second {
                 anyhow::ensure!(
                     c >= 0.0 && c.is_finite(),
@@ -207,12 +225,6 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(f) = ionapi {
                 cfg.connection.ionapi_file = Some(f);
-            }
-            if let Some(b) = kafka_brokers {
-                cfg.kafka.brokers = b;
-            }
-            if let Some(url) = store {
-                cfg.store.url = Some(url);
             }
             let app = App::start(cfg).await?;
             let c = &app.connection;
@@ -253,50 +265,22 @@ async fn main() -> anyhow::Result<()> {
                     t.events, t.commands, t.receipts, t.deadletter
                 );
             }
-            match &app.admin_token {
-                Some(t) => {
-                    println!("  admin API token (shown once; Studio asks for it):");
-                    println!("      {t}");
-                }
-                None => println!("  API tokens: use the admin token printed on the first start (data_dir is kept)"),
-            }
+            print_admin_token(&app);
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
             println!("stopping...");
             app.shutdown().await;
             println!("stopped; the next start resumes from the stored cursor");
         }
-        Command::Studio {
-            data_dir,
-            listen,
-            store,
-            kafka_brokers,
-        } => {
+        Command::Studio { server } => {
             let mut cfg = Config::load(cli.config.as_deref())?;
             cfg.connection.enabled = false;
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
-            if let Some(l) = listen {
-                cfg.http.listen = l;
-            }
-            if let Some(url) = store {
-                cfg.store.url = Some(url);
-            }
-            if let Some(b) = kafka_brokers {
-                cfg.kafka.brokers = b;
-            }
+            server.apply(&mut cfg);
             let app = App::start(cfg).await?;
             println!("erp-bridge Studio is up (no connection of its own; set one up in Studio)");
             println!("  Studio (web UI):      {}/studio/", app.api_url);
             println!("  health / readiness:   {0}/healthz  {0}/readyz", app.api_url);
-            match &app.admin_token {
-                Some(t) => {
-                    println!("  admin API token (shown once; Studio asks for it):");
-                    println!("      {t}");
-                }
-                None => println!("  API tokens: use the admin token printed on the first start"),
-            }
+            print_admin_token(&app);
             println!("Press Ctrl-C to stop.");
             tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
             app.shutdown().await;
