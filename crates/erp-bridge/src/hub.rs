@@ -42,14 +42,6 @@ struct Running {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// A started connection: what the API needs, plus its registries for start-up loading.
-pub struct Started {
-    /// The API's handle.
-    pub runtime: ConnectionRuntime,
-    /// The command processor (shared with the Kafka consumer).
-    pub processor: Option<CommandProcessor>,
-}
-
 impl Hub {
     /// A hub writing to `store`, with the configured tuning and Kafka settings; `holder` names
     /// this installation in connection leases (stable across restarts, so a restarted process
@@ -64,9 +56,9 @@ impl Hub {
         })
     }
 
-    /// Start one connection. Mappings are not restored here (the caller loads files first,
-    /// then calls [`MappingRegistry::restore`]); command mappings of a hosted connection are.
-    pub async fn start(&self, spec: LaunchSpec) -> anyhow::Result<Started> {
+    /// Start one connection. Neither mappings nor command mappings are loaded here (the caller
+    /// applies files first, then calls [`MappingRegistry::sync_deployments`] and reloads commands).
+    pub async fn start(&self, spec: LaunchSpec) -> anyhow::Result<ConnectionRuntime> {
         let t = &self.tuning;
         let client = Arc::new(M3Client::new(
             spec.ionapi,
@@ -129,7 +121,6 @@ impl Hub {
             Arc::new(studio::channel::RemoteState::new(mi, self.remote_settings()))
         });
         let command_registry = CommandRegistry::new(processor.clone(), self.store.clone());
-        let (processor, command_registry) = (Some(processor), Some(command_registry));
         if !self.kafka.brokers.is_empty() {
             tasks.push(tokio::spawn(crate::run_kafka(
                 self.kafka.clone(),
@@ -144,8 +135,8 @@ impl Hub {
             name: spec.name.clone(),
             connector: connector.clone(),
             registry,
-            commands: processor.clone(),
-            command_registry,
+            commands: Some(processor),
+            command_registry: Some(command_registry),
             webhook_auth: WebhookAuth {
                 bearer: spec.webhook_token,
                 basic: None,
@@ -168,7 +159,7 @@ impl Hub {
             stop_running(old).await;
         }
         tracing::info!(connection = %spec.name, hosting = spec.hosting.as_str(), "connection started");
-        Ok(Started { runtime, processor })
+        Ok(runtime)
     }
 
     /// The tuning a self-hosted connector receives with its configuration.
@@ -267,13 +258,12 @@ impl studio::Launcher for ApiLauncher {
     fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<ConnectionRuntime, String>> {
         Box::pin(async move {
             let name = spec.name.clone();
-            let started = self.0.start(spec).await.map_err(|e| format!("{e:#}"))?;
-            let rt = started.runtime;
+            let rt = self.0.start(spec).await.map_err(|e| format!("{e:#}"))?;
             if let Some(reg) = &rt.command_registry {
                 reg.seed_defaults().await.map_err(|e| e.to_string())?;
                 reg.reload().await.map_err(|e| e.to_string())?;
             }
-            if let Err(e) = rt.registry.restore().await {
+            if let Err(e) = rt.registry.sync_deployments().await {
                 self.0.stop_connection(&name).await;
                 return Err(e.to_string());
             }

@@ -31,7 +31,7 @@ async fn run_kafka(
     store: Store,
     connection: String,
     status: pipeline::StatusBoard,
-    processor: Option<CommandProcessor>,
+    processor: CommandProcessor,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failures = 0u32;
@@ -62,14 +62,9 @@ async fn run_kafka(
         }
     };
     let r = tokio::spawn(relay.run(shutdown.clone()));
-    // Self-hosted connections have no command processing here.
-    if let Some(processor) = processor {
-        match kafka::CommandConsumer::new(&settings, &connection, processor) {
-            Ok(consumer) => {
-                let _ = consumer.run(shutdown).await;
-            }
-            Err(e) => tracing::error!(connection = %connection, error = %e, "kafka command consumer cannot start"),
-        }
+    match kafka::CommandConsumer::new(&settings, &connection, processor) {
+        Ok(consumer) => consumer.run(shutdown).await,
+        Err(e) => tracing::error!(connection = %connection, error = %e, "kafka command consumer cannot start"),
     }
     let _ = r.await;
 }
@@ -271,7 +266,7 @@ async fn start_configured(
     let text = std::fs::read_to_string(ionapi_file)
         .with_context(|| format!("connection.ionapi_file: cannot read {}", ionapi_file.display()))?;
     let ion = IonApi::parse(&text).with_context(|| format!("connection.ionapi_file {}", ionapi_file.display()))?;
-    let started = hub
+    let mut runtime = hub
         .start(LaunchSpec {
             name: c.name.clone(),
             hosting: studio::Hosting::Hosted,
@@ -282,7 +277,6 @@ async fn start_configured(
             revision: None,
         })
         .await?;
-    let mut runtime = started.runtime;
     runtime.webhook_auth = WebhookAuth {
         bearer: c.webhook_token.clone().map(m3::Secret::new),
         basic: c
@@ -411,7 +405,7 @@ async fn load_mappings(registry: &MappingRegistry, dir: Option<&std::path::Path>
             .record_deployment(&spec.name, None, "erp-bridge (default)")
             .await?;
     }
-    registry.restore().await?;
+    registry.sync_deployments().await?;
     Ok(())
 }
 

@@ -185,7 +185,7 @@ impl MappingRegistry {
     }
 
     /// Validate a version (default: the latest) and record it as deployed, without starting it
-    /// (start-up records first, then [`Self::restore`] starts everything once).
+    /// (start-up records first, then [`Self::sync_deployments`] starts everything once).
     pub async fn record_deployment(
         &self,
         name: &str,
@@ -225,25 +225,10 @@ impl MappingRegistry {
         Ok(())
     }
 
-    /// Deploy what the store says is deployed (at start-up). Invalid ones are skipped with a warning.
-    pub async fn restore(&self) -> Result<usize, RegistryError> {
-        let mut n = 0;
-        for m in self.list().await? {
-            let Some(version) = m.deployed_version else { continue };
-            let by = m.deployed_by.clone().unwrap_or_default();
-            match self.deploy(&m.latest.name, Some(version), &by).await {
-                Ok(_) => n += 1,
-                Err(e) => {
-                    warn!(connection = %self.connection(), mapping = %m.latest.name, error = %e, "deployed mapping cannot start")
-                }
-            }
-        }
-        Ok(n)
-    }
-
     /// Bring the running mappings in line with what the store says is deployed, without writing
-    /// to the store: another process sharing it may have deployed, changed or undeployed one.
-    /// Unchanged mappings keep running; returns how many were started or stopped.
+    /// to the store: at start-up, and when another process sharing the store deployed, changed
+    /// or undeployed one. Unchanged mappings keep running; invalid ones are skipped with a
+    /// warning. Returns how many were started or stopped.
     pub async fn sync_deployments(&self) -> Result<usize, RegistryError> {
         let running = self.connector.fingerprints();
         let mut wanted = std::collections::BTreeSet::new();
@@ -260,13 +245,19 @@ impl MappingRegistry {
                     None => continue,
                 }
             };
-            let spec = Self::parse(&json)?;
+            let spec = match Self::parse(&json) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    warn!(connection = %self.connection(), mapping = %name, error = %e, "deployed mapping cannot start");
+                    continue;
+                }
+            };
             if running.get(&name) == Some(&MappingSource::fingerprint_of(&spec)) {
                 continue;
             }
             match self.validate(&spec).await {
                 Ok(source) => {
-                    info!(connection = %self.connection(), mapping = %name, version, "deployed elsewhere: started here too");
+                    info!(connection = %self.connection(), mapping = %name, version, "deployed mapping started");
                     self.connector.deploy(source).await;
                     n += 1;
                 }
@@ -276,7 +267,7 @@ impl MappingRegistry {
             }
         }
         for name in running.keys().filter(|n| !wanted.contains(*n)) {
-            info!(connection = %self.connection(), mapping = %name, "undeployed elsewhere: stopped here too");
+            info!(connection = %self.connection(), mapping = %name, "undeployed mapping stopped");
             self.connector.undeploy(name).await;
             n += 1;
         }
