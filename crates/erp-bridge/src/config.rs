@@ -139,8 +139,14 @@ pub struct ConnectionConfig {
     pub overlap: Duration,
     /// Rows per `EXPORTMI` page.
     pub page_size: u32,
-    /// `EXPORTMI` column separator; must not occur in the data.
+    /// `EXPORTMI` column separator. Rows whose values hold it are read again with another one;
+    /// what still cannot be split becomes a source dead letter.
     pub separator: char,
+    /// Windows the initial load reads at once (keep within the ION gateway's quota).
+    pub load_parallelism: usize,
+    /// Share of a mapping's keys (0.0 to 1.0) that may vanish in one reconciliation pass
+    /// before the deletes are held and reported instead of emitted.
+    pub delete_hold_share: f64,
     /// Bearer token M3 must send on webhook calls (`/webhooks/{connection}/{TABLE}`).
     pub webhook_token: Option<String>,
     /// Basic-auth user M3 may send on webhook calls instead (with `webhook_password`).
@@ -204,6 +210,8 @@ impl Default for ConnectionConfig {
             overlap: Duration::from_secs(5),
             page_size: 1000,
             separator: '~',
+            load_parallelism: 4,
+            delete_hold_share: 0.1,
             webhook_token: None,
             webhook_username: None,
             webhook_password: None,
@@ -260,6 +268,18 @@ impl Config {
             return Err(ConfigError(format!(
                 "connection.page_size: expected 1 to 100000, got {}",
                 c.page_size
+            )));
+        }
+        if !(1..=32).contains(&c.load_parallelism) {
+            return Err(ConfigError(format!(
+                "connection.load_parallelism: expected 1 to 32, got {}",
+                c.load_parallelism
+            )));
+        }
+        if !(0.0..=1.0).contains(&c.delete_hold_share) {
+            return Err(ConfigError(format!(
+                "connection.delete_hold_share: expected 0.0 to 1.0, got {}",
+                c.delete_hold_share
             )));
         }
         if let Some(s) = &c.full_resync {

@@ -95,6 +95,8 @@ impl Hub {
             page_size: t.page_size,
             overlap: t.overlap,
             separator: t.separator,
+            load_parallelism: t.load_parallelism,
+            delete_hold_share: t.delete_hold_share,
             full_resync: t
                 .full_resync
                 .as_deref()
@@ -171,6 +173,8 @@ impl Hub {
             "overlapMs": t.overlap.as_millis() as u64,
             "pageSize": t.page_size,
             "separator": t.separator.to_string(),
+            "loadParallelism": t.load_parallelism,
+            "deleteHoldShare": t.delete_hold_share,
             "fullResync": t.full_resync,
         })
     }

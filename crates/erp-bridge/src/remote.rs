@@ -268,6 +268,12 @@ fn settings_from(connection: &str, v: &Value) -> anyhow::Result<ConnectorSetting
     if let Some(c) = v["separator"].as_str().and_then(|t| t.chars().next()) {
         s.separator = c;
     }
+    if let Some(n) = v["loadParallelism"].as_u64() {
+        s.load_parallelism = n.clamp(1, 32) as usize;
+    }
+    if let Some(x) = v["deleteHoldShare"].as_f64() {
+        s.delete_hold_share = x.clamp(0.0, 1.0);
+    }
     if let Some(cron) = v["fullResync"].as_str() {
         s.full_resync = Some(pipeline::schedule::Schedule::parse(cron).context("configuration: fullResync")?);
     }

@@ -386,7 +386,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {data:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\n[connection]\nionapi_file = {ion:?}\npoll_interval = \"100ms\"\nreconcile_interval = \"300ms\"\npage_size = 25\n[auth]\nbootstrap_token = {token:?}\n",
+            "data_dir = {data:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\n[connection]\nionapi_file = {ion:?}\npoll_interval = \"100ms\"\nreconcile_interval = \"300ms\"\npage_size = 25\ndelete_hold_share = 1.0\n[auth]\nbootstrap_token = {token:?}\n",
             data = dir.join("data").display().to_string(),
             ion = dir.join("m3.ionapi").display().to_string(),
             token = common::ADMIN_TOKEN,

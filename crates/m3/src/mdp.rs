@@ -1,7 +1,10 @@
 //! Metadata Publisher (MDP): the tables and columns of this M3, custom ones included, read through
 //! the ION API gateway with the same token (`{iu}/{ti}/M3/mdprest/les/...`).
 
-use mapping::catalog::{Column, ColumnKind, Table};
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use mapping::catalog::{mdp_column_kind, Column, ColumnKind, MdpType, Table};
 use serde::Deserialize;
 use tracing::instrument;
 
@@ -94,12 +97,11 @@ impl M3Client {
                     primary_key.push(name.clone());
                 }
                 let length: u16 = c.length.trim().parse().unwrap_or(0);
-                let kind = match c.data_type.trim().to_ascii_lowercase().as_str() {
-                    "string" | "alpha" | "a" | "char" | "varchar" => ColumnKind::Alpha,
-                    // Dates are stored as 8-digit numbers; MDP marks them with edit code Y.
-                    _ if c.edit_code.trim() == "Y" || (length == 8 && name.ends_with("DT")) => ColumnKind::Date,
-                    _ => ColumnKind::Numeric,
-                };
+                // Dates are stored as 8-digit numbers; MDP marks them with edit code Y.
+                let (kind, how) = mdp_column_kind(&c.data_type, &c.edit_code, &name, length);
+                if how != MdpType::Known {
+                    warn_unknown_type(&table, &name, c.data_type.trim(), kind);
+                }
                 Column {
                     name,
                     description: c.description.trim().to_string(),
@@ -133,6 +135,32 @@ impl M3Client {
             self.ionapi().tenant
         );
         self.get_with_token(&url, &format!("mdprest{path}"), &query).await
+    }
+}
+
+/// Warn, once per process for each table, column and type name, that MDP reported a `dataType`
+/// outside the known list and how the column is read.
+fn warn_unknown_type(table: &str, column: &str, data_type: &str, kind: ColumnKind) {
+    static WARNED: OnceLock<Mutex<HashSet<(String, String, String)>>> = OnceLock::new();
+    let first = WARNED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert((table.to_string(), column.to_string(), data_type.to_string()));
+    if first {
+        let read_as = match kind {
+            ColumnKind::Alpha => "text (alphanumeric)",
+            ColumnKind::Numeric => "a number",
+            ColumnKind::Date => "a date (yyyyMMdd number)",
+        };
+        tracing::warn!(
+            table,
+            column,
+            data_type,
+            kind = kind.mi_type(),
+            "MDP reports dataType {data_type:?} for {table}.{column}, which is not a known type name; \
+             the column is read as {read_as}"
+        );
     }
 }
 

@@ -27,6 +27,64 @@ impl ColumnKind {
     }
 }
 
+/// How a Metadata Publisher `dataType` name was understood (see [`mdp_column_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MdpType {
+    /// A name MDP is known to report (`String`, `Decimal`...).
+    Known,
+    /// An unknown name that looks numeric (`Numeric`, `Packed`, `Zoned`, `Dec...`, `Int...`): read
+    /// as a number.
+    GuessedNumeric,
+    /// Any other unknown name (`NChar`, `Graphic`, `VarGraphic`...): read as text, which accepts
+    /// every value, so no row is ever rejected because of the type.
+    GuessedText,
+}
+
+/// The storage kind of a column as MDP describes it: its `dataType`, `editCode`, full name and
+/// length. No public reference lists MDP's type names, so only the common ones are known; an
+/// unknown numeric-looking name is read as a number and anything else as text (alphanumeric),
+/// never the other way round, since a text column read as a number would fail on every row.
+/// Numeric columns with edit code `Y`, or 8 digits long and named `..DT`, are dates.
+pub fn mdp_column_kind(data_type: &str, edit_code: &str, name: &str, length: u16) -> (ColumnKind, MdpType) {
+    let t = data_type.trim().to_ascii_lowercase();
+    let (numeric, how) = match t.as_str() {
+        "string" | "alpha" | "a" | "char" | "varchar" => (false, MdpType::Known),
+        "decimal" | "integer" | "int" | "long" | "n" => (true, MdpType::Known),
+        t if looks_numeric(t) => (true, MdpType::GuessedNumeric),
+        _ => (false, MdpType::GuessedText),
+    };
+    let kind = if !numeric {
+        ColumnKind::Alpha
+    } else if edit_code.trim() == "Y" || (length == 8 && name.trim().to_ascii_uppercase().ends_with("DT")) {
+        ColumnKind::Date
+    } else {
+        ColumnKind::Numeric
+    };
+    (kind, how)
+}
+
+/// Type names of numbers in DB2 for i, SQL and Java, and the DDS letters for packed, zoned,
+/// binary and float (`P`, `S`, `B`, `F`).
+fn looks_numeric(t: &str) -> bool {
+    const PREFIXES: [&str; 14] = [
+        "dec",
+        "int",
+        "num",
+        "packed",
+        "zoned",
+        "float",
+        "double",
+        "real",
+        "smallint",
+        "bigint",
+        "tinyint",
+        "long",
+        "short",
+        "bigdecimal",
+    ];
+    matches!(t, "p" | "s" | "b" | "f") || PREFIXES.iter().any(|p| t.starts_with(p))
+}
+
 /// One column of an M3 table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Column {
@@ -246,6 +304,60 @@ pub fn standard_table(name: &str) -> Option<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mdp_types_known_guessed_numeric_and_guessed_text() {
+        let kind = |t: &str| mdp_column_kind(t, "", "MMITDS", 30);
+        assert_eq!(kind("String"), (ColumnKind::Alpha, MdpType::Known));
+        assert_eq!(kind(" VARCHAR "), (ColumnKind::Alpha, MdpType::Known));
+        assert_eq!(kind("Decimal"), (ColumnKind::Numeric, MdpType::Known));
+        for t in [
+            "Numeric",
+            "Packed",
+            "Zoned",
+            "DECIMAL(15,2)",
+            "Dec",
+            "Int4",
+            "Integer8",
+            "SmallInt",
+            "BigInt",
+            "Float",
+            "P",
+            "s",
+        ] {
+            assert_eq!(kind(t), (ColumnKind::Numeric, MdpType::GuessedNumeric), "{t}");
+        }
+        for t in [
+            "NChar",
+            "NVarChar",
+            "VarGraphic",
+            "Graphic",
+            "Clob",
+            "Text",
+            "Timestamp",
+            "",
+            "O",
+        ] {
+            assert_eq!(kind(t), (ColumnKind::Alpha, MdpType::GuessedText), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn mdp_dates_are_numeric_columns_with_edit_code_y_or_named_dt() {
+        assert_eq!(mdp_column_kind("Decimal", "Y", "MMRGDT", 8).0, ColumnKind::Date);
+        assert_eq!(mdp_column_kind("Decimal", "4", "mmlmdt", 8).0, ColumnKind::Date);
+        assert_eq!(
+            mdp_column_kind("Packed", "Y", "MMXXDT", 8),
+            (ColumnKind::Date, MdpType::GuessedNumeric)
+        );
+        assert_eq!(mdp_column_kind("Decimal", "4", "MMCHNO", 3).0, ColumnKind::Numeric);
+        // A text column stays text whatever its edit code or name says.
+        assert_eq!(
+            mdp_column_kind("NChar", "Y", "MMZZDT", 8),
+            (ColumnKind::Alpha, MdpType::GuessedText)
+        );
+        assert_eq!(mdp_column_kind("String", "", "MMZZDT", 8).0, ColumnKind::Alpha);
+    }
 
     #[test]
     fn every_table_has_company_first_in_its_key_and_audit_columns() {

@@ -11,7 +11,7 @@ use store::{CommandMappingVersion, Store};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::commands::{default_commands, CommandProcessor, CommandSpec, CommandSpecError};
+use crate::commands::{default_commands, CommandProcessor, CommandSpec, CommandSpecError, Idempotency};
 use crate::error::PipelineError;
 
 /// Who stores the default command mappings on a first start.
@@ -172,9 +172,19 @@ impl CommandRegistry {
 
     /// Validate a definition: on its own, then against M3. M3 answering NOK rejects it naming
     /// `transaction`; an MI field the transaction does not take rejects it naming the parameter.
-    /// M3 unreachable (or failing otherwise) accepts it with a warning.
+    /// M3 unreachable (or failing otherwise) accepts it with a warning. Declaring a transaction
+    /// idempotent whose name says otherwise is accepted with a warning.
     pub async fn validate(&self, spec: &CommandSpec) -> Result<Vec<String>, CommandRegistryError> {
         spec.validate()?;
+        let mut warnings = Vec::new();
+        if spec.idempotent == Some(Idempotency::Idempotent)
+            && Idempotency::of_transaction(&spec.transaction) == Idempotency::NotIdempotent
+        {
+            warnings.push(format!(
+                "idempotent: declared true, although {} does not look idempotent by its name; it will be retried after timeouts and HTTP 5xx answers, so it may run twice",
+                spec.transaction
+            ));
+        }
         let fields = match self.transaction_fields(&spec.program, &spec.transaction).await {
             Ok(f) => f,
             Err(CommandRegistryError::NotFound(message)) => {
@@ -182,14 +192,15 @@ impl CommandRegistry {
             }
             Err(e) => {
                 warn!(connection = %self.connection(), command = %spec.name, error = %e, "cannot check the transaction with M3; accepting the command mapping unchecked");
-                return Ok(vec![format!(
+                warnings.push(format!(
                     "{}/{} was not checked with M3 ({e}); it is saved unchecked",
                     spec.program, spec.transaction
-                )]);
+                ));
+                return Ok(warnings);
             }
         };
         if fields.is_empty() {
-            return Ok(Vec::new());
+            return Ok(warnings);
         }
         for (i, p) in spec.parameters.iter().enumerate() {
             if !fields.iter().any(|f| f.name == p.mi) {
@@ -209,7 +220,7 @@ impl CommandRegistry {
                 .into());
             }
         }
-        Ok(Vec::new())
+        Ok(warnings)
     }
 
     /// Every command mapping: its latest version, by name.

@@ -2,6 +2,10 @@
 //! transaction and maps command fields to MI parameters (required / optional / fixed). The
 //! processor validates a command, deduplicates it by id, runs the transaction (retrying transient
 //! failures) and answers with a receipt, whatever arrives.
+//!
+//! A transaction that is not idempotent (it creates, deletes or consumes something, see
+//! [`Idempotency`]) is never retried after an ambiguous failure (M3 may have run it: see
+//! [`M3Error::may_have_run`]); its receipt is `unknown`, carrying what was sent and how to check.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -28,8 +32,108 @@ pub struct CommandSpec {
     pub program: String,
     /// MI transaction (`UpdItmBasic`).
     pub transaction: String,
+    /// Whether running the transaction twice is harmless, as declared in the definition
+    /// (`"idempotent": true | false`); absent: derived from the transaction name (see
+    /// [`CommandSpec::idempotency`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "idempotent_flag")]
+    pub idempotent: Option<Idempotency>,
     /// Parameters.
     pub parameters: Vec<ParamSpec>,
+}
+
+/// Whether running a command's MI transaction twice has the same effect as running it once.
+/// It decides what happens after an ambiguous failure (M3 may have run the transaction): an
+/// idempotent command is retried, one that is not idempotent is not (its receipt is `unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Idempotency {
+    /// Running it again is harmless (reads, updates setting values).
+    Idempotent,
+    /// Running it again creates, deletes or consumes something twice, or fails (`already exists`).
+    NotIdempotent,
+}
+
+/// Verbs (transaction name prefixes) of transactions that are not idempotent: they create
+/// (`Add`, `Crt`, `Cre`, `Create`, `Cpy`, `Copy`, `Ins`, `Insert`, `Gen`, `Generate`), delete
+/// (`Del`, `Delete`, `Dlt`, `Rmv`, `Remove`), or move work on (`Rel`, `Release`, `Prc`,
+/// `Process`, `Snd`, `Send`, `Rpt`, `Report`, `Cnf`, `Confirm`, `Cls`, `Close`, `Iss`, `Issue`,
+/// `Rcv`, `Receive`, `Prt`, `Print`, `Pck`, `Pick`). Verbs in neither list count as not idempotent
+/// too: this list documents them.
+pub const NOT_IDEMPOTENT_VERBS: &[&str] = &[
+    "Add", "Crt", "Cre", "Create", "Cpy", "Copy", "Ins", "Insert", "Gen", "Generate", "Del", "Delete", "Dlt", "Rmv",
+    "Remove", "Rel", "Release", "Prc", "Process", "Snd", "Send", "Rpt", "Report", "Cnf", "Confirm", "Cls", "Close",
+    "Iss", "Issue", "Rcv", "Receive", "Prt", "Print", "Pck", "Pick",
+];
+
+/// Verbs of idempotent transactions: updates that set values (`Upd`, `Update`, `Chg`, `Change`,
+/// `Set`) and reads (`Get`, `Lst`, `List`, `Sel`, `Select`, `Search`).
+pub const IDEMPOTENT_VERBS: &[&str] = &[
+    "Upd", "Update", "Chg", "Change", "Set", "Get", "Lst", "List", "Sel", "Select", "Search",
+];
+
+/// Verbs of reading transactions, used to suggest how to check an unknown outcome.
+const READ_VERBS: &[&str] = &["Get", "Lst", "List", "Sel", "Select", "Search"];
+
+/// Whether the MI transaction name starts with the verb as a word: `AddItmBasic` and `Add`
+/// start with `Add`, `Address` does not.
+fn has_verb(transaction: &str, verb: &str) -> bool {
+    transaction
+        .strip_prefix(verb)
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_lowercase()))
+}
+
+fn has_any_verb(transaction: &str, verbs: &[&str]) -> bool {
+    verbs.iter().any(|v| has_verb(transaction, v))
+}
+
+impl Idempotency {
+    /// The idempotency of an MI transaction by the verb its name starts with: the verbs of
+    /// [`IDEMPOTENT_VERBS`] are idempotent; [`NOT_IDEMPOTENT_VERBS`] and unknown verbs are not
+    /// (the safe side: an unknown verb is never run twice by a retry).
+    pub fn of_transaction(transaction: &str) -> Idempotency {
+        if has_any_verb(transaction, NOT_IDEMPOTENT_VERBS) || !has_any_verb(transaction, IDEMPOTENT_VERBS) {
+            Idempotency::NotIdempotent
+        } else {
+            Idempotency::Idempotent
+        }
+    }
+
+    /// Lower-case name, as in the API (`idempotent`, `not-idempotent`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Idempotency::Idempotent => "idempotent",
+            Idempotency::NotIdempotent => "not-idempotent",
+        }
+    }
+}
+
+/// The definition's `"idempotent": true | false` as an [`Idempotency`]; anything else is an
+/// error naming the field.
+mod idempotent_flag {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    use super::Idempotency;
+
+    pub fn serialize<S: Serializer>(v: &Option<Idempotency>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(i) => s.serialize_bool(*i == Idempotency::Idempotent),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Idempotency>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(true) => Ok(Some(Idempotency::Idempotent)),
+            Value::Bool(false) => Ok(Some(Idempotency::NotIdempotent)),
+            Value::Null => Ok(None),
+            other => Err(D::Error::custom(format!(
+                "idempotent: expected true (running the transaction twice is harmless) or false (it must never run twice), or no `idempotent` key to derive it from the transaction name; got {}",
+                super::short(&other)
+            ))),
+        }
+    }
 }
 
 /// One MI parameter of a command.
@@ -226,7 +330,15 @@ impl CommandSpec {
         Ok(())
     }
 
-    /// JSON Schema (2020-12) of the command envelope for this command.
+    /// Whether the transaction may run twice: as declared (`idempotent`), else derived from the
+    /// transaction name ([`Idempotency::of_transaction`]).
+    pub fn idempotency(&self) -> Idempotency {
+        self.idempotent
+            .unwrap_or_else(|| Idempotency::of_transaction(&self.transaction))
+    }
+
+    /// JSON Schema (2020-12) of the command envelope for this command; `x-idempotency` says
+    /// whether it is retried after an ambiguous failure.
     pub fn json_schema(&self) -> Value {
         let mut props = Map::new();
         let mut required = Vec::new();
@@ -255,6 +367,7 @@ impl CommandSpec {
                 "data": {"type": "object", "properties": props, "required": required, "additionalProperties": false},
             },
             "required": ["commandId", "command", "data"],
+            "x-idempotency": self.idempotency().as_str(),
         })
     }
 }
@@ -275,6 +388,7 @@ pub fn default_commands() -> Vec<CommandSpec> {
             description: "Change an item's basic data.".into(),
             program: "MMS200MI".into(),
             transaction: "UpdItmBasic".into(),
+            idempotent: None,
             parameters: vec![
                 p("itemNumber", "ITNO", true, "Item number"),
                 p("name", "ITDS", false, "Name"),
@@ -289,6 +403,7 @@ pub fn default_commands() -> Vec<CommandSpec> {
             description: "Create an item.".into(),
             program: "MMS200MI".into(),
             transaction: "AddItmBasic".into(),
+            idempotent: None,
             parameters: vec![
                 p("itemNumber", "ITNO", true, "Item number"),
                 p("name", "ITDS", true, "Name"),
@@ -304,6 +419,7 @@ pub fn default_commands() -> Vec<CommandSpec> {
             description: "Delete an item.".into(),
             program: "MMS200MI".into(),
             transaction: "DltItm".into(),
+            idempotent: None,
             parameters: vec![p("itemNumber", "ITNO", true, "Item number")],
         },
     ]
@@ -319,6 +435,9 @@ pub enum ReceiptStatus {
     Failed,
     /// The command itself is malformed; nothing was sent to M3.
     Rejected,
+    /// A command that is not idempotent met an ambiguous failure (timeout, HTTP 5xx): M3 may or
+    /// may not have run it. Not retried; the receipt says what was sent and how to check.
+    Unknown,
 }
 
 impl ReceiptStatus {
@@ -328,6 +447,7 @@ impl ReceiptStatus {
             ReceiptStatus::Succeeded => "succeeded",
             ReceiptStatus::Failed => "failed",
             ReceiptStatus::Rejected => "rejected",
+            ReceiptStatus::Unknown => "unknown",
         }
     }
 }
@@ -335,7 +455,8 @@ impl ReceiptStatus {
 /// What went wrong, M3's words where M3 answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptError {
-    /// M3's error code (`XIM0002`) or ours (`invalid_json`, `unknown_command`, ...).
+    /// M3's error code (`XIM0002`) or ours (`invalid_json`, `unknown_command`, `m3_nok` when M3
+    /// refused without a code, `m3_http_504`, ...); never empty.
     pub code: String,
     /// The field at fault (`ITNO`, `data.itemNumber`), if known.
     pub field: Option<String>,
@@ -357,8 +478,43 @@ pub struct Receipt {
     pub error: Option<ReceiptError>,
     /// M3's output records for succeeded commands.
     pub result: Option<Value>,
+    /// For `unknown` receipts: the MI call that was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<SentCall>,
+    /// For `unknown` receipts: how to find out whether M3 ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
     /// When it was processed (RFC 3339).
     pub processed_at: String,
+}
+
+/// An MI call as sent to M3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentCall {
+    /// MI program (`MMS200MI`).
+    pub program: String,
+    /// MI transaction (`AddItmBasic`).
+    pub transaction: String,
+    /// The MI inputs, by MI field.
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl Receipt {
+    /// JSON Schema (2020-12) of a receipt, for the OpenAPI and AsyncAPI documents.
+    pub fn json_schema() -> Value {
+        json!({"type": "object", "required": ["commandId", "status", "processedAt"], "properties": {
+            "commandId": {"type": "string"}, "command": {"type": ["string", "null"]},
+            "status": {"enum": ["succeeded", "failed", "rejected", "unknown"],
+                       "description": "unknown: a command that is not idempotent met a timeout or HTTP 5xx; M3 may have run it (see `check`); it is not retried"},
+            "error": {"type": ["object", "null"], "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "minLength": 1}, "field": {"type": ["string", "null"]}, "message": {"type": "string"}}},
+            "result": {},
+            "sent": {"type": "object", "description": "unknown receipts: the MI call sent", "properties": {
+                "program": {"type": "string"}, "transaction": {"type": "string"},
+                "inputs": {"type": "object", "additionalProperties": {"type": "string"}}}},
+            "check": {"type": "string", "description": "unknown receipts: how to find out whether M3 ran it"},
+            "processedAt": {"type": "string", "format": "date-time"}}})
+    }
 }
 
 /// The outcome of handling one command message.
@@ -513,12 +669,15 @@ impl CommandProcessor {
             }
         }
         let spec = &specs[&name];
+        let idempotency = spec.idempotency();
         let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut attempt = 0;
         let result = loop {
             attempt += 1;
             let result = self.m3().execute(&spec.program, &spec.transaction, &pairs, 0).await;
             match result {
+                // M3 may have run it: running it again could do it twice.
+                Err(e) if e.may_have_run() && idempotency == Idempotency::NotIdempotent => break Err(e),
                 Err(e) if e.is_transient() && attempt < self.retry.attempts => {
                     let wait = e
                         .retry_after()
@@ -552,6 +711,24 @@ impl CommandProcessor {
                 ),
                 None,
             ),
+            Err(e) if e.may_have_run() && idempotency == Idempotency::NotIdempotent => {
+                let check = check_text(spec, &specs, &inputs);
+                warn!(connection = %self.connection, command_id = %id, command = %name, error = %e, "M3 may have run a command that is not idempotent; not retried, outcome unknown");
+                let mut r = receipt(
+                    id.clone(),
+                    Some(name.clone()),
+                    ReceiptStatus::Unknown,
+                    Some((ambiguous_code(&e), None, e.to_string())),
+                    None,
+                );
+                r.sent = Some(SentCall {
+                    program: spec.program.clone(),
+                    transaction: spec.transaction.clone(),
+                    inputs: inputs.iter().cloned().collect(),
+                });
+                r.check = Some(check.clone());
+                (r, Some(format!("outcome unknown ({e}); {check}")))
+            }
             Err(e) => {
                 let transient = e.is_transient();
                 let r = receipt(
@@ -569,9 +746,23 @@ impl CommandProcessor {
             }
         };
         let text = serde_json::to_string(&outcome_receipt).expect("receipts serialise");
-        self.store
+        let recorded = self
+            .store
             .record_command(&self.connection, &id, &name, outcome_receipt.status.as_str(), &text)
             .await?;
+        if !recorded {
+            // The same id was processed concurrently and recorded first: its receipt is the answer.
+            if let Some(stored) = self.store.command_receipt(&self.connection, &id).await? {
+                if let Ok(receipt) = serde_json::from_str::<Receipt>(&stored) {
+                    warn!(connection = %self.connection, command_id = %id, "the same command id was processed concurrently; answering with the receipt recorded first");
+                    return Ok(Outcome {
+                        receipt,
+                        dead_letter: None,
+                        duplicate: true,
+                    });
+                }
+            }
+        }
         info!(connection = %self.connection, command_id = %id, command = %name, status = outcome_receipt.status.as_str(), "command processed");
         Ok(Outcome {
             receipt: outcome_receipt,
@@ -772,6 +963,112 @@ fn to_mi(ty: ParamType, v: &Value) -> Option<String> {
     }
 }
 
+/// The receipt error code of an ambiguous failure: the HTTP status, or what happened.
+fn ambiguous_code(e: &M3Error) -> String {
+    match e {
+        M3Error::Http { status, .. } => format!("m3_http_{status}"),
+        M3Error::Decode { .. } => "m3_unreadable_answer".into(),
+        _ => "m3_no_answer".into(),
+    }
+}
+
+/// Known reading transactions of standard programs: (program, transaction, key MI fields, what
+/// a record is), to say how to check an unknown outcome when no command mapping reads the
+/// program.
+const KNOWN_READS: &[(&str, &str, &[&str], &str)] = &[
+    ("MMS200MI", "GetItmBasic", &["ITNO"], "item"),
+    ("CRS610MI", "GetBasicData", &["CUNO"], "customer"),
+    ("CRS620MI", "GetBasicData", &["SUNO"], "supplier"),
+    ("OIS100MI", "GetHead", &["ORNO"], "customer order"),
+    ("PPS200MI", "GetHead", &["PUNO"], "purchase order"),
+    ("MMS005MI", "GetWarehouse", &["WHLO"], "warehouse"),
+];
+
+/// How to find out whether M3 ran `spec`'s transaction with `inputs`: a Get/Lst transaction of
+/// the same program (from a command mapping of this connection that reads it, else from
+/// [`KNOWN_READS`]) with the key values that were sent, else a generic sentence.
+pub fn check_text(spec: &CommandSpec, specs: &BTreeMap<String, CommandSpec>, inputs: &[(String, String)]) -> String {
+    let t = spec.transaction.as_str();
+    let created = has_any_verb(t, &["Add", "Crt", "Cre", "Create", "Cpy", "Copy", "Ins", "Insert"]);
+    let deleted = has_any_verb(t, &["Del", "Delete", "Dlt", "Rmv", "Remove"]);
+    // A Get before a Lst; a mapping of this connection before the built-in list.
+    let mapped = specs
+        .values()
+        .filter(|s| s.program == spec.program && has_any_verb(&s.transaction, READ_VERBS))
+        .min_by_key(|s| (!has_verb(&s.transaction, "Get"), s.transaction.clone()))
+        .map(|s| {
+            let required: Vec<&str> = s
+                .parameters
+                .iter()
+                .filter(|p| p.required)
+                .map(|p| p.mi.as_str())
+                .collect();
+            let keys = if required.is_empty() {
+                s.parameters
+                    .iter()
+                    .filter(|p| p.fixed.is_none())
+                    .map(|p| p.mi.as_str())
+                    .collect()
+            } else {
+                required
+            };
+            let noun = KNOWN_READS
+                .iter()
+                .find(|(p, ..)| *p == spec.program)
+                .map_or("record", |(.., noun)| *noun);
+            (s.transaction.clone(), keys, noun)
+        });
+    let read = mapped.or_else(|| {
+        KNOWN_READS
+            .iter()
+            .find(|(p, ..)| *p == spec.program)
+            .map(|(_, t, keys, noun)| (t.to_string(), keys.to_vec(), *noun))
+    });
+    let again = "send it again with a new commandId only if it did not run";
+    let Some((read, keys, noun)) = read else {
+        return format!(
+            "M3 may have run {}/{t}: check in M3 (with a Get or Lst transaction of {}, or its panel) whether it took effect; {again}",
+            spec.program, spec.program
+        );
+    };
+    let effect = if created {
+        format!("the {noun} exists (then it was created)")
+    } else if deleted {
+        format!("the {noun} still exists (then it was not deleted)")
+    } else {
+        format!("{t} took effect")
+    };
+    let with: Vec<String> = inputs
+        .iter()
+        .filter(|(k, _)| keys.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if keys.is_empty() {
+        format!("run {}/{read} to see whether {effect}; {again}", spec.program)
+    } else if with.is_empty() {
+        format!(
+            "run {}/{read} with the {noun}'s key ({}) to see whether {effect}; {again}",
+            spec.program,
+            keys.join(", ")
+        )
+    } else {
+        format!(
+            "run {}/{read} with {} to see whether {effect}; {again}",
+            spec.program,
+            with.join(", ")
+        )
+    }
+}
+
+/// The code of a receipt error, never empty: M3 can refuse without a code.
+fn non_empty_code(code: String) -> String {
+    if code.trim().is_empty() {
+        "m3_nok".into()
+    } else {
+        code
+    }
+}
+
 fn receipt(
     id: String,
     command: Option<String>,
@@ -783,8 +1080,14 @@ fn receipt(
         command_id: id,
         command,
         status,
-        error: error.map(|(code, field, message)| ReceiptError { code, field, message }),
+        error: error.map(|(code, field, message)| ReceiptError {
+            code: non_empty_code(code),
+            field,
+            message,
+        }),
         result,
+        sent: None,
+        check: None,
         processed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     }
 }
@@ -865,6 +1168,139 @@ mod tests {
         p.replace_specs(vec![rename()]);
         assert_eq!(clone.specs().map(|s| s.name).collect::<Vec<_>>(), ["RenameItem"]);
         assert_eq!(snapshot.len(), 3, "a snapshot taken before stays as it was");
+    }
+
+    #[test]
+    fn idempotency_follows_the_transaction_verb_and_unknown_verbs_are_not_idempotent() {
+        for t in [
+            "AddItmBasic",
+            "Add",
+            "CrtOrder",
+            "CreAddress",
+            "CreateLine",
+            "CpyItem",
+            "InsLine",
+            "DelLine",
+            "Delete",
+            "DltItm",
+            "RelOrder",
+            "Release",
+            "PrcBatch",
+            "SndOrder",
+            "GenInvoice",
+            "RptReceipt",
+            "CnfLine",
+            // Unknown verbs: the safe side.
+            "Address",
+            "Settle",
+            "Updater",
+            "Foo",
+            "ADDITMBASIC",
+            "X1",
+        ] {
+            assert_eq!(Idempotency::of_transaction(t), Idempotency::NotIdempotent, "{t}");
+        }
+        for t in [
+            "UpdItmBasic",
+            "Update",
+            "ChgBasicData",
+            "SetStatus",
+            "GetItmBasic",
+            "LstItmByItm",
+            "List",
+            "Select",
+            "SelItems",
+            "Search",
+        ] {
+            assert_eq!(Idempotency::of_transaction(t), Idempotency::Idempotent, "{t}");
+        }
+        let by_name: BTreeMap<String, Idempotency> = default_commands()
+            .into_iter()
+            .map(|s| (s.name.clone(), s.idempotency()))
+            .collect();
+        assert_eq!(by_name["UpdateItem"], Idempotency::Idempotent);
+        assert_eq!(by_name["CreateItem"], Idempotency::NotIdempotent);
+        assert_eq!(by_name["DeleteItem"], Idempotency::NotIdempotent);
+    }
+
+    #[test]
+    fn idempotency_can_be_declared_and_a_wrong_value_names_the_field() {
+        let mut v = serde_json::to_value(rename()).unwrap();
+        assert!(v.get("idempotent").is_none(), "derived idempotency is not written: {v}");
+        v["idempotent"] = json!(false);
+        let s: CommandSpec = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(s.idempotent, Some(Idempotency::NotIdempotent));
+        assert_eq!(
+            s.idempotency(),
+            Idempotency::NotIdempotent,
+            "declared wins over UpdItmBasic"
+        );
+        assert_eq!(serde_json::to_value(&s).unwrap()["idempotent"], json!(false));
+        assert_eq!(s.json_schema()["x-idempotency"], "not-idempotent");
+        v["transaction"] = json!("AddItmBasic");
+        v["idempotent"] = json!(true);
+        let s: CommandSpec = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(s.idempotency(), Idempotency::Idempotent);
+        v["idempotent"] = json!("no");
+        let err = serde_json::from_value::<CommandSpec>(v).unwrap_err().to_string();
+        assert!(err.starts_with("idempotent: expected true"), "{err}");
+        assert!(err.contains(r#"got "no""#), "{err}");
+    }
+
+    #[test]
+    fn unknown_outcomes_say_how_to_check_with_a_read_of_the_same_program() {
+        let specs: BTreeMap<String, CommandSpec> =
+            default_commands().into_iter().map(|s| (s.name.clone(), s)).collect();
+        let inputs = vec![
+            ("ITNO".to_string(), "A1".to_string()),
+            ("ITDS".to_string(), "Bolt".to_string()),
+        ];
+        assert_eq!(
+            check_text(&specs["CreateItem"], &specs, &inputs),
+            "run MMS200MI/GetItmBasic with ITNO=A1 to see whether the item exists (then it was created); send it again with a new commandId only if it did not run"
+        );
+        assert!(check_text(&specs["DeleteItem"], &specs, &inputs).contains("whether the item still exists"));
+        // A reading command mapping of the same program is preferred, with its key fields.
+        let mut with_read = specs.clone();
+        let read: CommandSpec = serde_json::from_value(json!({
+            "name": "ReadItem", "program": "MMS200MI", "transaction": "LstItmByItm",
+            "parameters": [{"field": "itemNumber", "mi": "ITNO", "required": true}]
+        }))
+        .unwrap();
+        with_read.insert(read.name.clone(), read);
+        assert!(
+            check_text(&specs["CreateItem"], &with_read, &inputs).starts_with("run MMS200MI/LstItmByItm with ITNO=A1 ")
+        );
+        let unknown: CommandSpec = serde_json::from_value(json!({
+            "name": "PostThing", "program": "ZZS001MI", "transaction": "AddThing",
+            "parameters": [{"field": "id", "mi": "THID", "required": true}]
+        }))
+        .unwrap();
+        let generic = check_text(&unknown, &specs, &[("THID".into(), "7".into())]);
+        assert!(
+            generic.starts_with("M3 may have run ZZS001MI/AddThing: check in M3"),
+            "{generic}"
+        );
+    }
+
+    #[test]
+    fn receipt_codes_are_never_empty() {
+        let r = receipt(
+            "c".into(),
+            None,
+            ReceiptStatus::Failed,
+            Some((" ".into(), None, "no".into())),
+            None,
+        );
+        assert_eq!(r.error.unwrap().code, "m3_nok");
+        let r = receipt(
+            "c".into(),
+            None,
+            ReceiptStatus::Failed,
+            Some(("XIM0002".into(), None, "no".into())),
+            None,
+        );
+        assert_eq!(r.error.unwrap().code, "XIM0002");
     }
 
     #[test]

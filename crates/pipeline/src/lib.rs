@@ -11,9 +11,14 @@ pub mod query;
 pub mod registry;
 pub mod remote_mi;
 pub mod schedule;
+pub mod shutdown;
+pub mod source;
 pub mod status;
 
 pub use backoff::Backoff;
-pub use connector::{Connector, ConnectorSettings, MappingSource, WebhookElement, WebhookEvent, WebhookOutcome};
+pub use connector::{Connector, ConnectorSettings, MappingSource, WebhookOutcome};
+pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use source::event::{parse_event, ChangeHint, EventError, Operation};
+pub use source::worker::event_id;
 pub use error::PipelineError;
-pub use status::{Connectivity, ConnectorStatus, RelayStatus, StatusBoard, TableStatus};
+pub use status::{Connectivity, ConnectorStatus, Health, Phase, RelayStatus, StatusBoard, TableStatus};

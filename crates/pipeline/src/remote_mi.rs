@@ -161,10 +161,12 @@ impl RemoteMi {
     pub async fn call(&self, call: M3Call) -> Result<M3Answer, M3Error> {
         let tx = self.tx.lock().expect("lock").clone();
         let unreachable = || M3Error::Unreachable("no self-hosted connector is connected for this connection".into());
-        let Some(tx) = tx else { return Err(unreachable()) };
+        // Not handed to a connector: certainly not run.
+        let not_sent = || M3Error::NotSent("no self-hosted connector is connected for this connection".into());
+        let Some(tx) = tx else { return Err(not_sent()) };
         let what = call.what();
         let (reply, answer) = oneshot::channel();
-        tx.send(PendingCall { call, reply }).await.map_err(|_| unreachable())?;
+        tx.send(PendingCall { call, reply }).await.map_err(|_| not_sent())?;
         match tokio::time::timeout(std::time::Duration::from_secs(70), answer).await {
             Ok(Ok(result)) => result.map_err(|f| f.into_error(&what)),
             Ok(Err(_)) => Err(unreachable()),

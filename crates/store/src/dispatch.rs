@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::error::StoreError;
 use crate::model::{
     ApiToken, Applied, Batch, Change, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
-    MappingVersion, ReadModelPage, StoredMessage,
+    MappingVersion, ReadModelPage, SourceDeadLetter, StoredMessage,
 };
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
@@ -91,6 +91,11 @@ delegate! {
     /// Apply a batch atomically: changed entities are updated and their messages appended; no-op
     /// changes are dropped by content hash; the cursor is stored in the same transaction.
     /// Writers of one connection are serialised, so message sequence numbers follow commit order.
+    ///
+    /// A message is stored with the caller's id, except a delete's: its id is derived from the
+    /// caller's and the version of the entity it removes (the log position of the message that
+    /// wrote it), so a key deleted, re-created and deleted again gets two ids, while applying the
+    /// same batch to the same stored state (a replay after a crash before commit) gives the same.
     fn apply_batch(&self, batch: &Batch) -> Applied;
 
     /// Messages of a connection after `after` (exclusive), oldest first, optionally of one type or subject.
@@ -132,6 +137,36 @@ delegate! {
     /// than `max_seq` (the log position when the round started): these vanished from M3.
     fn unseen_keys(&self, connection: &str, mapping: &str, round: i64, max_seq: i64) -> Vec<String>;
 
+    /// [`Store::unseen_keys`] with each entity's stored source position (`None`: unknown).
+    fn unseen_entities(&self, connection: &str, mapping: &str, round: i64, max_seq: i64) -> Vec<(String, Option<i64>)>;
+
+    /// The entities of a mapping whose stored source position `p` satisfies `from <= p < to` (an
+    /// open bound when `None`), with that position, in no particular order. Entities whose
+    /// position is unknown (`None`; stored as 0) belong to the windows with an open start only.
+    /// Served by an index on `(connection, mapping, position)`.
+    fn window_entities(
+        &self,
+        connection: &str,
+        mapping: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Vec<(String, Option<i64>)>;
+
+    /// Record a source row that could not be split or mapped (`key` `""` when unknown). The same
+    /// row (connection, mapping, key and raw text) again bumps its attempts and last sighting and
+    /// takes the new reason.
+    fn put_source_dead_letter(&self, connection: &str, mapping: &str, key: &str, raw: &str, reason: &str) -> ();
+
+    /// A connection's source dead letters (of one mapping, or all), most recently seen first.
+    fn source_dead_letters(&self, connection: &str, mapping: Option<&str>, limit: u32) -> Vec<SourceDeadLetter>;
+
+    /// Number of source dead letters of a mapping.
+    fn source_dead_letter_count(&self, connection: &str, mapping: &str) -> i64;
+
+    /// Forget the source dead letters of these keys (their rows read fine now); returns how many
+    /// were removed.
+    fn clear_source_dead_letters(&self, connection: &str, mapping: &str, keys: &[String]) -> u64;
+
     /// Messages of a connection not yet acknowledged by the broker, oldest first.
     fn unpublished(&self, connection: &str, limit: u32) -> Vec<StoredMessage>;
 
@@ -169,8 +204,8 @@ delegate! {
     /// Record that a mapping is not deployed (its messages and read model stay).
     fn set_undeployed(&self, connection: &str, name: &str) -> bool;
 
-    /// Delete a mapping: its versions, deployment, cursor and read model. Messages already in the
-    /// log stay (they were published facts).
+    /// Delete a mapping: its versions, deployment, cursor, read model and source dead letters.
+    /// Messages already in the log stay (they were published facts).
     fn delete_mapping(&self, connection: &str, name: &str) -> bool;
 
     /// Start a mapping's export over: forget its cursor and content hashes (its read model stays
@@ -228,7 +263,8 @@ delegate! {
     /// Replace a connection's settings and sealed secrets; false if it does not exist.
     fn update_connection(&self, c: &ConnectionRecord) -> bool;
 
-    /// Delete a stored connection, its lease, and revoke the tokens bound to it; false if unknown.
+    /// Delete a stored connection, its lease and source dead letters, and revoke the tokens bound
+    /// to it; false if unknown.
     fn delete_connection(&self, name: &str) -> bool;
 
     /// Take or renew the lease on a connection's connector for `ttl`: granted when nobody holds

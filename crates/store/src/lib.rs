@@ -16,5 +16,5 @@ pub use dispatch::Store;
 pub use error::StoreError;
 pub use model::{
     ApiToken, Applied, Batch, Change, ChangeOp, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome,
-    MappingRecord, MappingVersion, NewMessage, ReadModelPage, StoredMessage,
+    MappingRecord, MappingVersion, NewMessage, ReadModelPage, SourceDeadLetter, StoredMessage,
 };

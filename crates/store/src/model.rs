@@ -208,3 +208,26 @@ pub struct Applied {
     /// Changes dropped because the entity already holds a newer version.
     pub stale: usize,
 }
+
+/// A row the source gave that could not be split or mapped (it never blocks the other rows),
+/// kept until it reads fine again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceDeadLetter {
+    /// Connection name.
+    pub connection: String,
+    /// Mapping (message type) name.
+    pub mapping: String,
+    /// The entity key (textual form), or `""` when it could not be read.
+    pub key: String,
+    /// The raw row as read.
+    pub raw: String,
+    /// Why it was refused (the latest reason).
+    pub reason: String,
+    /// When it was first refused, RFC 3339.
+    pub first_seen: String,
+    /// When it was last refused, RFC 3339.
+    pub last_seen: String,
+    /// How many times it was refused.
+    pub attempts: i64,
+}

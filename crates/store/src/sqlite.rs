@@ -11,8 +11,9 @@ use tracing::instrument;
 use crate::error::StoreError;
 use crate::model::{
     ApiToken, Applied, Batch, Change, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
-    MappingVersion, ReadModelPage, StoredMessage,
+    MappingVersion, ReadModelPage, SourceDeadLetter, StoredMessage,
 };
+use crate::plan::{known_position, Numbering, Stored};
 
 /// The SQLite store. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -99,6 +100,7 @@ impl SqliteStore {
             &batch.changes,
             &time,
             &mut applied,
+            &mut Numbering::default(),
         )
         .await?;
         if let Some(c) = &batch.cursor {
@@ -416,8 +418,8 @@ impl SqliteStore {
     pub async fn delete_mapping(&self, connection: &str, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
         let mut found = false;
-        for table in ["mappings", "deployments", "cursors", "entities"] {
-            let col = if matches!(table, "cursors" | "entities") {
+        for table in ["mappings", "deployments", "cursors", "entities", "source_dead_letters"] {
+            let col = if matches!(table, "cursors" | "entities" | "source_dead_letters") {
                 "mapping"
             } else {
                 "name"
@@ -531,6 +533,7 @@ async fn apply_changes(
     changes: &[Change],
     time: &str,
     applied: &mut Applied,
+    numbering: &mut Numbering,
 ) -> Result<(), StoreError> {
     use crate::plan::placeholders;
     if changes.is_empty() {
@@ -540,33 +543,43 @@ async fn apply_changes(
     let mut stored = std::collections::HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
         let sql = format!(
-            "SELECT key, hash, position FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
+            "SELECT key, hash, position, seq FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
             placeholders(1, chunk.len(), None)
         );
-        let mut q = sqlx::query_as::<_, (String, i64, i64)>(&sql)
+        let mut q = sqlx::query_as::<_, (String, i64, i64, i64)>(&sql)
             .bind(connection)
             .bind(mapping);
         for k in chunk {
             q = q.bind(*k);
         }
-        stored.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|(k, h, p)| (k, (h, p))));
+        stored.extend(
+            q.fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(|(k, hash, position, seq)| (k, Stored { hash, position, seq })),
+        );
     }
     let plan = crate::plan::plan(changes, &keys, &stored);
+    if plan.needs_numbering() && numbering.before.is_none() {
+        // Nothing written yet in this transaction (`ingest` reads it before its first run).
+        numbering.before = Some(last_connection_seq(tx, connection).await?);
+    }
+    let ids = plan.message_ids(numbering);
     // Messages: AUTOINCREMENT numbers the rows of one statement in insertion order, and this
     // transaction is the only writer, so the returned numbers, sorted, follow `emitted`.
     let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
-    for chunk in plan.emitted.chunks(100) {
+    for (chunk, ids) in plan.emitted.chunks(100).zip(ids.chunks(100)) {
         let sql = format!(
             "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload) VALUES {} RETURNING seq",
             placeholders(chunk.len(), 9, None)
         );
         let mut q = sqlx::query_scalar::<_, i64>(&sql);
-        for c in chunk {
-            let m = &c.message;
+        for (e, id) in chunk.iter().zip(ids) {
+            let m = &e.change.message;
             q = q
                 .bind(connection)
                 .bind(mapping)
-                .bind(&m.id)
+                .bind(id.as_ref())
                 .bind(&m.ty)
                 .bind(&m.source)
                 .bind(&m.subject)
@@ -620,6 +633,7 @@ async fn apply_changes(
             .execute(&mut **tx)
             .await?;
     }
+    numbering.written += plan.emitted.len();
     applied.emitted += plan.applied.emitted;
     applied.unchanged += plan.applied.unchanged;
     applied.stale += plan.applied.stale;
@@ -792,8 +806,22 @@ impl SqliteStore {
             ..Applied::default()
         };
         let time = now();
+        // Read before the first run writes (see `Numbering`).
+        let mut numbering = Numbering {
+            before: Some(last_connection_seq(&mut tx, connection).await?),
+            written: 0,
+        };
         for (mapping, changes) in &runs {
-            apply_changes(&mut tx, connection, mapping, changes, &time, &mut applied).await?;
+            apply_changes(
+                &mut tx,
+                connection,
+                mapping,
+                changes,
+                &time,
+                &mut applied,
+                &mut numbering,
+            )
+            .await?;
         }
         sqlx::query(
             "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES (?, ?, '', ?, ?)
@@ -873,6 +901,10 @@ impl SqliteStore {
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM source_dead_letters WHERE connection = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE connection = ? AND revoked_at IS NULL")
             .bind(now())
             .bind(name)
@@ -949,4 +981,157 @@ fn connection_from_row(r: sqlx::sqlite::SqliteRow) -> Result<ConnectionRecord, S
         updated_at: r.get(6),
         name,
     })
+}
+
+impl SqliteStore {
+    /// [`Self::unseen_keys`] with each entity's stored source position (`None`: unknown).
+    pub async fn unseen_entities(
+        &self,
+        connection: &str,
+        mapping: &str,
+        round: i64,
+        max_seq: i64,
+    ) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT key, position FROM entities WHERE connection = ? AND mapping = ? AND seen <> ? AND seq <= ? ORDER BY key",
+        )
+        .bind(connection)
+        .bind(mapping)
+        .bind(round)
+        .bind(max_seq)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(k, p)| (k, known_position(p))).collect())
+    }
+
+    /// The entities of a mapping whose stored source position is in `[from, to)` (unknown
+    /// positions with an open `from` only), with that position.
+    pub async fn window_entities(
+        &self,
+        connection: &str,
+        mapping: &str,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+        let (condition, bounds) = crate::plan::window_condition(from, to, || "?".into());
+        let sql = format!("SELECT key, position FROM entities WHERE connection = ? AND mapping = ?{condition}");
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(connection).bind(mapping);
+        for b in bounds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(k, p)| (k, known_position(p))).collect())
+    }
+
+    /// Record a source row that could not be split or mapped; the same row again bumps its
+    /// attempts and last sighting and takes the new reason.
+    pub async fn put_source_dead_letter(
+        &self,
+        connection: &str,
+        mapping: &str,
+        key: &str,
+        raw: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO source_dead_letters
+                 (connection, mapping, key, raw_hash, raw, reason, first_seen, last_seen, attempts, touched)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1,
+                     (SELECT COALESCE(MAX(touched), 0) + 1 FROM source_dead_letters WHERE connection = ?1))
+             ON CONFLICT (connection, mapping, key, raw_hash) DO UPDATE SET reason = excluded.reason,
+                 last_seen = excluded.last_seen, attempts = source_dead_letters.attempts + 1,
+                 touched = excluded.touched",
+        )
+        .bind(connection)
+        .bind(mapping)
+        .bind(key)
+        .bind(crate::plan::raw_hash(raw))
+        .bind(raw)
+        .bind(reason)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A connection's source dead letters (of one mapping, or all), most recently seen first.
+    pub async fn source_dead_letters(
+        &self,
+        connection: &str,
+        mapping: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SourceDeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT connection, mapping, key, raw, reason, first_seen, last_seen, attempts
+             FROM source_dead_letters WHERE connection = ?1 AND (?2 IS NULL OR mapping = ?2)
+             ORDER BY touched DESC LIMIT ?3",
+        )
+        .bind(connection)
+        .bind(mapping)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(dead_letter_from_row).collect())
+    }
+
+    /// Number of source dead letters of a mapping.
+    pub async fn source_dead_letter_count(&self, connection: &str, mapping: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM source_dead_letters WHERE connection = ? AND mapping = ?")
+                .bind(connection)
+                .bind(mapping)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Forget the source dead letters of these keys; returns how many were removed.
+    pub async fn clear_source_dead_letters(
+        &self,
+        connection: &str,
+        mapping: &str,
+        keys: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let mut removed = 0;
+        for chunk in keys.chunks(500) {
+            let sql = format!(
+                "DELETE FROM source_dead_letters WHERE connection = ? AND mapping = ? AND key IN {}",
+                crate::plan::placeholders(1, chunk.len(), None)
+            );
+            let mut q = sqlx::query(&sql).bind(connection).bind(mapping);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            removed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
+fn dead_letter_from_row(r: sqlx::sqlite::SqliteRow) -> SourceDeadLetter {
+    SourceDeadLetter {
+        connection: r.get(0),
+        mapping: r.get(1),
+        key: r.get(2),
+        raw: r.get(3),
+        reason: r.get(4),
+        first_seen: r.get(5),
+        last_seen: r.get(6),
+        attempts: r.get(7),
+    }
+}
+
+/// The connection's highest log position (0 when none), for [`Numbering::before`].
+async fn last_connection_seq(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    connection: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE connection = ?")
+            .bind(connection)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
 }

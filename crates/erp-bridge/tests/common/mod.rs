@@ -141,6 +141,9 @@ pub fn config_for(dir: &Path, ionapi: &Path) -> Config {
     cfg.connection.poll_interval = Duration::from_millis(100);
     cfg.connection.reconcile_interval = Duration::from_millis(300);
     cfg.connection.page_size = 40; // several pages, so paging is exercised
+                                   // The random workloads delete a large share of small tables on purpose; the hold on mass
+                                   // disappearances has tests of its own.
+    cfg.connection.delete_hold_share = 1.0;
     cfg
 }
 
@@ -177,7 +180,13 @@ pub struct TestBroker {
 
 fn tansu_bin() -> PathBuf {
     if let Ok(b) = std::env::var("TANSU_BIN") {
-        return PathBuf::from(b);
+        let bin = PathBuf::from(b);
+        assert!(
+            bin.is_file(),
+            "TANSU_BIN={} is not a file (./scripts/test builds tansu with scripts/tansu-build.sh)",
+            bin.display()
+        );
+        return bin;
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let bin = PathBuf::from(home).join(".cache/tansu-0.6.0/bin/tansu");

@@ -1,0 +1,92 @@
+//! The initial load (and the scheduled full re-sync): every row of the table, read in windows
+//! of the change timestamp, a few in parallel. A window that may have been cut at the server's
+//! row cap is split and its parts read instead; a complete window is written (rows ordered by
+//! key in the client) together with the windows still pending, so a restart resumes where the
+//! load stood. Once no window is left, polling starts from the newest timestamp the table held
+//! when the load began.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::error::PipelineError;
+use crate::shutdown::Shutdown;
+use crate::source::reader::{sample, Answer};
+use crate::source::window::Window;
+use crate::source::worker::{Position, Step, Worker};
+use crate::status::Phase;
+
+impl Worker {
+    /// Run the load until no window is pending (or shutdown, or a failure: the stored cursor
+    /// then holds every window not yet written).
+    pub(crate) async fn initial_load(
+        self: &Arc<Self>,
+        mut pending: Vec<Window>,
+        high_water: i64,
+        resync: bool,
+        shutdown: &Shutdown,
+    ) -> Result<Step, PipelineError> {
+        let phase = if resync { Phase::FullResync } else { Phase::InitialLoad };
+        self.status.table(self.name(), |t| t.phase = phase);
+        let parallel = self.settings.load_parallelism.max(1);
+        let dims_at = self.reader.dim_positions(&self.columns);
+        let key_idx = self.key_positions();
+        let mut in_flight: JoinSet<(Window, Result<Answer, PipelineError>)> = JoinSet::new();
+        let mut flying: Vec<Window> = Vec::new();
+        loop {
+            while in_flight.len() < parallel && !shutdown.is_shutdown() {
+                let Some(w) = pending.pop() else { break };
+                flying.push(w.clone());
+                let worker = self.clone();
+                in_flight.spawn(async move {
+                    let r = worker.reader.read(&worker.columns, &w).await;
+                    (w, r)
+                });
+            }
+            let Some(done) = in_flight.join_next().await else { break };
+            let (w, answer) = done.expect("window reads do not panic");
+            flying.retain(|f| *f != w);
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    // The others finish in the background: their rows are read again later.
+                    in_flight.abort_all();
+                    return Err(e);
+                }
+            };
+            if answer.may_be_cut {
+                if let Some(kids) = self.reader.dims.split(&w, &sample(&answer.rows, &dims_at)) {
+                    pending.extend(kids);
+                    continue;
+                }
+            }
+            let mut rows = answer.rows;
+            rows.sort_by(|a, b| {
+                key_idx
+                    .iter()
+                    .map(|&i| a[i].as_str())
+                    .cmp(key_idx.iter().map(|&i| b[i].as_str()))
+            });
+            let mut still: Vec<Window> = pending.clone();
+            still.extend(flying.iter().cloned());
+            let next = Position::InitialLoad {
+                pending: still,
+                high_water,
+                resync,
+            };
+            self.write(&rows, Some(next)).await?;
+            self.unsplit(answer.unsplit).await?;
+            self.status.table(self.name(), |t| {
+                t.succeeded();
+                t.row_cap_seen = self.reader.cap.most_seen() as u64;
+            });
+        }
+        if shutdown.is_shutdown() || !pending.is_empty() {
+            return Ok(Step::More);
+        }
+        info!(connection = %self.connection(), mapping = self.name(), ?phase, "pass done; polling");
+        self.write(&[], Some(Position::Polling { lmts: high_water })).await?;
+        Ok(Step::More)
+    }
+}
