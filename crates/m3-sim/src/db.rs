@@ -2,14 +2,16 @@
 //! extensions only MDP knows about), rows stored as normalized strings in primary-key order,
 //! and the audit fields (RGDT, RGTM, LMDT, CHNO, CHID, LMTS) maintained on every write.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use mapping::catalog::{self, Column, ColumnKind, Table};
 
+use crate::commit::CommitQueue;
 use crate::error::SimError;
+use crate::modes::SimModes;
 use crate::webhook::Op;
 
 /// Scale of the fixed-point decimals used for numeric comparisons (9 decimals).
@@ -111,6 +113,10 @@ pub(crate) struct Db {
     pub generation: u64,
     /// Where change events go (webhooks); `None` while seeding.
     pub hub: Option<Arc<crate::webhook::Hub>>,
+    /// The strict modes in force (see [`SimModes`]).
+    pub modes: SimModes,
+    /// Writes waiting for their late commit ([`SimModes::commit_delay_ms`]).
+    pub commits: CommitQueue,
 }
 
 /// The schemas of every table the simulator has, in MDP order.
@@ -327,17 +333,6 @@ pub(crate) fn blank(col: &Column) -> String {
     }
 }
 
-/// Compares two stored values of a column (numerically for numeric and date columns).
-pub(crate) fn compare_values(kind: ColumnKind, a: &str, b: &str) -> Ordering {
-    match kind {
-        ColumnKind::Alpha => a.trim().cmp(b.trim()),
-        _ => match (parse_dec(a), parse_dec(b)) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => a.cmp(b),
-        },
-    }
-}
-
 /// `yyyyMMdd` and `HHmmss` of an epoch-milliseconds instant (UTC).
 pub(crate) fn date_time_of(ms: i64) -> (String, String) {
     let dt = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
@@ -372,6 +367,8 @@ impl Db {
             last_ms: 0,
             generation: 0,
             hub: None,
+            modes: SimModes::default(),
+            commits: CommitQueue::default(),
         }
     }
 
@@ -435,7 +432,7 @@ impl Db {
             row[pos] = normalize(schema.col(pos), value)?;
         }
         let key = row_key(&schema, &row);
-        if self.table(table)?.rows.contains_key(&key) {
+        if self.latest(table, &key).is_some() {
             return Err(SimError::DuplicateKey {
                 table: table.to_string(),
                 key: key_text(&schema, &row),
@@ -444,8 +441,7 @@ impl Db {
         let ms = self.stamp();
         set_audit(&schema, &mut row, ms, user, WriteKind::Insert);
         tracing::debug!(table, key = %key_text(&schema, &row), user, "insert");
-        self.table_mut(table)?.rows.insert(key, row.clone());
-        self.changed(&schema, Op::Create, None, Some(&row));
+        self.commit(schema, key, Op::Create, None, Some(row.clone()));
         Ok(row)
     }
 
@@ -469,47 +465,103 @@ impl Db {
             }
             normalized.push((pos, normalize(schema.col(pos), value)?));
         }
-        if !self.table(table)?.rows.contains_key(key) {
-            return Err(SimError::NotFound {
-                table: table.to_string(),
-                key: key_parts_text(key),
-            });
-        }
-        let ms = self.stamp();
-        let data = self.table_mut(table)?;
-        let row = data.rows.get_mut(key).ok_or_else(|| SimError::NotFound {
+        let before = self.latest(table, key).cloned().ok_or_else(|| SimError::NotFound {
             table: table.to_string(),
             key: key_parts_text(key),
         })?;
-        let before = row.clone();
+        let ms = self.stamp();
+        let mut row = before.clone();
         for (pos, v) in normalized {
             row[pos] = v;
         }
-        set_audit(&schema, row, ms, user, WriteKind::Update);
+        set_audit(&schema, &mut row, ms, user, WriteKind::Update);
         tracing::debug!(table, key = %key_parts_text(key), user, "update");
-        let after = row.clone();
-        self.changed(&schema, Op::Update, Some(&before), Some(&after));
-        Ok(after)
+        self.commit(schema, key.to_vec(), Op::Update, Some(before), Some(row.clone()));
+        Ok(row)
     }
 
     /// Deletes a row found by key.
     pub fn delete(&mut self, table: &str, key: &[KeyPart], user: &str) -> Result<Vec<String>, SimError> {
-        let data = self.table_mut(table)?;
-        let row = data.rows.remove(key).ok_or_else(|| SimError::NotFound {
+        let schema = self.table(table)?.schema.clone();
+        let row = self.latest(table, key).cloned().ok_or_else(|| SimError::NotFound {
             table: table.to_string(),
             key: key_parts_text(key),
         })?;
         tracing::debug!(table, key = %key_parts_text(key), user, "delete");
-        let schema = data.schema.clone();
-        self.changed(&schema, Op::Delete, Some(&row), None);
+        self.commit(schema, key.to_vec(), Op::Delete, Some(row.clone()), None);
         Ok(row)
     }
 
-    /// Records a write: bumps the generation and hands the change to the webhook hub.
-    fn changed(&mut self, schema: &TableSchema, op: Op, before: Option<&[String]>, after: Option<&[String]>) {
+    /// The newest image of a row as writes see it: a pending (not yet committed) write's
+    /// image if there is one, else the committed row.
+    pub fn latest(&self, table: &str, key: &[KeyPart]) -> Option<&Vec<String>> {
+        match self.commits.newest(table, key) {
+            Some(image) => image,
+            None => self.tables.get(table)?.rows.get(key),
+        }
+    }
+
+    /// Records a write: bumps the generation, then applies it at once, or queues it for its
+    /// late commit when [`SimModes::commit_delay_ms`] is set (or earlier writes still wait).
+    fn commit(
+        &mut self,
+        schema: Arc<TableSchema>,
+        key: Vec<KeyPart>,
+        op: Op,
+        before: Option<Vec<String>>,
+        after: Option<Vec<String>>,
+    ) {
         self.generation += 1;
+        let delay = self.modes.commit_delay_ms;
+        if delay == 0 && self.commits.is_empty() {
+            self.apply(&schema, key, op, before, after);
+        } else {
+            self.commits
+                .push(schema, key, op, before, after, Duration::from_millis(delay));
+        }
+    }
+
+    /// Makes a write visible: changes the table and hands the change to the webhook hub.
+    fn apply(
+        &mut self,
+        schema: &TableSchema,
+        key: Vec<KeyPart>,
+        op: Op,
+        before: Option<Vec<String>>,
+        after: Option<Vec<String>>,
+    ) {
         if let Some(hub) = &self.hub {
-            hub.emit(schema, op, before, after);
+            hub.emit(schema, op, before.as_deref(), after.as_deref());
+        }
+        if let Some(data) = self.tables.get_mut(&schema.def.name) {
+            match after {
+                Some(row) => {
+                    data.rows.insert(key, row);
+                }
+                None => {
+                    data.rows.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Commits every pending write that is due; called before every read.
+    pub fn settle(&mut self) {
+        if !self.commits.is_empty() {
+            self.commit_until(Some(Instant::now()));
+        }
+    }
+
+    /// Commits every pending write, due or not (before a save).
+    pub fn commit_all(&mut self) {
+        self.commit_until(None);
+    }
+
+    fn commit_until(&mut self, now: Option<Instant>) {
+        while let Some(p) = self.commits.pop_due(now) {
+            self.generation += 1;
+            let schema = p.schema.clone();
+            self.apply(&schema, p.key, p.op, p.before, p.after);
         }
     }
 

@@ -18,7 +18,8 @@ use std::fmt;
 
 use mapping::catalog::ColumnKind;
 
-use crate::db::{compare_values, parse_dec, TableData};
+use crate::db::{key_part, parse_dec, KeyPart, TableData};
+use crate::modes::CompanyCondition;
 
 /// An error in a query: where (1-based character position) and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -493,49 +494,128 @@ pub fn parse(src: &str) -> Result<Query, QueryError> {
     p.query()
 }
 
-/// A compiled operand: a column position or a literal.
+/// A compiled operand: a column position or a literal (with its numeric value if it has one).
 #[derive(Debug, Clone)]
 enum Val {
     Col(usize, ColumnKind),
-    Lit(String, bool),
+    Lit {
+        text: String,
+        num: Option<i128>,
+        numeric: bool,
+    },
+}
+
+impl Val {
+    fn text<'a>(&'a self, row: &'a [String]) -> &'a str {
+        match self {
+            Val::Col(p, _) => &row[*p],
+            Val::Lit { text, .. } => text,
+        }
+    }
+
+    fn num(&self, row: &[String]) -> Option<i128> {
+        match self {
+            Val::Col(p, _) => parse_dec(&row[*p]),
+            Val::Lit { num, .. } => *num,
+        }
+    }
+
+    fn is_numeric_col(&self) -> bool {
+        matches!(self, Val::Col(_, k) if *k != ColumnKind::Alpha)
+    }
 }
 
 #[derive(Debug, Clone)]
 enum Compiled {
+    /// A comparison dropped by [`CompanyCondition::Ignored`].
+    True,
     Or(Box<Compiled>, Box<Compiled>),
     And(Box<Compiled>, Box<Compiled>),
     Not(Box<Compiled>),
-    Cmp(Val, CmpOp, Val),
+    /// `left op right`, compared numerically when `numeric`.
+    Cmp {
+        l: Val,
+        op: CmpOp,
+        r: Val,
+        numeric: bool,
+    },
 }
 
-fn compile(e: &Expr, data: &TableData) -> Result<Compiled, QueryError> {
+/// Whether an operand is the table's company column.
+fn is_company(o: &Operand, data: &TableData) -> bool {
+    matches!(o, Operand::Column(c) if data.schema.column_pos(c) == Some(data.schema.cono_pos()))
+}
+
+/// Whether the `where` of a query compares the company column (xxCONO) with anything.
+pub(crate) fn filters_company(q: &Query, data: &TableData) -> bool {
+    fn walk(e: &Expr, data: &TableData) -> bool {
+        match e {
+            Expr::Or(a, b) | Expr::And(a, b) => walk(a, data) || walk(b, data),
+            Expr::Not(a) => walk(a, data),
+            Expr::Cmp(l, _, r) => is_company(l, data) || is_company(r, data),
+        }
+    }
+    q.filter.as_ref().is_some_and(|f| walk(f, data))
+}
+
+fn compile(e: &Expr, data: &TableData, company: CompanyCondition) -> Result<Compiled, QueryError> {
     let operand = |o: &Operand| -> Result<Val, QueryError> {
         Ok(match o {
             Operand::Column(c) => {
                 let pos = column_pos(data, c)?;
                 Val::Col(pos, data.schema.col(pos).kind)
             }
-            Operand::Str(s) => Val::Lit(s.clone(), false),
-            Operand::Num(n) => Val::Lit(n.clone(), true),
+            Operand::Str(s) => Val::Lit {
+                text: s.clone(),
+                num: parse_dec(s),
+                numeric: false,
+            },
+            Operand::Num(n) => Val::Lit {
+                text: n.clone(),
+                num: parse_dec(n),
+                numeric: true,
+            },
         })
     };
     Ok(match e {
-        Expr::Or(a, b) => Compiled::Or(Box::new(compile(a, data)?), Box::new(compile(b, data)?)),
-        Expr::And(a, b) => Compiled::And(Box::new(compile(a, data)?), Box::new(compile(b, data)?)),
-        Expr::Not(a) => Compiled::Not(Box::new(compile(a, data)?)),
+        Expr::Or(a, b) => Compiled::Or(
+            Box::new(compile(a, data, company)?),
+            Box::new(compile(b, data, company)?),
+        ),
+        Expr::And(a, b) => Compiled::And(
+            Box::new(compile(a, data, company)?),
+            Box::new(compile(b, data, company)?),
+        ),
+        Expr::Not(a) => Compiled::Not(Box::new(compile(a, data, company)?)),
         Expr::Cmp(l, op, r) => {
-            let (l, r) = (operand(l)?, operand(r)?);
-            for (v, other) in [(&l, &r), (&r, &l)] {
-                if let (Val::Lit(s, false), Val::Col(_, k)) = (v, other) {
-                    if *k != ColumnKind::Alpha && parse_dec(s).is_none() {
+            let (lv, rv) = (operand(l)?, operand(r)?);
+            for (v, other) in [(&lv, &rv), (&rv, &lv)] {
+                if let (
+                    Val::Lit {
+                        text, numeric: false, ..
+                    },
+                    Val::Col(_, k),
+                ) = (v, other)
+                {
+                    if *k != ColumnKind::Alpha && parse_dec(text).is_none() {
                         return Err(QueryError {
                             position: 0,
-                            message: format!("'{s}' is not a number; cannot compare it with a numeric column"),
+                            message: format!("'{text}' is not a number; cannot compare it with a numeric column"),
                         });
                     }
                 }
             }
-            Compiled::Cmp(l, *op, r)
+            if company == CompanyCondition::Ignored && (is_company(l, data) || is_company(r, data)) {
+                return Ok(Compiled::True);
+            }
+            let lit_numeric = |v: &Val| matches!(v, Val::Lit { numeric: true, .. });
+            let numeric = lv.is_numeric_col() || rv.is_numeric_col() || (lit_numeric(&lv) && lit_numeric(&rv));
+            Compiled::Cmp {
+                l: lv,
+                op: *op,
+                r: rv,
+                numeric,
+            }
         }
     })
 }
@@ -549,35 +629,160 @@ fn column_pos(data: &TableData, name: &str) -> Result<usize, QueryError> {
 
 fn eval(c: &Compiled, row: &[String]) -> bool {
     match c {
+        Compiled::True => true,
         Compiled::Or(a, b) => eval(a, row) || eval(b, row),
         Compiled::And(a, b) => eval(a, row) && eval(b, row),
         Compiled::Not(a) => !eval(a, row),
-        Compiled::Cmp(l, op, r) => {
-            let numeric = |v: &Val| match v {
-                Val::Col(_, k) => *k != ColumnKind::Alpha,
-                Val::Lit(_, n) => *n,
-            };
-            let text = |v: &Val| -> String {
-                match v {
-                    Val::Col(p, _) => row[*p].clone(),
-                    Val::Lit(s, _) => s.clone(),
-                }
-            };
-            let is_col_numeric = matches!(l, Val::Col(_, k) if *k != ColumnKind::Alpha)
-                || matches!(r, Val::Col(_, k) if *k != ColumnKind::Alpha);
-            let both_lit_num = numeric(l) && numeric(r);
-            let (a, b) = (text(l), text(r));
-            let ord = if is_col_numeric || both_lit_num {
-                match (parse_dec(&a), parse_dec(&b)) {
-                    (Some(x), Some(y)) => x.cmp(&y),
-                    _ => a.trim().cmp(b.trim()),
-                }
-            } else {
-                a.trim().cmp(b.trim())
+        Compiled::Cmp { l, op, r, numeric } => {
+            let ord = match (*numeric).then(|| (l.num(row), r.num(row))) {
+                Some((Some(x), Some(y))) => x.cmp(&y),
+                _ => l.text(row).trim().cmp(r.text(row).trim()),
             };
             op.holds(ord)
         }
     }
+}
+
+/// Bounds on the primary key that every matching row satisfies: an equality prefix (the
+/// session company, then key columns compared with `=` in the top-level `and`s) and optional
+/// bounds on the next key column.
+struct KeyRange {
+    prefix: Vec<KeyPart>,
+    lower: Option<KeyPart>,
+    upper: Option<(KeyPart, bool)>,
+}
+
+/// A conjunct `column op literal` (either way round) as (column position, op seen from the
+/// column, literal).
+fn column_vs_literal(c: &Compiled) -> Option<(usize, CmpOp, &Val)> {
+    let Compiled::Cmp { l, op, r, .. } = c else {
+        return None;
+    };
+    match (l, r) {
+        (Val::Col(p, _), lit @ Val::Lit { .. }) => Some((*p, *op, lit)),
+        (lit @ Val::Lit { .. }, Val::Col(p, _)) => {
+            let flipped = match op {
+                CmpOp::Lt => CmpOp::Gt,
+                CmpOp::Le => CmpOp::Ge,
+                CmpOp::Gt => CmpOp::Lt,
+                CmpOp::Ge => CmpOp::Le,
+                other => *other,
+            };
+            Some((*p, flipped, lit))
+        }
+        _ => None,
+    }
+}
+
+/// The key part a literal stands for when compared with a key column, as `eval` compares it
+/// (alpha: trimmed text; numeric: the decimal value).
+fn literal_key(data: &TableData, pos: usize, lit: &Val) -> Option<KeyPart> {
+    let Val::Lit { text, num, .. } = lit else {
+        return None;
+    };
+    match data.schema.col(pos).kind {
+        ColumnKind::Alpha => Some(KeyPart::Str(text.trim().to_string())),
+        _ => num.map(KeyPart::Num),
+    }
+}
+
+fn key_range(filter: Option<&Compiled>, data: &TableData, cono: u32) -> KeyRange {
+    let schema = &data.schema;
+    let mut conjuncts = Vec::new();
+    let mut stack: Vec<&Compiled> = filter.into_iter().collect();
+    while let Some(c) = stack.pop() {
+        match c {
+            Compiled::And(a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            other => conjuncts.extend(column_vs_literal(other)),
+        }
+    }
+    let cono_pos = schema.cono_pos();
+    let mut range = KeyRange {
+        prefix: vec![key_part(schema.col(cono_pos), &cono.to_string())],
+        lower: None,
+        upper: None,
+    };
+    for &pos in &schema.key_pos[1..] {
+        let bound = |ops: &[CmpOp]| {
+            conjuncts
+                .iter()
+                .filter(|(p, op, _)| *p == pos && ops.contains(op))
+                .find_map(|(_, op, lit)| Some((literal_key(data, pos, lit)?, *op)))
+        };
+        if let Some((k, _)) = bound(&[CmpOp::Eq]) {
+            range.prefix.push(k);
+            continue;
+        }
+        range.lower = bound(&[CmpOp::Gt, CmpOp::Ge]).map(|(k, _)| k);
+        range.upper = bound(&[CmpOp::Lt, CmpOp::Le]).map(|(k, op)| (k, op == CmpOp::Le));
+        break;
+    }
+    range
+}
+
+/// One `order by` value of a row, parsed once for sorting.
+#[derive(Debug, Clone, Copy)]
+enum SortVal<'a> {
+    /// An alphanumeric value (trimmed).
+    Text(&'a str),
+    /// A numeric or date value, with its text for values that do not parse.
+    Num(Option<i128>, &'a str),
+}
+
+/// Compares two values of one column: numerically for numeric and date columns (as text when
+/// one does not parse), alphanumeric ones trimmed.
+fn cmp_sort_val(a: SortVal<'_>, b: SortVal<'_>) -> Ordering {
+    match (a, b) {
+        (SortVal::Num(Some(x), _), SortVal::Num(Some(y), _)) => x.cmp(&y),
+        (SortVal::Num(_, x), SortVal::Num(_, y)) => x.cmp(y),
+        (SortVal::Text(x), SortVal::Text(y)) => x.cmp(y),
+        (SortVal::Text(x), SortVal::Num(_, y)) | (SortVal::Num(_, x), SortVal::Text(y)) => x.cmp(y),
+    }
+}
+
+/// Sorts rows (given in key order) by `order`, ties kept in key order, like a stable sort
+/// with [`cmp_sort_val`]; each value is parsed once, and with `maxrecs` only the first
+/// `maxrecs` rows are fully sorted.
+fn sort_rows<'a>(
+    rows: Vec<&'a Vec<String>>,
+    order: &[(usize, bool)],
+    data: &TableData,
+    maxrecs: usize,
+) -> Vec<&'a Vec<String>> {
+    let schema = &data.schema;
+    let mut keyed: Vec<(Vec<SortVal<'a>>, usize, &'a Vec<String>)> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let vals = order
+                .iter()
+                .map(|&(p, _)| match schema.col(p).kind {
+                    ColumnKind::Alpha => SortVal::Text(r[p].trim()),
+                    _ => SortVal::Num(parse_dec(&r[p]), &r[p]),
+                })
+                .collect();
+            (vals, i, r)
+        })
+        .collect();
+    let cmp = |a: &(Vec<SortVal<'a>>, usize, &'a Vec<String>), b: &(Vec<SortVal<'a>>, usize, &'a Vec<String>)| {
+        for ((x, y), &(_, desc)) in a.0.iter().zip(&b.0).zip(order) {
+            let o = cmp_sort_val(*x, *y);
+            let o = if desc { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        a.1.cmp(&b.1)
+    };
+    if maxrecs > 0 && keyed.len() > maxrecs {
+        keyed.select_nth_unstable_by(maxrecs - 1, cmp);
+        keyed.truncate(maxrecs);
+    }
+    keyed.sort_unstable_by(cmp);
+    keyed.into_iter().map(|(_, _, r)| r).collect()
 }
 
 /// The result of running a query: the selected columns' positions and the matching rows'
@@ -593,8 +798,18 @@ pub struct QueryResult {
 }
 
 /// Runs a query on one table, restricted to company `cono`, returning at most `maxrecs` rows
-/// (`0` = no limit).
-pub(crate) fn run(q: &Query, data: &TableData, cono: u32, maxrecs: usize) -> Result<QueryResult, QueryError> {
+/// (`0` = no limit); `company` says how comparisons on the company column count.
+///
+/// Rows are visited in key order within the part of the key the top-level `and`s pin down
+/// (a point read touches one row); without `order by` (or with one the key order already
+/// satisfies) the scan stops after `maxrecs` matches; only matching rows are copied.
+pub(crate) fn run(
+    q: &Query,
+    data: &TableData,
+    cono: u32,
+    maxrecs: usize,
+    company: CompanyCondition,
+) -> Result<QueryResult, QueryError> {
     let schema = &data.schema;
     let positions: Vec<usize> = if q.columns.is_empty() {
         (0..schema.def.columns.len()).collect()
@@ -604,31 +819,45 @@ pub(crate) fn run(q: &Query, data: &TableData, cono: u32, maxrecs: usize) -> Res
             .map(|c| column_pos(data, c))
             .collect::<Result<_, _>>()?
     };
-    let filter = q.filter.as_ref().map(|f| compile(f, data)).transpose()?;
+    let filter = q.filter.as_ref().map(|f| compile(f, data, company)).transpose()?;
+    let cono_pos = schema.cono_pos();
+    // Every returned row has the session company: ordering by it changes nothing.
     let order: Vec<(usize, bool)> = q
         .order
         .iter()
         .map(|(c, d)| Ok((column_pos(data, c)?, *d)))
-        .collect::<Result<_, QueryError>>()?;
-    let cono_pos = schema.cono_pos();
-    let cono_text = cono.to_string();
+        .collect::<Result<Vec<_>, QueryError>>()?
+        .into_iter()
+        .filter(|(p, _)| *p != cono_pos)
+        .collect();
+    let key_ordered = order.len() < schema.key_pos.len()
+        && order
+            .iter()
+            .zip(&schema.key_pos[1..])
+            .all(|(&(p, desc), &k)| p == k && !desc);
+    let range = key_range(filter.as_ref(), data, cono);
+    let mut start = range.prefix.clone();
+    start.extend(range.lower.clone());
+    let limit = if maxrecs == 0 || !key_ordered {
+        usize::MAX
+    } else {
+        maxrecs
+    };
+    let n = range.prefix.len();
     let mut matched: Vec<&Vec<String>> = data
         .rows
-        .values()
-        .filter(|r| r[cono_pos] == cono_text)
+        .range(start..)
+        .take_while(|(k, _)| k.starts_with(&range.prefix))
+        .take_while(|(k, _)| match (&range.upper, k.get(n)) {
+            (Some((u, inclusive)), Some(part)) => part < u || (*inclusive && part == u),
+            _ => true,
+        })
+        .map(|(_, r)| r)
         .filter(|r| filter.as_ref().is_none_or(|f| eval(f, r)))
+        .take(limit)
         .collect();
-    if !order.is_empty() {
-        matched.sort_by(|a, b| {
-            for &(p, desc) in &order {
-                let o = compare_values(schema.col(p).kind, &a[p], &b[p]);
-                let o = if desc { o.reverse() } else { o };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            Ordering::Equal
-        });
+    if !key_ordered {
+        matched = sort_rows(matched, &order, data, maxrecs);
     }
     if maxrecs > 0 {
         matched.truncate(maxrecs);
@@ -646,6 +875,124 @@ pub(crate) fn run(q: &Query, data: &TableData, cono: u32, maxrecs: usize) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Compares two stored values of a column (numerically for numeric and date columns).
+    fn compare_values(kind: ColumnKind, a: &str, b: &str) -> Ordering {
+        match kind {
+            ColumnKind::Alpha => a.trim().cmp(b.trim()),
+            _ => match (parse_dec(a), parse_dec(b)) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                _ => a.cmp(b),
+            },
+        }
+    }
+
+    /// The plain executor: every row, filter, stable sort, cut. `run` must agree with it.
+    fn naive(q: &Query, data: &TableData, cono: u32, maxrecs: usize, company: CompanyCondition) -> Vec<Vec<String>> {
+        let filter = q.filter.as_ref().map(|f| compile(f, data, company).unwrap());
+        let cono_pos = data.schema.cono_pos();
+        let mut rows: Vec<&Vec<String>> = data
+            .rows
+            .values()
+            .filter(|r| r[cono_pos] == cono.to_string())
+            .filter(|r| filter.as_ref().is_none_or(|f| eval(f, r)))
+            .collect();
+        rows.sort_by(|a, b| {
+            for (c, desc) in &q.order {
+                let p = data.schema.column_pos(c).unwrap();
+                let o = compare_values(data.schema.col(p).kind, &a[p], &b[p]);
+                let o = if *desc { o.reverse() } else { o };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
+        });
+        if maxrecs > 0 {
+            rows.truncate(maxrecs);
+        }
+        rows.into_iter().cloned().collect()
+    }
+
+    #[test]
+    fn key_ranges_and_early_stops_agree_with_a_full_scan() {
+        let mut db = crate::db::Db::new();
+        crate::seed::seed(&mut db, 7, 100, 300);
+        for (itno, itds) in [("A000001", "Other company"), ("A000150", "Other 2"), ("ZZZ", "Last")] {
+            db.insert(
+                "MITMAS",
+                &[("MMCONO", "200"), ("MMITNO", itno), ("MMITDS", itds)],
+                "T",
+                200,
+            )
+            .unwrap();
+        }
+        let lmts = {
+            let data = &db.tables["MITMAS"];
+            let p = data.schema.column_pos("MMLMTS").unwrap();
+            let mut v: Vec<i128> = data.rows.values().map(|r| parse_dec(&r[p]).unwrap()).collect();
+            v.sort();
+            (v[v.len() / 3], v[2 * v.len() / 3])
+        };
+        let queries = [
+            "* from MITMAS where MMITNO = 'A000001'".to_string(),
+            "MMITNO from MITMAS where MMITNO = 'A000001 '".into(),
+            "MMITNO from MITMAS where 'A000150' = MMITNO and MMSTAT = '20'".into(),
+            "MMITNO from MITMAS where MMITNO = 'NOPE'".into(),
+            "MMITNO from MITMAS where MMITNO > 'A000123'".into(),
+            "MMITNO from MITMAS where MMITNO >= 'A000123' and MMITNO < 'A000140'".into(),
+            "MMITNO from MITMAS where MMITNO <= 'A000010' order by MMITNO".into(),
+            "MMITNO from MITMAS where 'A000200' < MMITNO and 'BRG' >= MMITNO order by MMITNO desc".into(),
+            "MMITNO from MITMAS where MMITNO > 'A000100' or MMITNO = 'A000002'".into(),
+            "MMITNO from MITMAS where not MMITNO = 'A000001'".into(),
+            "MMITNO from MITMAS where MMITNO = 123".into(),
+            "MMCONO, MMITNO from MITMAS where MMCONO = 200".into(),
+            "MMCONO, MMITNO from MITMAS where MMCONO = 100 and MMITNO = 'A000001'".into(),
+            format!("MMITNO, MMLMTS from MITMAS where MMLMTS >= {} and MMLMTS < {}", lmts.0, lmts.1),
+            format!(
+                "MMITNO, MMLMTS from MITMAS where MMLMTS > {ts} or (MMLMTS = {ts} and MMITNO > 'A000050') order by MMLMTS, MMITNO",
+                ts = lmts.0
+            ),
+            "MMITNO from MITMAS order by MMCONO, MMITNO".into(),
+            "MMITNO from MITMAS order by MMITDS".into(),
+            "MMITNO from MITMAS where MMITNO > 'A0001' order by MMITNO, MMITDS desc".into(),
+            "OBORNO, OBPONR from OOLINE where OBORNO = '1000005'".into(),
+            "OBORNO, OBPONR from OOLINE where OBORNO = '1000005' and OBPONR >= 20".into(),
+            "OBORNO, OBPONR from OOLINE where OBORNO = '1000005' and OBPONR > '10' and OBPONR <= 30".into(),
+            "OBORNO, OBPONR from OOLINE where OBORNO = '1000007' and OBPONR = 10 and OBPOSX = 0".into(),
+            "OBORNO, OBPONR from OOLINE where OBORNO > '1000090' order by OBORNO, OBPONR".into(),
+        ];
+        let mut nonempty = 0;
+        for q in &queries {
+            let parsed = parse(q).unwrap();
+            let data = &db.tables[&parsed.table];
+            for company in [CompanyCondition::Honoured, CompanyCondition::Ignored] {
+                for cono in [100, 200] {
+                    for maxrecs in [0, 1, 5] {
+                        let want = naive(&parsed, data, cono, maxrecs, company);
+                        let got = run(&parsed, data, cono, maxrecs, company).unwrap();
+                        let all = (0..data.schema.def.columns.len()).collect::<Vec<_>>();
+                        let positions: Vec<usize> = if parsed.columns.is_empty() {
+                            all
+                        } else {
+                            parsed
+                                .columns
+                                .iter()
+                                .map(|c| data.schema.column_pos(c).unwrap())
+                                .collect()
+                        };
+                        let want: Vec<Vec<String>> = want
+                            .iter()
+                            .map(|r| positions.iter().map(|&p| r[p].clone()).collect())
+                            .collect();
+                        nonempty += usize::from(!want.is_empty());
+                        assert_eq!(got.rows, want, "{q} cono {cono} maxrecs {maxrecs} {company:?}");
+                    }
+                }
+            }
+        }
+        assert!(nonempty > queries.len() * 4, "too few queries return rows: {nonempty}");
+    }
 
     fn col(s: &str) -> Operand {
         Operand::Column(s.into())

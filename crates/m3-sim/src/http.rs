@@ -19,6 +19,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use crate::mi::{self, MiCall, MiReply};
+use crate::modes::{MdpTextTypes, SimModes};
 use crate::{lock, Faults, Inner, Simulator, SubscriptionId, WebhookAuth, WebhookSubscription, MI_USER};
 
 /// Default `maxrecs` of MI calls, like M3.
@@ -82,6 +83,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
     Router::new()
         .route("/admin/health", get(health))
         .route("/admin/faults", get(get_faults).post(post_faults))
+        .route("/admin/modes", get(get_modes).post(post_modes))
         .route(
             "/admin/webhooks",
             get(list_webhooks).post(post_webhook).delete(delete_webhooks),
@@ -122,7 +124,11 @@ async fn not_found() -> Response {
 }
 
 async fn health(State(inner): S) -> Response {
-    let items = lock(&inner.db).tables.get("MITMAS").map_or(0, |t| t.rows.len());
+    let items = {
+        let mut db = lock(&inner.db);
+        db.settle();
+        db.tables.get("MITMAS").map_or(0, |t| t.rows.len())
+    };
     json_response(
         StatusCode::OK,
         json!({"status": "UP", "tenant": inner.cfg.tenant, "items": items}),
@@ -142,6 +148,25 @@ async fn post_faults(State(inner): S, body: Bytes) -> Response {
         Err(e) => json_response(
             StatusCode::BAD_REQUEST,
             json!({"error": "bad_request", "message": e.to_string()}),
+        ),
+    }
+}
+
+async fn get_modes(State(inner): S) -> Response {
+    json_response(StatusCode::OK, json!(simulator(&inner).modes()))
+}
+
+/// `POST /admin/modes`: the whole [`SimModes`] JSON (missing fields default, unknown ones 400).
+async fn post_modes(State(inner): S, body: Bytes) -> Response {
+    match serde_json::from_slice::<SimModes>(&body) {
+        Ok(m) => {
+            let sim = simulator(&inner);
+            sim.set_modes(m);
+            json_response(StatusCode::OK, json!(sim.modes()))
+        }
+        Err(e) => json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad_request", "message": format!("modes: {e}")}),
         ),
     }
 }
@@ -567,7 +592,20 @@ impl Options {
     }
 }
 
+/// The `execute_then_timeout` fault, after an MI call has run: wait, then the gateway's 504.
+async fn timeout_after_execution(inner: &Inner) -> Option<Response> {
+    let ms = lock(&inner.faults).execute_then_timeout?;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Some(json_response(
+        StatusCode::GATEWAY_TIMEOUT,
+        json!({"error": "gateway_timeout", "message": "The target endpoint did not respond within the gateway timeout"}),
+    ))
+}
+
 fn run(inner: &Inner, program: &str, transaction: &str, inputs: &BTreeMap<String, String>, opts: &Options) -> MiReply {
+    *lock(&inner.mi_calls)
+        .entry((program.to_string(), transaction.to_string()))
+        .or_insert(0) += 1;
     let mut db = lock(&inner.db);
     mi::execute(
         &mut db,
@@ -628,6 +666,9 @@ async fn v1_execute(
         .collect();
     let (program, transaction) = (&names[0], &names[1]);
     let reply = run(&inner, program, transaction, &inputs, &opts);
+    if let Some(r) = timeout_after_execution(&inner).await {
+        return r;
+    }
     Json(v1_body(program, transaction, &reply, &opts)).into_response()
 }
 
@@ -759,6 +800,9 @@ async fn v2_get(
         }
     }
     let reply = run(&inner, &program, &transaction, &inputs, &opts);
+    if let Some(r) = timeout_after_execution(&inner).await {
+        return r;
+    }
     Json(v2_envelope(vec![v2_result(&transaction, &inputs, &reply, &opts)])).into_response()
 }
 
@@ -853,7 +897,10 @@ async fn v2_bulk(
             let reply = run(&inner, program, name, inputs, topts);
             v2_result(name, inputs, &reply, topts)
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if let Some(r) = timeout_after_execution(&inner).await {
+        return r;
+    }
     Json(v2_envelope(results)).into_response()
 }
 
@@ -905,11 +952,13 @@ async fn mdp_columns(
         return json_response(StatusCode::OK, json!({"list": []}));
     };
     let s = &data.schema;
+    let types = db.modes.mdp_text_types;
     let list: Vec<Value> = s
         .def
         .columns
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             let indexes: Vec<&str> = s
                 .indexes
                 .iter()
@@ -920,6 +969,13 @@ async fn mdp_columns(
                 mapping::catalog::ColumnKind::Alpha => ("String", ""),
                 mapping::catalog::ColumnKind::Numeric => ("Decimal", "4"),
                 mapping::catalog::ColumnKind::Date => ("Decimal", "Y"),
+            };
+            let data_type = match (types, c.kind) {
+                (MdpTextTypes::Standard, _) => data_type,
+                (MdpTextTypes::Alternative, mapping::catalog::ColumnKind::Alpha) => {
+                    ["NChar", "VarGraphic", "Graphic"][i % 3]
+                }
+                (MdpTextTypes::Alternative, _) => ["Numeric", "Packed"][i % 2],
             };
             json!({
                 "columnName": c.name,

@@ -22,12 +22,38 @@
 //!              {"name":"MMITNO","value":"A000001","oldValue":"A000001"},
 //!              {"name":"MMITDS","value":"Bolt M8","oldValue":"Bolt"}, ...]}
 //! ```
+//!
+//! Admin routes (no token): `GET /admin/health`; `GET`/`POST /admin/faults` ([`Faults`]);
+//! `GET`/`POST`/`DELETE /admin/webhooks`, `DELETE /admin/webhooks/{id}`; `GET`/`POST
+//! /admin/modes` ([`SimModes`], also [`SimConfig::modes`], [`Simulator::set_modes`]): strict
+//! modes for what Infor does not document, so a client can be tested against each
+//! possibility. `POST` takes the whole JSON (missing fields get their default, unknown ones
+//! are a 400) and answers the modes now in force:
+//! ```json
+//! {"order_by":"ignored","company_condition":"rejected","maxrecs":"capped_100",
+//!  "mdp_text_types":"alternative","commit_delay_ms":300,"separator_values":"sometimes"}
+//! ```
+//! - `order_by`: `honoured` | `ignored` (rows in key order) | `rejected` (NOK);
+//! - `company_condition` (xxCONO inside `where`): `honoured` | `ignored` (counts as true; the
+//!   session company still applies) | `rejected` (NOK "Filters including company selections
+//!   are not supported");
+//! - `maxrecs`: `honoured` | `capped_100` (lists and EXPORTMI give at most 100 rows, `0`
+//!   included);
+//! - `mdp_text_types`: `standard` | `alternative` (MDP `dataType` `NChar`/`VarGraphic`/
+//!   `Graphic` for text, `Numeric`/`Packed` for numbers);
+//! - `commit_delay_ms`: late commits; a write keeps its LMTS but is visible to reads and
+//!   webhooks only this much later (pending writes are committed by a save);
+//! - `separator_values`: `never` | `sometimes` (item texts with `~|;,`).
+//!
+//! Rows of a query without `order by` come back in key order in every mode.
 
+mod commit;
 mod db;
 mod error;
 pub mod export_query;
 mod http;
 pub mod mi;
+pub mod modes;
 mod seed;
 mod snapshot;
 mod webhook;
@@ -44,6 +70,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use error::SimError;
+pub use modes::SimModes;
 pub use snapshot::FORMAT as SNAPSHOT_FORMAT;
 pub use webhook::{SubscriptionId, WebhookAuth, WebhookSubscription, WEBHOOK_TIMEOUT};
 
@@ -78,6 +105,9 @@ pub struct SimConfig {
     /// On-premises MDP shape: when set, `/{tenant}/M3/mdprest/...` also accepts HTTP Basic
     /// with this user and password (the bearer token keeps working). Default `None`.
     pub mdp_basic_auth: Option<(String, String)>,
+    /// The strict modes at start (default: today's behaviour); see [`SimModes`]. Seeded
+    /// items follow `separator_values` as given here.
+    pub modes: SimModes,
 }
 
 impl Default for SimConfig {
@@ -94,6 +124,7 @@ impl Default for SimConfig {
             seed: 42,
             token_lifetime: Duration::from_secs(2 * 60 * 60),
             mdp_basic_auth: None,
+            modes: SimModes::default(),
         }
     }
 }
@@ -103,7 +134,7 @@ impl Default for SimConfig {
 ///
 /// JSON (`GET`/`POST /admin/faults`), every field optional:
 /// `{"latency_ms":0,"error_rate":0.0,"throttle":null,"expire_tokens_now":false,
-///   "drop_webhooks":0.0,"gateway_timeout":null,"mdp_down":false}`.
+///   "drop_webhooks":0.0,"gateway_timeout":null,"mdp_down":false,"execute_then_timeout":null}`.
 ///
 /// Order of the checks on an API call: `latency_ms` delay, token check (401), `throttle` (429),
 /// `mdp_down` (503, MDP routes only), `gateway_timeout` (504), `error_rate` (500).
@@ -119,6 +150,11 @@ pub struct Faults {
     /// When set, every API call waits this many milliseconds and is then answered HTTP 504
     /// like the ION API gateway when M3 does not answer in time; the call is not executed.
     pub gateway_timeout: Option<u64>,
+    /// When set, every MI call (v1, v2, bulk) is executed, then answered HTTP 504 after this
+    /// many milliseconds, like the ION API gateway giving up on an M3 that did run the
+    /// transaction but answered too late: the client cannot know it ran. Checked after the
+    /// other faults (a call they refuse is not executed).
+    pub execute_then_timeout: Option<u64>,
     /// When true, the Metadata Publisher routes (`/M3/mdprest/...`) answer HTTP 503 (MI keeps
     /// working).
     pub mdp_down: bool,
@@ -137,6 +173,8 @@ pub(crate) struct Inner {
     pub auth: Mutex<http::AuthState>,
     pub faults: Mutex<Faults>,
     pub hub: Arc<webhook::Hub>,
+    /// MI calls executed, by (program, transaction): see [`Simulator::mi_calls`].
+    pub mi_calls: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked holder cannot corrupt string rows).
@@ -200,6 +238,7 @@ impl Simulator {
     pub fn new(cfg: SimConfig) -> Simulator {
         let mut db = Db::new();
         seed::seed(&mut db, cfg.seed, cfg.company, cfg.items);
+        seed::mark_separators(&mut db, cfg.modes.separator_values);
         Simulator::with_db(cfg, db)
     }
 
@@ -209,6 +248,7 @@ impl Simulator {
     pub fn open(cfg: SimConfig, path: &Path) -> Result<Simulator, SimError> {
         let mut db = Db::new();
         seed::seed(&mut db, cfg.seed, cfg.company, cfg.items);
+        seed::mark_separators(&mut db, cfg.modes.separator_values);
         if path.exists() {
             snapshot::load_into(&mut db, path)?;
         } else {
@@ -220,15 +260,33 @@ impl Simulator {
     fn with_db(cfg: SimConfig, mut db: Db) -> Simulator {
         let hub = Arc::new(webhook::Hub::new());
         db.hub = Some(hub.clone());
-        Simulator {
+        db.modes = cfg.modes.clone();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        db.commits.wake = Some(wake.clone());
+        let sim = Simulator {
             inner: Arc::new(Inner {
                 cfg,
                 db: Mutex::new(db),
                 auth: Mutex::new(http::AuthState::default()),
                 faults: Mutex::new(Faults::default()),
                 hub,
+                mi_calls: Mutex::new(BTreeMap::new()),
             }),
-        }
+        };
+        commit::spawn_committer(Arc::downgrade(&sim.inner), wake);
+        sim
+    }
+
+    /// The strict modes in force (see [`SimModes`]).
+    pub fn modes(&self) -> SimModes {
+        lock(&self.inner.db).modes.clone()
+    }
+
+    /// Sets the strict modes. A new `commit_delay_ms` applies to later writes (pending ones
+    /// keep their time); `separator_values` applies to later workload changes.
+    pub fn set_modes(&self, modes: SimModes) {
+        tracing::info!(?modes, "modes set");
+        lock(&self.inner.db).modes = modes;
     }
 
     /// Writes a snapshot of all tables to `path` atomically (temporary file in the same
@@ -379,6 +437,15 @@ impl Simulator {
         http::set_faults(&self.inner, faults);
     }
 
+    /// How many times the MI transaction `program/transaction` was executed over HTTP (v1, v2
+    /// and bulk calls that passed the gateway's checks, answered NOK or not).
+    pub fn mi_calls(&self, program: &str, transaction: &str) -> u64 {
+        lock(&self.inner.mi_calls)
+            .get(&(program.to_string(), transaction.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The faults currently injected.
     pub fn faults(&self) -> Faults {
         lock(&self.inner.faults).clone()
@@ -410,21 +477,34 @@ impl Simulator {
     }
 
     /// Every row of a table (all companies), trimmed values by full column name, in
-    /// primary-key order. Unknown tables give an empty list.
+    /// primary-key order. Unknown tables give an empty list. Like every read, it sees only
+    /// committed writes (see [`SimModes::commit_delay_ms`]).
     pub fn rows(&self, table: &str) -> Vec<BTreeMap<String, String>> {
-        let db = lock(&self.inner.db);
+        let mut db = lock(&self.inner.db);
+        db.settle();
         let Ok(data) = db.table(table) else {
             return Vec::new();
         };
         data.rows.values().map(|r| row_map(&data.schema, r)).collect()
     }
 
-    /// One row by key (values in primary-key order).
+    /// One row by key (values in primary-key order), as reads see it (committed writes).
     pub fn get(&self, table: &str, key: &[&str]) -> Option<BTreeMap<String, String>> {
-        let db = lock(&self.inner.db);
+        let mut db = lock(&self.inner.db);
+        db.settle();
         let data = db.table(table).ok()?;
         let key = Db::make_key(&data.schema, key).ok()?;
         data.rows.get(&key).map(|r| row_map(&data.schema, r))
+    }
+
+    /// A row as writers see it: with late commits ([`SimModes::commit_delay_ms`]) the newest
+    /// write, committed or not (what [`Simulator::get`] shows only once it is committed).
+    pub fn get_latest(&self, table: &str, key: &[&str]) -> Option<BTreeMap<String, String>> {
+        let db = lock(&self.inner.db);
+        let data = db.table(table).ok()?;
+        let schema = data.schema.clone();
+        let key = Db::make_key(&schema, key).ok()?;
+        db.latest(table, &key).map(|r| row_map(&schema, r))
     }
 
     /// Names of the tables the simulator has (standard catalogue plus custom ones).
@@ -435,7 +515,8 @@ impl Simulator {
 
 fn save_inner(inner: &Inner, path: &Path) -> Result<u64, SimError> {
     let (bytes, generation) = {
-        let db = lock(&inner.db);
+        let mut db = lock(&inner.db);
+        db.commit_all();
         snapshot::serialize(&db, &inner.cfg.tenant, inner.cfg.company)?
     };
     snapshot::write_atomic(path, &bytes)?;

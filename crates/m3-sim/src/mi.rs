@@ -10,6 +10,7 @@ use mapping::catalog::ColumnKind;
 use crate::db::{self, Db, KeyPart, TableSchema};
 use crate::error::SimError;
 use crate::export_query;
+use crate::modes::{CompanyCondition, OrderBy};
 
 /// Metadata of one MI field (input or output).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,8 +387,14 @@ pub fn programs() -> Vec<&'static str> {
     p
 }
 
-/// Executes one transaction against the database (the caller holds the lock).
+/// Executes one transaction against the database (the caller holds the lock). Writes that
+/// are due are committed first; `maxrecs` is applied as [`crate::SimModes::maxrecs`] says.
 pub(crate) fn execute(db: &mut Db, call: &MiCall<'_>) -> MiReply {
+    db.settle();
+    let call = &MiCall {
+        maxrecs: db.modes.effective_maxrecs(call.maxrecs),
+        ..call.clone()
+    };
     let program = call.program.to_ascii_uppercase();
     let Some(def) = catalog()
         .iter()
@@ -571,7 +578,7 @@ fn upd(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
         return MiReply::nok(must_be_entered(&schema, e.key));
     }
     let key = key_of(&schema, call.cono, k);
-    if !db.tables[e.table].rows.contains_key(&key) {
+    if db.latest(e.table, &key).is_none() {
         return MiReply::nok(not_found(e, k));
     }
     if let Some(n) = check_stat(e, call) {
@@ -726,7 +733,7 @@ fn export_select(db: &mut Db, pad: bool, call: &MiCall<'_>) -> MiReply {
         .cloned()
         .unwrap_or_else(|| ";".to_string());
     let headers = input(call, "HDRS") == "1";
-    let query = match export_query::parse(qery) {
+    let mut query = match export_query::parse(qery) {
         Ok(q) => q,
         Err(e) => return MiReply::nok(Nok::new("XSQ0001", "QERY", &format!("Query syntax error: {e}"))),
     };
@@ -737,7 +744,28 @@ fn export_select(db: &mut Db, pad: bool, call: &MiCall<'_>) -> MiReply {
             &format!("Table {} does not exist", query.table),
         ));
     };
-    let result = match export_query::run(&query, data, call.cono, call.maxrecs) {
+    let modes = &db.modes;
+    if !query.order.is_empty() {
+        match modes.order_by {
+            OrderBy::Honoured => {}
+            OrderBy::Ignored => query.order.clear(),
+            OrderBy::Rejected => {
+                return MiReply::nok(Nok::new(
+                    "XSQ0001",
+                    "QERY",
+                    "Query syntax error: ORDER BY is not supported",
+                ))
+            }
+        }
+    }
+    if modes.company_condition == CompanyCondition::Rejected && export_query::filters_company(&query, data) {
+        return MiReply::nok(Nok::new(
+            "XSQ0004",
+            "QERY",
+            "Filters including company selections are not supported",
+        ));
+    }
+    let result = match export_query::run(&query, data, call.cono, call.maxrecs, modes.company_condition) {
         Ok(r) => r,
         Err(e) => return MiReply::nok(Nok::new("XSQ0003", "QERY", &format!("Query error: {e}"))),
     };

@@ -10,6 +10,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::db::{self, Db, TableSchema};
+use crate::modes::{self, SeparatorValues};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -514,6 +515,29 @@ pub(crate) fn seed(db: &mut Db, seed: u64, cono: u32, items: usize) {
         .max()
         .unwrap_or(0);
     tracing::info!(items, cono, seed, "simulator seeded");
+}
+
+/// With [`SeparatorValues::Sometimes`], every 97th seeded item in key order (the first one
+/// included) gets [`modes::SEPARATOR_MARK`] in its name (MMITDS) and description (MMFUDS).
+/// Touches no random numbers, so the rest of the seed stays the same.
+pub(crate) fn mark_separators(db: &mut Db, mode: SeparatorValues) {
+    if mode == SeparatorValues::Never {
+        return;
+    }
+    let Some(data) = db.tables.get_mut("MITMAS") else {
+        return;
+    };
+    let schema = data.schema.clone();
+    let cols: Vec<(usize, usize)> = ["MMITDS", "MMFUDS"]
+        .iter()
+        .filter_map(|c| schema.column_pos(c))
+        .map(|p| (p, usize::from(schema.col(p).length)))
+        .collect();
+    for row in data.rows.values_mut().step_by(97) {
+        for &(p, len) in &cols {
+            row[p] = modes::with_separators(&row[p], len);
+        }
+    }
 }
 
 fn load(db: &mut Db, table: &str, row: Vec<String>) {

@@ -1,6 +1,8 @@
 //! Simulated M3 users (`SIMUSR01`..`SIMUSR08`) changing the item master at a steady rate:
 //! about 80% updates (name, status, description, prices), 12% inserts and 8% deletes, all
-//! through the same database code path as MI transactions, so audit fields are maintained.
+//! through the same database code path as MI transactions, so audit fields are maintained. With
+//! [`crate::modes::SeparatorValues::Sometimes`] about one new name or description in ten carries
+//! the separator characters `~|;,`.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
 
 use crate::db::{parse_dec, Db};
+use crate::modes::{self, SeparatorValues};
 use crate::{lock, seed, Inner};
 
 const USERS: &[&str] = &[
@@ -54,6 +57,7 @@ pub(crate) fn start(inner: Weak<Inner>, changes_per_second: f64) -> JoinHandle<(
             }
             let cono = inner.cfg.company;
             let mut db = lock(&inner.db);
+            db.settle();
             for _ in 0..n {
                 w.one_change(&mut db, cono);
             }
@@ -84,6 +88,11 @@ impl Workload {
         }
     }
 
+    /// With [`SeparatorValues::Sometimes`], one text in ten carries separator characters.
+    fn with_separators(&mut self, db: &Db) -> bool {
+        db.modes.separator_values == SeparatorValues::Sometimes && self.rng.gen_ratio(1, 10)
+    }
+
     fn pick(&mut self, db: &Db, cono: u32) -> Option<(Vec<crate::db::KeyPart>, Vec<String>)> {
         let data = &db.tables["MITMAS"];
         let n = data.rows.len();
@@ -106,11 +115,15 @@ impl Workload {
             let candidate = format!("A{:06}", self.next_item);
             self.next_item += 1;
             let key = Db::make_key(&db.tables["MITMAS"].schema, &[&cono.to_string(), &candidate])?;
-            if !db.tables["MITMAS"].rows.contains_key(&key) {
+            if db.latest("MITMAS", &key).is_none() {
                 break candidate;
             }
         };
-        let (itds, fuds, unms, itty, itgr) = seed::item_text(&mut self.rng);
+        let (mut itds, mut fuds, unms, itty, itgr) = seed::item_text(&mut self.rng);
+        if self.with_separators(db) {
+            itds = modes::with_separators(&itds, 30);
+            fuds = modes::with_separators(&fuds, 60);
+        }
         let price = format!("{:.2}", self.rng.gen_range(1.0..500.0));
         let cono_s = cono.to_string();
         db.insert(
@@ -150,7 +163,10 @@ impl Workload {
         let mut changes: Vec<(&str, String)> = Vec::new();
         match self.rng.gen_range(0..4) {
             0 => {
-                let (itds, _, _, _, _) = seed::item_text(&mut self.rng);
+                let (mut itds, _, _, _, _) = seed::item_text(&mut self.rng);
+                if self.with_separators(db) {
+                    itds = modes::with_separators(&itds, 30);
+                }
                 changes.push(("MMITDS", itds));
             }
             1 => {
@@ -161,7 +177,10 @@ impl Workload {
                 changes.push(("MMSTAT", stat.to_string()));
             }
             2 => {
-                let (_, fuds, _, _, _) = seed::item_text(&mut self.rng);
+                let (_, mut fuds, _, _, _) = seed::item_text(&mut self.rng);
+                if self.with_separators(db) {
+                    fuds = modes::with_separators(&fuds, 60);
+                }
                 changes.push(("MMFUDS", fuds));
             }
             _ => {

@@ -180,3 +180,34 @@ async fn mdp_rejects_basic_auth_by_default() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test]
+async fn execute_then_timeout_runs_the_call_then_answers_504() {
+    let h = Harness::start().await;
+    let token = h.token().await;
+    h.sim.set_faults(Faults {
+        execute_then_timeout: Some(20),
+        ..Faults::default()
+    });
+    let (status, v) = h
+        .v2(
+            &token,
+            "MMS200MI/UpdItmBasic",
+            &[("ITNO", "A000001"), ("ITDS", "Ran anyway")],
+        )
+        .await;
+    assert_eq!(status, 504, "{v}");
+    assert_eq!(v["error"], "gateway_timeout");
+    assert_eq!(
+        h.sim.get("MITMAS", &["100", "A000001"]).unwrap()["MMITDS"],
+        "Ran anyway"
+    );
+    assert_eq!(h.sim.mi_calls("MMS200MI", "UpdItmBasic"), 1);
+    // v1 too; and a call refused by the gateway (401) is not executed or counted.
+    assert_eq!(h.get(&token, MI).await.0, 504);
+    assert_eq!(h.get("nope", MI).await.0, 401);
+    assert_eq!(h.sim.mi_calls("MMS200MI", "GetItmBasic"), 1);
+    h.sim.set_faults(Faults::default());
+    assert_eq!(h.get(&token, MI).await.0, 200);
+    assert_eq!(h.sim.mi_calls("MMS200MI", "GetItmBasic"), 2);
+}
