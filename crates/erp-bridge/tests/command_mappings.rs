@@ -565,3 +565,61 @@ async fn send_put(env: &Env, app: &App, spec: &Value) -> (u16, Value) {
     )
     .await
 }
+
+#[tokio::test]
+async fn idempotency_is_derived_or_declared_shown_and_decides_retries() {
+    let env = Env::new(20).await;
+    let app = env.start().await;
+    // Derived from the transaction name, in the list and in one mapping.
+    let (_, list) = env.get(&app, BASE).await;
+    let by_name = |n: &str| {
+        list["commandMappings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("UpdateItem")["idempotency"], "idempotent");
+    assert_eq!(by_name("CreateItem")["idempotency"], "not-idempotent");
+    assert_eq!(by_name("DeleteItem")["idempotency"], "not-idempotent");
+
+    // A wrong value is refused naming the field.
+    let mut bad = rename_item();
+    bad["idempotent"] = json!("sometimes");
+    let (s, r) = env.post(&app, BASE, &bad.to_string()).await;
+    assert_eq!(s, 400, "{r}");
+    let m = r["error"]["message"].as_str().unwrap();
+    assert!(m.contains("idempotent: expected true"), "{m}");
+
+    // Declared: an update that must never run twice (say it counts something in M3).
+    let mut once = rename_item();
+    once["idempotent"] = json!(false);
+    let (s, created) = env.post(&app, BASE, &once.to_string()).await;
+    assert_eq!(s, 201, "{created}");
+    let (_, shown) = env.get(&app, &format!("{BASE}/RenameItem")).await;
+    assert_eq!(shown["idempotency"], "not-idempotent", "{shown}");
+    assert_eq!(shown["spec"]["idempotent"], false, "{shown}");
+    assert_eq!(shown["schema"]["x-idempotency"], "not-idempotent", "{shown}");
+
+    let itno = item(&env, 2);
+    env.sim.set_faults(m3_sim::Faults {
+        execute_then_timeout: Some(20),
+        ..Default::default()
+    });
+    let (s, receipt) = submit(
+        &env,
+        &app,
+        "once-1",
+        "RenameItem",
+        json!({"itemNumber": itno, "newName": "Once"}),
+    )
+    .await;
+    assert_eq!(s, 502, "{receipt}");
+    assert_eq!(receipt["status"], "unknown", "{receipt}");
+    assert_eq!(receipt["sent"]["transaction"], "UpdItmBasic");
+    assert_eq!(env.sim.mi_calls("MMS200MI", "UpdItmBasic"), 1);
+    assert_eq!(item_name(&env, &itno), "Once");
+    app.shutdown().await;
+}

@@ -108,3 +108,84 @@ async fn malformed_commands_are_rejected_naming_the_problem_and_m3_refusals_are_
         .any(|c| c["name"] == "CreateItem"));
     app.shutdown().await;
 }
+
+fn create_item(id: &str, itno: &str) -> String {
+    json!({"commandId": id, "command": "CreateItem", "data": {
+        "itemNumber": itno, "name": "New widget", "status": "20", "unit": "PCS",
+        "itemType": "FG", "responsible": "JSMITH"}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_create_that_m3_ran_before_the_gateway_answered_504_is_unknown_and_never_retried() {
+    let env = Env::new(20).await;
+    let app = env.start().await;
+    env.sim.set_faults(m3_sim::Faults {
+        execute_then_timeout: Some(20),
+        ..Default::default()
+    });
+    let (s, receipt) = env
+        .post(&app, "/api/connections/demo/commands", &create_item("u-1", "NEW-1"))
+        .await;
+    assert_eq!(s, 502, "{receipt}");
+    assert_eq!(receipt["status"], "unknown", "{receipt}");
+    assert_eq!(receipt["error"]["code"], "m3_http_504", "{receipt}");
+    assert!(
+        receipt["error"]["message"].as_str().unwrap().contains("HTTP 504"),
+        "{receipt}"
+    );
+    assert_eq!(receipt["sent"]["program"], "MMS200MI");
+    assert_eq!(receipt["sent"]["transaction"], "AddItmBasic");
+    assert_eq!(receipt["sent"]["inputs"]["ITNO"], "NEW-1");
+    assert_eq!(receipt["sent"]["inputs"]["RESP"], "JSMITH");
+    let check = receipt["check"].as_str().unwrap();
+    assert!(
+        check.starts_with("run MMS200MI/GetItmBasic with ITNO=NEW-1 to see whether the item exists"),
+        "{check}"
+    );
+    // M3 did create it, once: the command was not sent again.
+    assert_eq!(
+        env.sim.get("MITMAS", &["100", "NEW-1"]).unwrap()["MMITDS"],
+        "New widget"
+    );
+    assert_eq!(env.sim.mi_calls("MMS200MI", "AddItmBasic"), 1);
+
+    // The same command id again, M3 healthy now: the stored unknown receipt, nothing sent.
+    env.sim.set_faults(m3_sim::Faults::default());
+    let (s, again) = env
+        .post(&app, "/api/connections/demo/commands", &create_item("u-1", "NEW-1"))
+        .await;
+    assert_eq!(s, 502, "{again}");
+    assert_eq!(again, receipt);
+    assert_eq!(env.sim.mi_calls("MMS200MI", "AddItmBasic"), 1);
+
+    // A refusal by M3 stays `failed`, with M3's code: only ambiguous failures are `unknown`.
+    let (s, refused) = env
+        .post(&app, "/api/connections/demo/commands", &create_item("u-2", "NEW-1"))
+        .await;
+    assert_eq!(s, 422, "{refused}");
+    assert_eq!(refused["status"], "failed");
+    assert!(!refused["error"]["code"].as_str().unwrap().is_empty(), "{refused}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idempotent_update_answered_504_is_retried() {
+    let env = Env::new(20).await;
+    let app = env.start().await;
+    let itno = env.sim.rows("MITMAS")[3]["MMITNO"].clone();
+    env.sim.set_faults(m3_sim::Faults {
+        execute_then_timeout: Some(20),
+        ..Default::default()
+    });
+    let cmd = json!({"commandId": "i-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "Retried"}});
+    let (s, receipt) = env.post(&app, "/api/connections/demo/commands", &cmd.to_string()).await;
+    assert_eq!(s, 503, "{receipt}");
+    assert_eq!(receipt["status"], "failed", "{receipt}");
+    assert_eq!(receipt["error"]["code"], "m3_unavailable", "{receipt}");
+    assert!(receipt.get("check").is_none(), "{receipt}");
+    let calls = env.sim.mi_calls("MMS200MI", "UpdItmBasic");
+    assert!(calls >= 2, "UpdItmBasic reached the simulator {calls} time(s)");
+    assert_eq!(env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMITDS"], "Retried");
+    app.shutdown().await;
+}

@@ -305,3 +305,51 @@ async fn structured_mode_puts_the_whole_cloudevent_in_the_value() {
     assert_eq!(m.value["data"]["company"], 100);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_create_with_an_ambiguous_504_gets_an_unknown_receipt_and_is_not_retried() {
+    let broker = TestBroker::start().await;
+    let env = Env::new(20).await;
+    let app = start_with_kafka(&env, &broker).await;
+    eventually("the relay to start", || async {
+        env.status(&app).await["relay"]["healthy"] == true
+    })
+    .await;
+    env.sim.set_faults(m3_sim::Faults {
+        execute_then_timeout: Some(20),
+        ..Default::default()
+    });
+    let create = json!({"commandId": "u-1", "command": "CreateItem", "data": {
+        "itemNumber": "KAFKA-1", "name": "New widget", "status": "20", "unit": "PCS",
+        "itemType": "FG", "responsible": "JSMITH"}});
+    let p = producer(&broker.brokers());
+    p.send(
+        FutureRecord::to("erp-bridge.demo.commands")
+            .key("u-1")
+            .payload(&create.to_string()),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("produced");
+    let receipts = consumer(&broker.brokers(), "erp-bridge.demo.receipts");
+    let got = receive_until(&receipts, |g| g.iter().any(|r| r.key == "u-1")).await;
+    let r = &got.iter().find(|r| r.key == "u-1").unwrap().value;
+    assert_eq!(r["status"], "unknown", "{r}");
+    assert_eq!(r["error"]["code"], "m3_http_504", "{r}");
+    assert_eq!(r["sent"]["inputs"]["ITNO"], "KAFKA-1", "{r}");
+    assert!(
+        r["check"]
+            .as_str()
+            .unwrap()
+            .contains("MMS200MI/GetItmBasic with ITNO=KAFKA-1"),
+        "{r}"
+    );
+    assert!(env.sim.get("MITMAS", &["100", "KAFKA-1"]).is_some());
+    assert_eq!(env.sim.mi_calls("MMS200MI", "AddItmBasic"), 1);
+    // Someone must look: a dead-letter copy says so.
+    let dead = consumer(&broker.brokers(), "erp-bridge.demo.deadletter");
+    let dl = receive_until(&dead, |g| g.iter().any(|r| r.key == "u-1")).await;
+    let reason = &dl.iter().find(|r| r.key == "u-1").unwrap().headers["erp_bridge_error"];
+    assert!(reason.starts_with("outcome unknown"), "{reason}");
+    app.shutdown().await;
+}

@@ -107,7 +107,7 @@ impl M3Client {
             .timeout(opts.timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| M3Error::Unreachable(e.to_string()))?;
+            .map_err(|e| M3Error::NotSent(e.to_string()))?;
         Ok(Self {
             http,
             ion,
@@ -164,9 +164,9 @@ impl M3Client {
             .form(form)
             .send()
             .await
-            .map_err(|e| M3Error::Unreachable(format!("token endpoint {url}: {}", without_url(&e))))?;
+            .map_err(|e| M3Error::NotSent(format!("token endpoint {url}: {}", without_url(&e))))?;
         let status = resp.status();
-        let body = resp.text().await.map_err(|e| M3Error::Unreachable(without_url(&e)))?;
+        let body = resp.text().await.map_err(|e| M3Error::NotSent(without_url(&e)))?;
         if !status.is_success() {
             return Err(match serde_json::from_str::<OAuthError>(&body) {
                 Ok(e) => M3Error::Authentication {
@@ -272,7 +272,11 @@ impl M3Client {
         query: &[(String, String)],
     ) -> Result<String, M3Error> {
         for attempt in 0..2 {
-            let token = self.access_token().await?;
+            // Without a token the call is never sent, whatever failed at the token endpoint.
+            let token = self.access_token().await.map_err(|e| match e {
+                e if e.may_have_run() => M3Error::NotSent(e.to_string()),
+                e => e,
+            })?;
             let resp = self
                 .http
                 .get(url)
@@ -280,7 +284,15 @@ impl M3Client {
                 .query(query)
                 .send()
                 .await
-                .map_err(|e| M3Error::Unreachable(format!("{path}: {}", without_url(&e))))?;
+                .map_err(|e| {
+                    // A failed connection means nothing was sent; anything later may have run.
+                    let text = format!("{path}: {}", without_url(&e));
+                    if e.is_connect() {
+                        M3Error::NotSent(text)
+                    } else {
+                        M3Error::Unreachable(text)
+                    }
+                })?;
             let status = resp.status();
             let retry_after = resp
                 .headers()

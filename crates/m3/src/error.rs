@@ -26,9 +26,14 @@ pub enum M3Error {
     /// Any other unexpected HTTP status (5xx, 504 gateway timeout, 404 ...).
     #[error("HTTP {status} from {path}: {body}")]
     Http { status: u16, path: String, body: String },
-    /// M3 could not be reached or did not answer in time.
+    /// M3 could not be reached or did not answer in time, after the request may have been sent
+    /// (a timeout waiting for the answer, a connection dropped mid-answer): it may have run.
     #[error("M3 unreachable: {0}")]
     Unreachable(String),
+    /// M3 could not be reached before the request was sent (connection refused, DNS, TLS, the
+    /// token endpoint failing): the request certainly did not run.
+    #[error("M3 unreachable: {0}")]
+    NotSent(String),
     /// The answer did not have the documented shape.
     #[error("unexpected answer from {path}: {detail}")]
     Decode { path: String, detail: String },
@@ -38,9 +43,26 @@ impl M3Error {
     /// Whether retrying later may succeed (outages, throttling, 5xx), as opposed to a refusal.
     pub fn is_transient(&self) -> bool {
         match self {
-            M3Error::Throttled { .. } | M3Error::Unreachable(_) => true,
+            M3Error::Throttled { .. } | M3Error::Unreachable(_) | M3Error::NotSent(_) => true,
             M3Error::Http { status, .. } => *status >= 500 || *status == 408,
             _ => false,
+        }
+    }
+
+    /// Whether the request may have reached M3 and run although no success answer came back
+    /// (an ambiguous failure): no answer after sending ([`M3Error::Unreachable`]), HTTP 5xx
+    /// (500, 502, 503, 504: M3 or the gateway failed, possibly after M3 ran the transaction), or a
+    /// 200 answer that could not be read ([`M3Error::Decode`]). Refusals (NOK, 4xx, 429,
+    /// authentication) and failures before sending ([`M3Error::NotSent`]) are not ambiguous.
+    pub fn may_have_run(&self) -> bool {
+        match self {
+            M3Error::Unreachable(_) | M3Error::Decode { .. } => true,
+            M3Error::Http { status, .. } => *status >= 500,
+            M3Error::Authentication { .. }
+            | M3Error::NotAuthorised { .. }
+            | M3Error::Nok { .. }
+            | M3Error::Throttled { .. }
+            | M3Error::NotSent(_) => false,
         }
     }
 
@@ -50,5 +72,33 @@ impl M3Error {
             M3Error::Throttled { retry_after } => *retry_after,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_after_sending_may_have_run_and_refusals_did_not() {
+        let http = |status| M3Error::Http {
+            status,
+            path: "/x".into(),
+            body: String::new(),
+        };
+        for status in [500, 502, 503, 504] {
+            assert!(http(status).may_have_run(), "{status}");
+            assert!(http(status).is_transient(), "{status}");
+        }
+        assert!(M3Error::Unreachable("timed out".into()).may_have_run());
+        for e in [
+            http(400),
+            http(404),
+            M3Error::Throttled { retry_after: None },
+            M3Error::NotSent("connection refused".into()),
+        ] {
+            assert!(!e.may_have_run(), "{e}");
+        }
+        assert!(M3Error::NotSent("connection refused".into()).is_transient());
     }
 }

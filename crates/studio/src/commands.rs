@@ -1,5 +1,6 @@
 //! Command mapping management over HTTP: command mappings with versions (validated, hot-swapped
-//! into the running command processor), and the input fields of MI transactions for the editor.
+//! into the running command processor) with their idempotency (declared or derived from the
+//! transaction name), and the input fields of MI transactions for the editor.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -73,6 +74,14 @@ fn registry(conn: ConnectionRuntime) -> Result<CommandRegistry, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("connection `{}` has no command mapping management", conn.name)))
 }
 
+/// Whether a stored definition's transaction may run twice (declared, else derived from the
+/// transaction name); null when the definition no longer parses.
+fn idempotency(spec: &Value) -> Value {
+    CommandRegistry::parse(spec)
+        .map(|s| json!(s.idempotency()))
+        .unwrap_or(Value::Null)
+}
+
 fn parse_body(body: &[u8]) -> Result<pipeline::commands::CommandSpec, ApiError> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON: {e}")))?;
@@ -92,6 +101,7 @@ async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl 
                 "description": s["description"],
                 "program": s["program"],
                 "transaction": s["transaction"],
+                "idempotency": idempotency(s),
                 "parameters": s["parameters"].as_array().map(Vec::len).unwrap_or(0),
                 "latestVersion": v.version,
                 "updatedAt": v.created_at,
@@ -127,6 +137,7 @@ async fn show(
     Ok(Json(json!({
         "name": name,
         "spec": latest.spec,
+        "idempotency": idempotency(&latest.spec),
         "latestVersion": latest.version,
         "updatedAt": latest.created_at,
         "updatedBy": latest.created_by,

@@ -279,14 +279,8 @@ async fn asyncapi(State(st): State<AppState>, Path(c): Path<String>) -> Result<i
             );
         }
     }
-    let receipt = json!({"name": "CommandReceipt", "contentType": "application/json", "payload": {
-    "type": "object", "required": ["commandId", "status"],
-    "properties": {
-        "commandId": {"type": "string"}, "command": {"type": ["string", "null"]},
-        "status": {"enum": ["succeeded", "failed", "rejected"]},
-        "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "field": {"type": ["string", "null"]}, "message": {"type": "string"}}},
-        "result": {}, "processedAt": {"type": "string", "format": "date-time"}
-    }}});
+    let receipt = json!({"name": "CommandReceipt", "contentType": "application/json",
+        "payload": pipeline::commands::Receipt::json_schema()});
     let refs = |names: Vec<String>| -> Value {
         Value::Object(
             names

@@ -114,6 +114,7 @@ async fn openapi(State(st): State<AppState>, Path(c): Path<String>) -> Result<im
                     "400": {"description": "rejected: malformed (the field is named)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
                     "422": {"description": "failed: M3 refused it (its error text)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
                     "503": {"description": "failed: M3 unavailable after retries", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
+                    "502": {"description": "unknown: M3 may have run a command that is not idempotent (timeout, HTTP 5xx); not retried, `check` says how to find out", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Receipt"}}}},
                 }
             }}),
         );
@@ -133,20 +134,26 @@ async fn openapi(State(st): State<AppState>, Path(c): Path<String>) -> Result<im
             "responses": {"200": {"description": "a page of messages; `next` is the `after` of the next page"}}
         }}),
     );
+    paths.insert(
+        format!("{base}/dead-letters"),
+        json!({"get": {
+            "operationId": "deadLetters",
+            "summary": "source dead letters: rows M3 gave that could not be split or mapped, most recently seen first",
+            "tags": ["messages"],
+            "parameters": [
+                {"name": "mapping", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+            ],
+            "responses": {"200": {"description": "`deadLetters`: connection, mapping, key, raw, reason, firstSeen, lastSeen, attempts"}}
+        }}),
+    );
     schemas.insert(
         "Error".into(),
         json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
             "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}),
     );
-    schemas.insert(
-        "Receipt".into(),
-        json!({"type": "object", "required": ["commandId", "status"], "properties": {
-            "commandId": {"type": "string"}, "command": {"type": ["string", "null"]},
-            "status": {"enum": ["succeeded", "failed", "rejected"]},
-            "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "field": {"type": ["string", "null"]}, "message": {"type": "string"}}},
-            "result": {}, "processedAt": {"type": "string", "format": "date-time"}}}),
-    );
+    schemas.insert("Receipt".into(), pipeline::commands::Receipt::json_schema());
     Ok(Json(json!({
         "openapi": "3.1.0",
         "info": {"title": format!("erp-bridge connection {c}"), "version": "1.0.0",
