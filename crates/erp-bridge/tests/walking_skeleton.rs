@@ -5,6 +5,7 @@ mod common;
 
 use common::{eventually, key_path, of_subject, Env};
 use erp_bridge::App;
+use m3_sim::Faults;
 use serde_json::Value;
 
 const ITEMS: usize = 150;
@@ -212,6 +213,111 @@ async fn health_readiness_and_clear_errors_for_bad_requests() {
     let (s, schema) = env.get(&app, "/api/connections/demo/schemas/ItemDeleted").await;
     assert_eq!(s, 200);
     assert_eq!(schema["required"], serde_json::json!(["company", "itemNumber"]));
+    // Source dead letters: none on a clean table once it is loaded; bad parameters named.
+    env.loaded(&app).await;
+    for path in [
+        "/api/connections/demo/dead-letters",
+        "/api/connections/demo/dead-letters?mapping=Item&limit=1000",
+    ] {
+        let (s, v) = env.get(&app, path).await;
+        assert_eq!(
+            (s, v["deadLetters"].clone()),
+            (200, serde_json::json!([])),
+            "{path}: {v}"
+        );
+    }
+    for bad in ["limit=abc", "limit=0", "limit=1001"] {
+        let (s, v) = env
+            .get(&app, &format!("/api/connections/demo/dead-letters?{bad}"))
+            .await;
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "bad_request", "{bad}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("`limit`"),
+            "{bad}: {v}"
+        );
+    }
+    let (s, v) = env.get(&app, "/api/connections/demo/dead-letters?colour=red").await;
+    assert_eq!(s, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("colour"), "{v}");
+    assert_eq!(env.get(&app, "/api/connections/nope/dead-letters").await.0, 404);
+    app.shutdown().await;
+}
+
+/// M3 answers every API call with HTTP 500 for a while: the mapping turns `Failing` with the
+/// reason, `/readyz` names it, its lag keeps growing, and all of it clears when M3 is back.
+#[tokio::test]
+async fn an_m3_outage_makes_the_mapping_failing_and_not_ready_until_it_ends() {
+    let env = Env::new(ITEMS).await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    eventually("readiness", || async { env.get(&app, "/readyz").await.0 == 200 }).await;
+    assert_eq!(env.table_status(&app).await["health"], "Healthy");
+    env.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    eventually("the mapping to turn Failing with a reason", || async {
+        let t = env.table_status(&app).await;
+        t["health"] == "Failing"
+            && t["health_message"].as_str().is_some_and(|m| !m.is_empty())
+            && t["health_since"].is_string()
+    })
+    .await;
+    let naming = |v: &Value| -> Option<String> {
+        v["problems"].as_array()?.iter().find_map(|p| {
+            let p = p.as_str()?;
+            p.contains("mapping Item (MITMAS) failing since").then(|| p.to_string())
+        })
+    };
+    eventually("/readyz to name the failing mapping", || async {
+        let (s, v) = env.get(&app, "/readyz").await;
+        s == 503 && naming(&v).is_some()
+    })
+    .await;
+    let (s, v) = env.get(&app, "/readyz").await;
+    assert_eq!((s, v["ready"].clone()), (503, Value::Bool(false)), "{v}");
+    let problem = naming(&v).expect("the failing mapping is named");
+    let reason = problem
+        .split_once("failing since ")
+        .and_then(|(_, r)| r.split_once(": "))
+        .map(|(_, r)| r);
+    assert!(
+        reason.is_some_and(|r| !r.is_empty() && r != "no reason given"),
+        "{problem} gives no reason"
+    );
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", app.api_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("erp_bridge_mapping_failing{connection=\"demo\",mapping=\"Item\",table=\"MITMAS\"} 1"),
+        "{metrics}"
+    );
+    // No poll completes during the outage, so the lag only grows.
+    let first = env.table_status(&app).await["lag_ms"].as_i64().expect("a lag");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let second = env.table_status(&app).await["lag_ms"].as_i64().expect("a lag");
+    assert!(second > first, "lag during the outage: {first} ms, then {second} ms");
+    env.sim.set_faults(Faults::default());
+    eventually("readiness after the outage", || async {
+        env.get(&app, "/readyz").await.0 == 200
+    })
+    .await;
+    let t = env.table_status(&app).await;
+    assert_eq!(t["health"], "Healthy", "{t}");
+    assert!(t["health_message"].is_null(), "{t}");
+    eventually("the lag to fall back after the outage", || async {
+        env.table_status(&app).await["lag_ms"]
+            .as_i64()
+            .is_some_and(|l| l < second)
+    })
+    .await;
     app.shutdown().await;
 }
 

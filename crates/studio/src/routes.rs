@@ -13,7 +13,7 @@ use mapping::{CompiledMapping, EntityKey};
 use pipeline::command_registry::CommandRegistry;
 use pipeline::commands::{CommandProcessor, ReceiptStatus};
 use pipeline::registry::MappingRegistry;
-use pipeline::{Connectivity, Connector, WebhookEvent};
+use pipeline::{Connectivity, Connector, Health};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::Store;
@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/connections/{c}/connector/channel", get(crate::channel::upgrade))
         .route("/api/connections/{c}/status", get(status))
         .route("/api/connections/{c}/messages", get(messages))
+        .route("/api/connections/{c}/dead-letters", get(dead_letters))
         .route("/webhooks/{c}/{table}", axum::routing::post(webhook))
         .route("/metrics", get(metrics))
         .route(
@@ -149,9 +150,10 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
                 "connection {}: M3 {:?}{}",
                 c.name,
                 s.m3,
-                s.m3_message.map(|m| format!(": {m}")).unwrap_or_default()
+                s.m3_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
             ));
         }
+        problems.extend(failing_mappings(&c.name, &s));
     }
     let code = if problems.is_empty() {
         StatusCode::OK
@@ -159,6 +161,23 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(json!({"ready": problems.is_empty(), "problems": problems})))
+}
+
+/// One readiness problem per mapping of `connection` whose health is `Failing` (a mapping not
+/// checked yet is not failing), with since when and why.
+fn failing_mappings(connection: &str, s: &pipeline::ConnectorStatus) -> Vec<String> {
+    s.tables
+        .iter()
+        .filter(|(_, t)| t.health == Health::Failing)
+        .map(|(m, t)| {
+            format!(
+                "connection {connection}: mapping {m} ({}) failing since {}: {}",
+                t.table,
+                t.health_since.as_deref().unwrap_or("an unknown time"),
+                t.health_message.as_deref().unwrap_or("no reason given")
+            )
+        })
+        .collect()
 }
 
 pub(crate) fn connection(st: &AppState, name: &str) -> Result<ConnectionRuntime, ApiError> {
@@ -288,6 +307,30 @@ async fn messages(
     Ok(Json(json!({ "messages": messages, "next": next })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLettersQuery {
+    #[serde(default)]
+    mapping: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+/// `GET /api/connections/{c}/dead-letters?mapping=&limit=`: the rows M3 gave that could not be
+/// split or mapped (of one mapping, or all), most recently seen first.
+async fn dead_letters(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    q: Result<Query<DeadLettersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("{}; expected mapping, limit", e.body_text())))?;
+    connection(&st, &c)?;
+    let limit = parse_limit(q.limit.as_deref())?;
+    let mapping = q.mapping.as_deref().filter(|m| !m.is_empty());
+    let rows = st.store.source_dead_letters(&c, mapping, limit).await?;
+    Ok(Json(json!({ "deadLetters": rows })))
+}
+
 fn resource(conn: &ConnectionRuntime, resource: &str) -> Result<Arc<CompiledMapping>, ApiError> {
     let mappings = conn.connector.mappings();
     mappings
@@ -371,13 +414,14 @@ async fn command_mappings(State(st): State<AppState>, Path(c): Path<String>) -> 
     let p = processor(&conn)?;
     let list: Vec<Value> = p
         .specs()
-        .map(|s| json!({"name": s.name, "program": s.program, "transaction": s.transaction, "mapping": s, "schema": s.json_schema()}))
+        .map(|s| json!({"name": s.name, "program": s.program, "transaction": s.transaction, "idempotency": s.idempotency(), "mapping": s, "schema": s.json_schema()}))
         .collect();
     Ok(Json(json!({ "commands": list })))
 }
 
 /// Submit a command over HTTP: the same validation, deduplication and receipt as over Kafka.
-/// 200 succeeded, 400 rejected (malformed), 422 refused by M3, 503 M3 unavailable after retries.
+/// 200 succeeded, 400 rejected (malformed), 422 refused by M3, 503 M3 unavailable after retries,
+/// 502 unknown (M3 may have run a command that is not idempotent; the receipt says how to check).
 async fn submit_command(
     State(st): State<AppState>,
     Path(c): Path<String>,
@@ -396,6 +440,7 @@ async fn submit_command(
         (ReceiptStatus::Rejected, _) => StatusCode::BAD_REQUEST,
         (ReceiptStatus::Failed, Some("m3_unavailable")) => StatusCode::SERVICE_UNAVAILABLE,
         (ReceiptStatus::Failed, _) => StatusCode::UNPROCESSABLE_ENTITY,
+        (ReceiptStatus::Unknown, _) => StatusCode::BAD_GATEWAY,
     };
     Ok((code, Json(outcome.receipt)))
 }
@@ -407,8 +452,10 @@ fn chrono_like_now() -> u128 {
         .unwrap_or_default()
 }
 
-/// `POST /webhooks/{connection}/{TABLE}`: an M3 Event Hub style event, pushed. 401 without valid
-/// credentials (counted), 400 naming what is wrong with the event, 202 when applied.
+/// `POST /webhooks/{connection}/{TABLE}`: M3 Event Hub style events (JSON or `EventData` XML),
+/// pushed. They are hints: the connector reads each row from M3 before anything is written.
+/// 401 without valid credentials (counted), 400 naming what is wrong with the event, 202 when
+/// applied.
 async fn webhook(
     State(st): State<AppState>,
     Path((c, table)): Path<(String, String)>,
@@ -438,27 +485,16 @@ async fn webhook(
         )
             .into_response());
     }
-    let event: WebhookEvent = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "webhook event: {e}; expected {{\"documentName\", \"operation\": \"C\"|\"U\"|\"D\", \"elements\": [{{\"name\", \"value\", \"oldValue\"}}]}}"
-        ))
-    })?;
-    if event.document_name != table {
-        return Err(ApiError::BadRequest(format!(
-            "webhook event: documentName `{}` does not match the URL's table `{table}`",
-            event.document_name
-        )));
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let hints = pipeline::parse_event(&body, content_type, &table)
+        .map_err(|e| ApiError::BadRequest(format!("webhook event: {e}")))?;
+    let upper = table.to_ascii_uppercase();
+    if !ingest.has_table(&upper) {
+        return Err(ApiError::NotFound(format!("connection `{c}` maps no table `{upper}`")));
     }
-    if !matches!(event.operation.as_str(), "C" | "U" | "D") {
-        return Err(ApiError::BadRequest(format!(
-            "webhook event: operation: expected C, U or D, got {:?}",
-            event.operation
-        )));
-    }
-    if !ingest.has_table(&table) {
-        return Err(ApiError::NotFound(format!("connection `{c}` maps no table `{table}`")));
-    }
-    let outcome = ingest.webhook(&event).await.map_err(|e| match e {
+    let outcome = ingest.hints(&hints).await.map_err(|e| match e {
         pipeline::PipelineError::Webhook(m) => ApiError::BadRequest(format!("webhook event: {m}")),
         other => ApiError::Unavailable(format!("cannot apply the event now: {other}")),
     })?;
@@ -535,8 +571,32 @@ async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     family(
         "erp_bridge_lag_milliseconds",
         "gauge",
-        "Newest change seen to end of the last poll.",
+        "Time since the last complete poll started; grows while M3 cannot be read.",
         per_table(&|t| t.lag_ms.map(|v| v as f64)),
+    );
+    family(
+        "erp_bridge_mapping_failing",
+        "gauge",
+        "1 when the mapping makes no progress (see its status for why).",
+        per_table(&|t| Some(f64::from(u8::from(t.health == Health::Failing)))),
+    );
+    family(
+        "erp_bridge_source_dead_letters",
+        "gauge",
+        "Rows M3 gave that could not be split or mapped, kept as source dead letters.",
+        per_table(&|t| Some(t.dead_letters as f64)),
+    );
+    family(
+        "erp_bridge_held_deletes",
+        "gauge",
+        "Deletes held back because too many keys vanished in one reconciliation pass.",
+        per_table(&|t| Some(t.held_deletes as f64)),
+    );
+    family(
+        "erp_bridge_repaired_rows_total",
+        "counter",
+        "Rows repaired by reconciliation (missing, late or different in the store).",
+        per_table(&|t| Some(t.repaired as f64)),
     );
     let per_conn = |f: &dyn Fn(&pipeline::ConnectorStatus) -> Option<f64>| -> Vec<(String, f64)> {
         snaps

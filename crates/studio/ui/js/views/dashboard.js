@@ -1,6 +1,7 @@
-// Connection dashboard: M3 connectivity, per-table progress, relay and webhooks, refreshed every
-// 2 s in place, with a messages-per-minute chart computed from successive status samples.
-import { get, conn } from '../api.js';
+// Connection dashboard: M3 connectivity, per-mapping health and progress, relay and webhooks,
+// refreshed every 2 s in place, with a messages-per-minute chart computed from successive status
+// samples, and a panel listing a mapping's source dead letters.
+import { get, conn, enc } from '../api.js';
 import { h, clear, svg, m3Dot, dot, errorBox, num, duration, when } from '../dom.js';
 
 export const name = 'dashboard';
@@ -13,18 +14,45 @@ function totalMessages(s) {
   return Object.values(s.tables || {}).reduce((n, t) => n + (t.messages || 0), 0);
 }
 
-function phaseLevel(t) {
-  if (t.last_error && t.phase !== 'polling') return 'bad';
-  if (t.phase === 'polling') return t.last_error ? 'warn' : 'ok';
-  if (t.phase === 'initial-load') return 'warn';
-  return 'idle';
+const PHASE_TEXT = {
+  starting: 'Starting',
+  'initial-load': 'Initial load',
+  'full-resync': 'Full re-sync',
+  polling: 'Polling',
+  standby: 'Standby',
+};
+
+// Green only when the mapping says Healthy; Failing is red; anything else (not checked yet) grey.
+function healthCell(t) {
+  const health = t.health || 'Unknown';
+  if (health === 'Failing') {
+    return h('td.health', { dataset: { health } },
+      dot('bad', 'Failing'),
+      t.health_message ? h('div.small.status-bad.reason', { title: t.health_message }, t.health_message) : null,
+      h('div.small.muted', `since ${when(t.health_since)}`));
+  }
+  if (health === 'Healthy') {
+    return h('td.health', { dataset: { health } }, dot('ok', 'Healthy'),
+      t.last_success ? h('div.small.muted', `last read ${when(t.last_success)}`) : null);
+  }
+  return h('td.health', { dataset: { health } }, dot('idle', 'Not checked yet'));
 }
 
-function lagLevel(ms) {
+function heldCell(t) {
+  if (!t.held_deletes) return h('td.num.held', '0');
+  const why = t.health_message && /delet/i.test(t.health_message) ? t.health_message
+    : 'too many keys vanished in one reconciliation pass; held until confirmed';
+  return h('td.num.held',
+    h('span.status.status-warn', { 'aria-label': `${num(t.held_deletes)} deletes held back` }, num(t.held_deletes)),
+    h('div.small.status-warn.reason', { title: why }, why));
+}
+
+// A small lag is green only while the mapping is Healthy: a failing one's lag only grows.
+function lagLevel(ms, health) {
   if (ms === null || ms === undefined) return 'idle';
-  if (ms < 30000) return 'ok';
-  if (ms < 300000) return 'warn';
-  return 'bad';
+  if (ms >= 300000) return 'bad';
+  if (ms >= 30000 || health === 'Failing') return 'warn';
+  return health === 'Healthy' ? 'ok' : 'idle';
 }
 
 function rates(samples) {
@@ -80,6 +108,9 @@ export async function render(root, { c }) {
   const chartBox = h('div');
   const tbody = h('tbody');
   const err = h('div');
+  const deadPanel = h('div.panel#dead-letters', { hidden: true, role: 'region', 'aria-label': 'Source dead letters', tabindex: '-1' });
+  let deadShown = null; // the mapping whose dead letters are shown
+  let deadCount = null; // its count in the status when they were read
   const updated = h('span.small.muted');
   clear(root,
     h('div.pagehead',
@@ -95,10 +126,43 @@ export async function render(root, { c }) {
     h('div.panel', h('h2', 'Messages per minute'), chartBox),
     h('div.panel', h('h2', 'Tables'),
       h('div.tablewrap', h('table#tables',
-        h('thead', h('tr', h('th', 'Message type'), h('th', 'M3 table'), h('th', 'Phase'), h('th.num', 'Lag'),
-          h('th.num', 'Rows read'), h('th.num', 'Messages'), h('th.num', 'Unchanged'), h('th.num', 'Rejected'),
-          h('th.num', 'Deletes found'), h('th.num', 'Errors'), h('th', 'Last poll'))),
-        tbody))));
+        h('thead', h('tr', h('th', 'Message type'), h('th', 'M3 table'), h('th', 'Health'), h('th', 'Phase'),
+          h('th.num', 'Lag'), h('th.num', 'Rows read'), h('th.num', 'Messages'), h('th.num', 'Unchanged'),
+          h('th.num', 'Rejected'), h('th.num', 'Dead letters'), h('th.num', 'Deletes found'),
+          h('th.num', 'Held deletes'), h('th.num', 'Errors'), h('th', 'Last poll'))),
+        tbody))),
+    deadPanel);
+
+  const showDeadLetters = async (mapping) => {
+    if (deadShown !== mapping) deadCount = null;
+    deadShown = mapping;
+    const body = h('div', h('p.muted', 'Loading…'));
+    clear(deadPanel,
+      h('div.toolbar',
+        h('h2.grow', `Dead letters of ${mapping}`),
+        h('button', { type: 'button', onclick: () => showDeadLetters(mapping) }, 'Reload'),
+        h('button', { type: 'button', 'aria-label': 'Close the dead letters', onclick: () => { deadShown = null; deadPanel.hidden = true; } }, 'Close')),
+      h('p.muted.small', 'Rows M3 returned that could not be split or mapped. The other rows flow on; a row leaves this list once it reads fine again.'),
+      body);
+    deadPanel.hidden = false;
+    let list;
+    try {
+      list = (await get(`${conn(c)}/dead-letters?mapping=${enc(mapping)}&limit=100`)).deadLetters || [];
+    } catch (e) {
+      clear(body, errorBox(e, 'Cannot read the dead letters'));
+      return;
+    }
+    if (deadShown !== mapping) return;
+    clear(body, list.length ? h('div.tablewrap.tall', h('table#dead-letter-list', { 'aria-label': `Dead letters of ${mapping}` },
+      h('thead', h('tr', h('th', 'Key'), h('th', 'Reason'), h('th', 'Raw row'), h('th.num', 'Attempts'), h('th', 'Last seen'))),
+      h('tbody', list.map((d) => h('tr',
+        h('td.mono', d.key || h('span.muted', 'unreadable')),
+        h('td.status-bad.small', d.reason),
+        h('td', h('pre.json', d.raw)),
+        h('td.num', num(d.attempts)),
+        h('td.small', when(d.lastSeen), h('div.muted', `first ${when(d.firstSeen)}`))))))) :
+      h('p.empty', 'No dead letters.'));
+  };
 
   let stopped = false;
   const refresh = async () => {
@@ -133,16 +197,36 @@ export async function render(root, { c }) {
     clear(tbody, rows.length ? rows.map(([mapping, t]) => h('tr', { dataset: { mapping } },
       h('td', h('strong', mapping)),
       h('td.mono', t.table),
-      h('td.phase', dot(phaseLevel(t), t.phase || 'starting')),
-      h('td.num', dot(lagLevel(t.lag_ms), duration(t.lag_ms))),
+      healthCell(t),
+      h('td.phase', { dataset: { phase: t.phase || 'starting' } }, PHASE_TEXT[t.phase] || t.phase || 'Starting'),
+      h('td.num', dot(lagLevel(t.lag_ms, t.health), duration(t.lag_ms))),
       h('td.num', num(t.rows_seen)),
       h('td.num.messages', num(t.messages)),
       h('td.num', num(t.unchanged)),
       h('td.num', t.rejected_rows ? h('span.status.status-bad', num(t.rejected_rows)) : '0'),
+      h('td.num.dead-letters', t.dead_letters ? h('button.small', {
+        type: 'button',
+        class: 'status-bad',
+        'aria-label': `Show the ${num(t.dead_letters)} dead letters of ${mapping}`,
+        'aria-controls': 'dead-letters',
+        onclick: () => { showDeadLetters(mapping); deadPanel.focus(); },
+      }, `${num(t.dead_letters)} — show`) : '0'),
       h('td.num', num(t.deletes_found)),
+      heldCell(t),
       h('td.num', t.errors ? h('span.status.status-bad', { title: t.last_error || '' }, num(t.errors)) : '0'),
       h('td.small', when(t.last_poll), t.last_error ? h('div.status-bad.small', t.last_error) : null))) :
-      h('tr', h('td.empty', { colSpan: 11 }, 'No message type is deployed. ', h('a', { href: `#/c/${encodeURIComponent(c)}/types` }, 'Deploy one.'))));
+      h('tr', h('td.empty', { colSpan: 14 }, 'No message type is deployed. ', h('a', { href: `#/c/${encodeURIComponent(c)}/types` }, 'Deploy one.'))));
+    // The open dead-letter list follows its mapping: read again when the count moves.
+    const shown = deadShown && s.tables ? s.tables[deadShown] : null;
+    if (deadShown && !shown) {
+      deadShown = null;
+      deadPanel.hidden = true;
+    } else if (shown && deadCount !== null && shown.dead_letters !== deadCount) {
+      deadCount = shown.dead_letters;
+      showDeadLetters(deadShown);
+    } else if (shown) {
+      deadCount = shown.dead_letters;
+    }
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
   };
   await refresh();
