@@ -17,8 +17,8 @@ pub mod status;
 
 pub use backoff::Backoff;
 pub use connector::{Connector, ConnectorSettings, MappingSource, WebhookOutcome};
+pub use error::PipelineError;
 pub use shutdown::{Shutdown, ShutdownTrigger};
 pub use source::event::{parse_event, ChangeHint, EventError, Operation};
 pub use source::worker::event_id;
-pub use error::PipelineError;
 pub use status::{Connectivity, ConnectorStatus, Health, Phase, RelayStatus, StatusBoard, TableStatus};

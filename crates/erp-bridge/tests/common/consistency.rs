@@ -478,9 +478,15 @@ impl Api {
 /// A simulated M3 with `items` items from `seed`, served on port 0, with its `.ionapi` file
 /// written to the temp dir (like [`Env::new`], with a chosen seed).
 pub async fn env_with_seed(items: usize, seed: u64) -> Env {
+    env_with_modes(items, seed, Default::default()).await
+}
+
+/// Like [`env_with_seed`], with the simulator in strict `modes`.
+pub async fn env_with_modes(items: usize, seed: u64, modes: m3_sim::SimModes) -> Env {
     let sim = Simulator::new(SimConfig {
         items,
         seed,
+        modes,
         ..Default::default()
     });
     let running = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -711,7 +717,7 @@ impl Workload {
                 let Some(itno) = self.pick_live() else {
                     return self.insert();
                 };
-                let current = self.sim.get("MITMAS", &["100", &itno]).expect("live row");
+                let current = self.sim.get_latest("MITMAS", &["100", &itno]).expect("live row");
                 self.update(&itno, &[("MMITDS".into(), current["MMITDS"].clone())]);
                 self.count("update-same");
             }
@@ -720,7 +726,7 @@ impl Workload {
                 let Some(itno) = self.pick_live() else {
                     return self.insert();
                 };
-                let current = self.sim.get("MITMAS", &["100", &itno]).expect("live row");
+                let current = self.sim.get_latest("MITMAS", &["100", &itno]).expect("live row");
                 let b = self.value("MMSTAT");
                 self.update(&itno, &[("MMSTAT".into(), b)]);
                 self.update(&itno, &[("MMSTAT".into(), current["MMSTAT"].clone())]);
@@ -733,7 +739,7 @@ impl Workload {
                 }
                 let i = self.rng.below(self.live.len() as u64) as usize;
                 let itno = self.live.swap_remove(i);
-                let row = self.sim.get("MITMAS", &["100", &itno]).expect("live row");
+                let row = self.sim.get_latest("MITMAS", &["100", &itno]).expect("live row");
                 self.sim
                     .delete("MITMAS", &["100", &itno])
                     .unwrap_or_else(|e| panic!("delete {itno}: {e}"));

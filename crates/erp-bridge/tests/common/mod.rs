@@ -140,10 +140,10 @@ pub fn config_for(dir: &Path, ionapi: &Path) -> Config {
     cfg.connection.ionapi_file = Some(ionapi.to_path_buf());
     cfg.connection.poll_interval = Duration::from_millis(100);
     cfg.connection.reconcile_interval = Duration::from_millis(300);
-    cfg.connection.page_size = 40; // several pages, so paging is exercised
-                                   // The random workloads delete a large share of small tables on purpose; the hold on mass
-                                   // disappearances has tests of its own.
+    // The random workloads delete a large share of small tables on purpose; the hold on mass
+    // disappearances has tests of its own.
     cfg.connection.delete_hold_share = 1.0;
+    cfg.connection.page_size = 40; // several pages, so paging is exercised
     cfg
 }
 

@@ -88,7 +88,12 @@ impl Reader {
         self.dims
             .columns
             .iter()
-            .map(|c| select.iter().position(|s| s == c).expect("window dimensions are selected"))
+            .map(|c| {
+                select
+                    .iter()
+                    .position(|s| s == c)
+                    .expect("window dimensions are selected")
+            })
             .collect()
     }
 

@@ -204,7 +204,10 @@ impl Worker {
         let mut w = Window::all();
         w.ranges.push(Range::default());
         for dim in self.reader.dims.columns.iter().skip(1) {
-            let at = key_cols.iter().position(|k| k == dim).expect("dimensions are key columns");
+            let at = key_cols
+                .iter()
+                .position(|k| k == dim)
+                .expect("dimensions are key columns");
             w.ranges.push(Range::point(&key.0[at]));
         }
         let key_idx = self.key_positions();

@@ -84,14 +84,12 @@ impl Window {
             return (None, None);
         };
         let parse = |e: &Edge| e.value.parse::<i64>().ok();
-        let lo = r
-            .lo
-            .as_ref()
-            .and_then(|e| parse(e).map(|v| if e.inclusive { v } else { v + 1 }));
-        let hi = r
-            .hi
-            .as_ref()
-            .and_then(|e| parse(e).map(|v| if e.inclusive { v + 1 } else { v }));
+        let lo =
+            r.lo.as_ref()
+                .and_then(|e| parse(e).map(|v| if e.inclusive { v } else { v + 1 }));
+        let hi =
+            r.hi.as_ref()
+                .and_then(|e| parse(e).map(|v| if e.inclusive { v + 1 } else { v }));
         (lo, hi)
     }
 
@@ -288,19 +286,25 @@ mod tests {
     fn queries_use_only_comparisons_joined_by_and() {
         let d = dims();
         assert_eq!(d.columns, vec!["MMLMTS", "MMITNO"], "the company is never a condition");
-        assert_eq!(d.query("MITMAS", &["MMITNO".into()], &Window::all()), "MMITNO from MITMAS");
+        assert_eq!(
+            d.query("MITMAS", &["MMITNO".into()], &Window::all()),
+            "MMITNO from MITMAS"
+        );
         assert_eq!(
             d.query("MITMAS", &["MMITNO".into()], &Window::since(1700)),
             "MMITNO from MITMAS where MMLMTS >= 1700"
         );
         let w = Window {
-            ranges: vec![Range::point("5"), Range {
-                lo: Some(Edge {
-                    value: "O'N".into(),
-                    inclusive: false,
-                }),
-                hi: None,
-            }],
+            ranges: vec![
+                Range::point("5"),
+                Range {
+                    lo: Some(Edge {
+                        value: "O'N".into(),
+                        inclusive: false,
+                    }),
+                    hi: None,
+                },
+            ],
         };
         assert_eq!(d.condition(&w).unwrap(), "MMLMTS = 5 and MMITNO > 'O''N'");
     }
@@ -328,7 +332,11 @@ mod tests {
         let conds: Vec<String> = again.iter().map(|k| d.condition(k).unwrap()).collect();
         assert_eq!(
             conds,
-            vec!["MMLMTS = 7 and MMITNO < 'B'", "MMLMTS = 7 and MMITNO = 'B'", "MMLMTS = 7 and MMITNO > 'B'"]
+            vec![
+                "MMLMTS = 7 and MMITNO < 'B'",
+                "MMLMTS = 7 and MMITNO = 'B'",
+                "MMLMTS = 7 and MMITNO > 'B'"
+            ]
         );
         assert!(d.split(&again[1], &sample).is_none(), "one key cannot be split");
     }

@@ -75,7 +75,11 @@ impl Worker {
     /// The main loop: one step at a time, backing off after failures, standing by while
     /// another process holds the lease. Reconciliation runs beside it.
     pub async fn run(self: Arc<Self>, mut shutdown: Shutdown) {
-        if let Ok(keys) = self.store.source_dead_letters(self.connection(), Some(self.name()), 10_000).await {
+        if let Ok(keys) = self
+            .store
+            .source_dead_letters(self.connection(), Some(self.name()), 10_000)
+            .await
+        {
             self.status.table(self.name(), |t| t.dead_letters = keys.len() as u64);
             self.dead_keys
                 .lock()
@@ -154,7 +158,8 @@ impl Worker {
             }) => self.initial_load(pending, high_water, resync, shutdown).await,
             None => {
                 let high_water = self.max_lmts().await?;
-                self.initial_load(vec![Window::all()], high_water, false, shutdown).await
+                self.initial_load(vec![Window::all()], high_water, false, shutdown)
+                    .await
             }
             Some(Position::Polling { lmts }) if next_resync.is_some_and(|t| chrono::Utc::now() >= t) => {
                 // Scheduled safety net: read the whole table again from here; polling resumes
@@ -237,7 +242,9 @@ impl Worker {
             fingerprint: self.src.fingerprint.clone(),
             position: serde_json::to_value(&next).expect("positions serialise"),
         });
-        let emitted = self.commit(changes.clone(), rows.len(), dead.len() as u64, cursor).await?;
+        let emitted = self
+            .commit(changes.clone(), rows.len(), dead.len() as u64, cursor)
+            .await?;
         self.dead_letters(&changes, dead).await?;
         Ok(emitted)
     }
@@ -272,7 +279,10 @@ impl Worker {
                 .lock()
                 .expect("lock")
                 .extend(dead.iter().map(|d| d.key.clone()).filter(|k| !k.is_empty()));
-            let count = self.store.source_dead_letter_count(self.connection(), self.name()).await?;
+            let count = self
+                .store
+                .source_dead_letter_count(self.connection(), self.name())
+                .await?;
             let last = dead.last().map(|d| d.reason.clone());
             self.status.table(self.name(), |t| {
                 t.dead_letters = count.max(0) as u64;
@@ -411,9 +421,12 @@ impl Worker {
         let key_idx = self.key_positions();
         let lmts = self.lmts_index;
         rows.sort_by(|a, b| {
-            parse_lmts(&a[lmts])
-                .cmp(&parse_lmts(&b[lmts]))
-                .then_with(|| key_idx.iter().map(|&i| a[i].as_str()).cmp(key_idx.iter().map(|&i| b[i].as_str())))
+            parse_lmts(&a[lmts]).cmp(&parse_lmts(&b[lmts])).then_with(|| {
+                key_idx
+                    .iter()
+                    .map(|&i| a[i].as_str())
+                    .cmp(key_idx.iter().map(|&i| b[i].as_str()))
+            })
         });
     }
 
@@ -423,7 +436,12 @@ impl Worker {
             .mapping
             .key_columns()
             .iter()
-            .map(|k| self.columns.iter().position(|c| c == k).expect("key columns are selected"))
+            .map(|k| {
+                self.columns
+                    .iter()
+                    .position(|c| c == k)
+                    .expect("key columns are selected")
+            })
             .collect()
     }
 
