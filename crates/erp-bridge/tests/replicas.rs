@@ -1,7 +1,7 @@
 //! Several erp-bridge processes sharing one store, as behind a load balancer: the connection's
 //! lease lets exactly one of them read M3, the other stands by and takes over when the first
 //! stops; every replica serves the same read models. Run on a shared SQLite file, and on
-//! PostgreSQL when `ERP_BRIDGE_TEST_PG_URL` is set (`scripts/pg-up.sh`; required when `CI` is set).
+//! PostgreSQL named by `ERP_BRIDGE_TEST_PG_URL` (required; `./scripts/test` starts one).
 
 mod common;
 
@@ -11,15 +11,13 @@ use common::{eventually, Env};
 use erp_bridge::App;
 use serde_json::Value;
 
-/// A fresh PostgreSQL database on the test server; `None` when no server is configured.
-async fn fresh_pg_database() -> Option<String> {
+/// A fresh PostgreSQL database on the test server; fails the test when no server is configured.
+async fn fresh_pg_database() -> String {
     let Ok(admin_url) = std::env::var("ERP_BRIDGE_TEST_PG_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "ERP_BRIDGE_TEST_PG_URL is not set: start PostgreSQL with scripts/pg-up.sh (CI must test PostgreSQL)"
+        panic!(
+            "ERP_BRIDGE_TEST_PG_URL is not set: run ./scripts/test (it starts a throwaway PostgreSQL), \
+             or start one with: eval \"$(scripts/pg-up.sh)\""
         );
-        eprintln!("skipped: ERP_BRIDGE_TEST_PG_URL is not set (scripts/pg-up.sh starts a test server)");
-        return None;
     };
     use sqlx::Connection;
     let name = format!(
@@ -39,7 +37,7 @@ async fn fresh_pg_database() -> Option<String> {
         .unwrap();
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&format!("/{name}"));
-    Some(url.to_string())
+    url.to_string()
 }
 
 async fn phase(env: &Env, app: &App) -> String {
@@ -178,7 +176,7 @@ async fn two_replicas_share_one_sqlite_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_share_one_postgresql_database() {
-    let Some(url) = fresh_pg_database().await else { return };
+    let url = fresh_pg_database().await;
     let env = Env::new(40).await;
     two_replicas_share_one_store(env, url).await;
 }
