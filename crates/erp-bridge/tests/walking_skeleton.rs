@@ -356,3 +356,47 @@ async fn an_ionapi_file_without_saak_is_rejected_naming_the_key() {
     );
     assert!(err.contains("browser-app.ionapi"), "{err}");
 }
+
+/// When a large share of the keys vanishes in one reconciliation pass (an M3 answering empty,
+/// a mistaken mass delete), the deletes are held and reported, not emitted: the mapping is
+/// Failing with the reason and /readyz names it. Single deletes still flow.
+#[tokio::test]
+async fn a_mass_disappearance_is_held_and_reported_not_emitted() {
+    let env = Env::new(40).await;
+    let mut cfg = env.config();
+    cfg.connection.delete_hold_share = 0.2;
+    let app = App::start(cfg).await.unwrap();
+    env.loaded(&app).await;
+    // One delete: emitted.
+    let first = env.sim.rows("MITMAS")[0]["MMITNO"].clone();
+    env.sim.delete("MITMAS", &["100", &first]).unwrap();
+    eventually("the single delete", || async {
+        let m = env.all_messages(&app).await;
+        m.iter().any(|m| m["type"] == "ItemDeleted")
+    })
+    .await;
+    // Half of the rest at once: held.
+    let rows = env.sim.rows("MITMAS");
+    for r in rows.iter().take(rows.len() / 2) {
+        env.sim.delete("MITMAS", &["100", &r["MMITNO"]]).unwrap();
+    }
+    eventually("the deletes held", || async {
+        env.table_status(&app).await["held_deletes"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    let status = env.table_status(&app).await;
+    assert_eq!(status["health"], "Failing", "{status}");
+    assert!(status["health_message"].as_str().unwrap().contains("held"), "{status}");
+    let (s, ready) = env.get(&app, "/readyz").await;
+    assert_eq!(s, 503, "{ready}");
+    assert!(ready.to_string().contains("Item"), "{ready}");
+    env.polls(&app, 2).await;
+    let deleted = env
+        .all_messages(&app)
+        .await
+        .iter()
+        .filter(|m| m["type"] == "ItemDeleted")
+        .count();
+    assert_eq!(deleted, 1, "only the single delete was emitted");
+    app.shutdown().await;
+}

@@ -230,3 +230,44 @@ async fn webhooks_and_polling_together_emit_one_message_per_change() {
     );
     app.shutdown().await;
 }
+
+/// An event claiming a change timestamp far in the future is a hint like any other: the row is
+/// read from M3 and stored with M3's timestamp, so later real changes are not taken for stale.
+#[tokio::test]
+async fn an_event_with_a_future_timestamp_cannot_freeze_the_entity() {
+    let env = Env::new(ITEMS).await;
+    let app = start_push_only(&env).await;
+    let auth = format!("Bearer {TOKEN}");
+    let itno = env.sim.rows("MITMAS")[6]["MMITNO"].clone();
+    let key = format!("100|{itno}");
+    let mut future = event(&env, "U", &itno, None);
+    for e in future["elements"].as_array_mut().unwrap() {
+        match e["name"].as_str().unwrap() {
+            "MMLMTS" => e["value"] = json!("9999999999999"),
+            "MMITDS" => e["value"] = json!("From the future"),
+            _ => {}
+        }
+    }
+    let (s, out) = push(&env, &app, Some(&auth), &future).await;
+    assert_eq!(
+        (s, out["messages"].clone()),
+        (202, json!(0)),
+        "M3 did not change: {out}"
+    );
+    // A real change after it gets through.
+    let before = env.sim.get("MITMAS", &["100", &itno]).unwrap();
+    env.sim
+        .update("MITMAS", &["100", &itno], &[("MMITDS", "Real change")])
+        .unwrap();
+    let (s, out) = push(&env, &app, Some(&auth), &event(&env, "U", &itno, Some(&before))).await;
+    assert_eq!((s, out["messages"].clone()), (202, json!(1)), "{out}");
+    let (_, item) = env
+        .get(
+            &app,
+            &format!("/api/connections/demo/read-models/items/{}", key_path(&key)),
+        )
+        .await;
+    assert_eq!(item["name"], "Real change");
+    assert_eq!(env.table_status(&app).await["stale"], 0);
+    app.shutdown().await;
+}

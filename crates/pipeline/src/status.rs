@@ -79,6 +79,9 @@ pub struct TableStatus {
     /// Deletes found by reconciliation but held back: too many keys vanished in one pass.
     #[serde(default)]
     pub held_deletes: u64,
+    /// Why the deletes are held (the mapping stays `Failing` while they are).
+    #[serde(default)]
+    pub held_message: Option<String>,
     /// Rows repaired by reconciliation (missing, late or different in the store).
     #[serde(default)]
     pub repaired: u64,
@@ -109,9 +112,14 @@ pub struct TableStatus {
 }
 
 impl TableStatus {
-    /// Record a successful read.
+    /// Record a successful read. Held deletes keep the mapping `Failing`: they need a person.
     pub fn succeeded(&mut self) {
         let now = now_rfc3339();
+        if let Some(held) = self.held_message.clone().filter(|_| self.held_deletes > 0) {
+            self.last_success = Some(now);
+            self.failed(held);
+            return;
+        }
         if self.health != Health::Healthy {
             self.health_since = Some(now.clone());
         }

@@ -3,7 +3,7 @@
 //! upserted (with their final hash, state, message and position) or only at a newer position.
 //! Exactly what applying the changes one by one would do, against the state as it evolves; the
 //! back ends then write it with a few multi-row statements. Also shared: the ids messages are
-//! stored with (a delete's names the version it removes), and the position windows' condition.
+//! stored with (an update or delete names the version it replaces), and the position windows' condition.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -21,8 +21,8 @@ pub(crate) struct Stored {
     pub seq: i64,
 }
 
-/// Which version of an entity a delete removes: what makes a delete's message id differ from
-/// that of another delete of the same key (deleted, re-created, deleted again).
+/// Which version of an entity a change replaces: what makes the message id of an update or a delete
+/// differ from that of another change of the same key (deleted, re-created, deleted again; A -> B -> A).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Version {
     /// The stored version, written by the message at this log position (never reused).
@@ -35,7 +35,7 @@ pub(crate) enum Version {
 pub(crate) struct Emitted<'a> {
     /// The change.
     pub change: &'a Change,
-    /// For a delete, the version it removes.
+    /// For an update or a delete, the version it replaces.
     pub removes: Option<Version>,
 }
 
@@ -138,10 +138,9 @@ pub(crate) fn plan<'a>(changes: &'a [Change], keys: &[&'a str], stored: &HashMap
         let message = emitted.len();
         emitted.push(Emitted {
             change,
-            removes: match change.op {
-                ChangeOp::Delete => known.map(|(_, _, version)| version),
-                ChangeOp::Upsert { .. } => None,
-            },
+            // Both a delete and an update replace the version stored (a first upsert replaces
+            // none and keeps the caller's id).
+            removes: known.map(|(_, _, version)| version),
         });
         match &change.op {
             ChangeOp::Upsert { hash, state: s } => {
@@ -189,7 +188,7 @@ pub(crate) fn plan<'a>(changes: &'a [Change], keys: &[&'a str], stored: &HashMap
 }
 
 impl<'a> Plan<'a> {
-    /// Whether a delete removes a version written in the same plan (its id then needs
+    /// Whether a change replaces a version written in the same plan (its id then needs
     /// [`Numbering::before`]).
     pub(crate) fn needs_numbering(&self) -> bool {
         self.emitted
@@ -197,9 +196,11 @@ impl<'a> Plan<'a> {
             .any(|e| matches!(e.removes, Some(Version::Written(_))))
     }
 
-    /// The CloudEvents id of each emitted message: the caller's, except for a delete, whose id is
-    /// derived from the caller's and the version it removes, so that every delete of a key gets
-    /// its own id while a replay of the same transaction gets the same ones.
+    /// The CloudEvents id of each emitted message: the caller's for an entity's first version;
+    /// for a change replacing a version (an update or a delete), derived from the caller's and
+    /// the version it replaces, so that every change of a key gets its own id (a key deleted
+    /// twice, a value changed A -> B -> A within one timestamp) while a replay of the same
+    /// transaction gets the same ones.
     pub(crate) fn message_ids(&self, numbering: &Numbering) -> Vec<Cow<'a, str>> {
         self.emitted
             .iter()

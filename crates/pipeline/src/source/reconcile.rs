@@ -146,14 +146,14 @@ impl Worker {
         let conn = self.connection();
         let candidates = self.store.unseen_entities(conn, self.name(), round, max_seq).await?;
         if candidates.is_empty() {
-            self.status.table(self.name(), |t| t.held_deletes = 0);
+            self.release_held();
             return Ok(());
         }
         let total = self.store.entity_count(conn, self.name()).await?.max(1) as f64;
         let share = candidates.len() as f64 / total;
         if candidates.len() > ALWAYS_DELETABLE && share > self.settings.delete_hold_share {
             let reason = format!(
-                "{} of {} keys ({:.0} %) vanished from M3 in one reconciliation pass, more than the {:.0} % allowed: the deletes are held, not emitted (re-export the mapping once M3 is known to be right)",
+                "{} of {} keys ({:.0} %) vanished from M3 in one reconciliation pass, more than the {:.0} % allowed: the deletes are held, not emitted (once M3 is known to be right, raise connection.delete_hold_share to let them through)",
                 candidates.len(),
                 total as u64,
                 share * 100.0,
@@ -162,11 +162,12 @@ impl Worker {
             warn!(connection = %conn, mapping = self.name(), held = candidates.len(), "{reason}");
             self.status.table(self.name(), |t| {
                 t.held_deletes = candidates.len() as u64;
+                t.held_message = Some(reason.clone());
                 t.failed(reason);
             });
             return Ok(());
         }
-        self.status.table(self.name(), |t| t.held_deletes = 0);
+        self.release_held();
         let key_cols = self.src.mapping.key_columns();
         let mut deletes = Vec::new();
         let mut back = Vec::new();
@@ -195,6 +196,14 @@ impl Worker {
         info!(connection = %conn, mapping = self.name(), deletes = emitted, "reconciliation confirmed deletes");
         self.status.table(self.name(), |t| t.deletes_found += found);
         Ok(())
+    }
+
+    /// Nothing is held (any more).
+    fn release_held(&self) {
+        self.status.table(self.name(), |t| {
+            t.held_deletes = 0;
+            t.held_message = None;
+        });
     }
 
     /// Read one row by key (the company excepted: the session's applies), laid out as
