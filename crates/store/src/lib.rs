@@ -18,3 +18,4 @@ pub use model::{
     ApiToken, Applied, Batch, Change, ChangeOp, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome,
     MappingRecord, MappingVersion, NewMessage, ReadModelPage, SourceDeadLetter, StoredMessage,
 };
+pub use plan::event_id;

@@ -223,7 +223,7 @@ impl<'a> Plan<'a> {
 
 /// A stable id shaped as a UUID (8-4-4-4-12 hex digits): the 128-bit xxh3 of `parts` joined by
 /// the unit separator. The same parts always give the same id.
-pub(crate) fn event_id(parts: &[&str]) -> String {
+pub fn event_id(parts: &[&str]) -> String {
     let hex = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(parts.join("\u{1f}").as_bytes()));
     format!(
         "{}-{}-{}-{}-{}",

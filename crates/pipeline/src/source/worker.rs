@@ -463,20 +463,10 @@ pub(crate) fn parse_lmts(v: &str) -> i64 {
     v.trim().parse().unwrap_or(0)
 }
 
-/// A stable CloudEvents id: the same change always yields the same id, formatted as a UUID.
+/// A stable CloudEvents id: the same change always yields the same id, formatted as a UUID
+/// (the store's, which derives the ids of updates and deletes the same way).
 pub fn event_id(parts: &[&str]) -> String {
-    let joined = parts.join("\u{1f}");
-    let h = xxhash_rust::xxh3::xxh3_128(joined.as_bytes());
-    let b = h.to_be_bytes();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    store::event_id(parts)
 }
 
 /// Pause after failed steps: 1 s, doubling, at most 10 s, so that reading resumes within
