@@ -29,7 +29,73 @@ pub struct BenchOptions {
     /// The store erp-bridge writes and serves read models from (`postgres://...` of an empty
     /// database); unset: a SQLite file in a temporary folder.
     pub store_url: Option<String>,
+    /// Milliseconds the simulator waits before answering every API call, during the bare
+    /// paging and the initial load (ION's gateway is remote); 0: none. Reset to 0 once the
+    /// load is done, so the later measures run as without it.
+    pub latency_ms: u64,
+    /// `connection.load_parallelism` of the measured load (windows read at once); `None`: the
+    /// configuration's default.
+    pub load_parallelism: Option<usize>,
+    /// Which measures run.
+    pub measures: Measures,
 }
+
+/// Which measures a run makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Measures {
+    /// Every measure.
+    #[default]
+    All,
+    /// The bare paging and the initial load with its memory figures only.
+    InitialLoad,
+}
+
+/// A target a figure is held to, printed beside it with whether this run met it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Goal {
+    /// `value / baseline` at most this.
+    RatioAtMost(f64),
+    /// The value itself, in MiB, at most this many megabytes (10^6 bytes).
+    MegabytesAtMost(f64),
+}
+
+impl Goal {
+    /// Whether `f` meets the goal; `None` when the figure has no value (skipped, or NaN).
+    pub fn met(&self, f: &Figure) -> Option<bool> {
+        if f.skipped.is_some() {
+            return None;
+        }
+        let (got, limit) = match *self {
+            Goal::RatioAtMost(r) if f.baseline > 0.0 => (f.value / f.baseline, r),
+            Goal::RatioAtMost(_) => return None,
+            Goal::MegabytesAtMost(mb) if f.unit == "MiB" => (f.value, mb * 1e6 / MIB),
+            Goal::MegabytesAtMost(_) => return None,
+        };
+        (!got.is_nan()).then_some(got <= limit)
+    }
+
+    fn describe(&self) -> String {
+        match *self {
+            Goal::RatioAtMost(r) => format!("<= {r:.2}x"),
+            Goal::MegabytesAtMost(mb) => format!("<= {mb} MB ({:.1} MiB)", mb * 1e6 / MIB),
+        }
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// The issue-17 goal of the initial load for `latency_ms` of added latency: at most 0.5x bare
+/// paging with 100 ms or more, at most 1.0x with none; none stated in between.
+pub fn load_goal(latency_ms: u64) -> Option<Goal> {
+    match latency_ms {
+        0 => Some(Goal::RatioAtMost(1.0)),
+        100.. => Some(Goal::RatioAtMost(0.5)),
+        _ => None,
+    }
+}
+
+/// The issue-17 bound on the process's RSS growth during the initial load.
+pub const LOAD_RSS_GOAL: Goal = Goal::MegabytesAtMost(100.0);
 
 /// One line of the result table.
 pub struct Figure {
@@ -47,6 +113,8 @@ pub struct Figure {
     pub higher_is_better: bool,
     /// Why the measure did not run (the row then shows this instead of figures).
     pub skipped: Option<String>,
+    /// The target the figure is held to, if any.
+    pub goal: Option<Goal>,
 }
 
 impl Figure {
@@ -66,6 +134,7 @@ impl Figure {
             baseline_is,
             higher_is_better,
             skipped: Some(why),
+            goal: None,
         }
     }
 }
@@ -166,6 +235,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         .context("bench: seeding the simulator")?;
     let rss_sim = rss_kib();
     let running = sim.serve("127.0.0.1:0".parse()?).await?;
+    // The added latency covers the bare paging and the load, nothing after them.
+    if opts.latency_ms > 0 {
+        sim.set_faults(m3_sim::Faults {
+            latency_ms: opts.latency_ms,
+            ..Default::default()
+        });
+    }
+    let export_calls = || sim.mi_calls("EXPORTMI", "Select");
 
     let table = mapping::catalog::standard_table("MITMAS").context("catalogue")?;
 
@@ -175,11 +252,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     let ion_path = dir.path().join("m3.ionapi");
     std::fs::write(&ion_path, sim.ionapi(&running.base_url).to_string())?;
     let ion = m3::IonApi::parse(&std::fs::read_to_string(&ion_path)?)?;
-    let client = m3::M3Client::new(ion, m3::ClientOptions::default())?;
+    let client = std::sync::Arc::new(m3::M3Client::new(ion, m3::ClientOptions::default())?);
     let item = CompiledMapping::compile(&mapping::spec::default_item_mapping(), &table)?;
     let mut sel = item.columns();
     sel.push("MMLMTS".into());
     let page = 5000u32;
+    let calls_before = export_calls();
     let start = Instant::now();
     let mut after: Option<String> = None;
     let mut bare_rows = 0usize;
@@ -204,6 +282,21 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         }
     }
     let bare = start.elapsed();
+    let bare_calls = export_calls() - calls_before;
+    // What the load's way of reading costs without the rest of the load: its windows and
+    // splits, as many at once, no mapping, no store (before erp-bridge starts, so that its
+    // polling does not compete).
+    let parallel = opts
+        .load_parallelism
+        .unwrap_or(Config::default().connection.load_parallelism);
+    let calls_before = export_calls();
+    let windows = windowed_reads(&client, &table, &item, &sel, page, parallel).await?;
+    let windowed_calls = export_calls() - calls_before;
+    anyhow::ensure!(
+        windows.rows == bare_rows,
+        "bench: windowed reads returned {} rows, bare paging {bare_rows}",
+        windows.rows
+    );
     let mut cfg = Config {
         data_dir: dir.path().join("data"),
         ..Default::default()
@@ -214,12 +307,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     cfg.connection.page_size = page;
     cfg.connection.poll_interval = Duration::from_millis(50);
     cfg.connection.reconcile_interval = Duration::from_secs(3600);
+    cfg.connection.load_parallelism = parallel;
     // The API needs a token: start with a bootstrap admin token of our own.
     let token = format!("bench-{:016x}", rand::random::<u64>());
     cfg.auth.bootstrap_token = Some(token.clone());
     // Peaks from here on belong to the load (and what follows), not to the seeding.
     let peak_reset = reset_peak_rss();
     let rss_before_load = rss_kib();
+    let calls_before = export_calls();
     let start = Instant::now();
     let app = App::start(cfg.clone()).await?;
     let mut headers = reqwest::header::HeaderMap::new();
@@ -259,16 +354,44 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     )
     .await?;
     let load = start.elapsed();
+    let load_calls = export_calls() - calls_before;
+    let load_peak = peak_rss_kib();
+    let rss_after_load = rss_kib();
+    if opts.latency_ms > 0 {
+        sim.set_faults(m3_sim::Faults::default());
+    }
     figures.push(Figure {
-        name: format!("initial load of {bare_rows} rows"),
+        name: format!(
+            "initial load of {bare_rows} rows ({} ms added per call, {} windows in parallel, \
+             {load_calls} EXPORTMI calls; bare: {bare_calls} calls of {page} rows)",
+            opts.latency_ms, parallel
+        ),
         value: load.as_secs_f64(),
         baseline: bare.as_secs_f64(),
         unit: "s",
-        baseline_is: "bare EXPORTMI paging of the same rows",
+        baseline_is: "bare sequential EXPORTMI paging of the same table (`where key > last order by key`, same page size), same latency",
         higher_is_better: false,
         skipped: None,
+        goal: load_goal(opts.latency_ms),
     });
-    let load_peak = peak_rss_kib();
+    figures.push(Figure {
+        name: format!(
+            "windowed reads alone: the load's windows and splits, {parallel} at once, no mapping or store \
+             ({windowed_calls} EXPORTMI calls: {} read whole, {} split, {} rows read and dropped; \
+             slowest call {:.0} ms)",
+            windows.whole,
+            windows.split,
+            windows.dropped,
+            windows.slowest.as_secs_f64() * 1000.0
+        ),
+        value: windows.took.as_secs_f64(),
+        baseline: bare.as_secs_f64(),
+        unit: "s",
+        baseline_is: "bare sequential EXPORTMI paging of the same table (`where key > last order by key`, same page size), same latency",
+        higher_is_better: false,
+        skipped: None,
+        goal: None,
+    });
     figures.push(Figure {
         name: if peak_reset {
             "peak RSS growth during the load".into()
@@ -281,7 +404,23 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         baseline_is: "RSS of the seeded simulator itself",
         higher_is_better: false,
         skipped: None,
+        goal: Some(LOAD_RSS_GOAL),
     });
+    figures.push(Figure {
+        name: "RSS growth during the load (VmRSS after - before)".into(),
+        value: rss_after_load.saturating_sub(rss_before_load) as f64 / 1024.0,
+        baseline: rss_sim.saturating_sub(rss_start) as f64 / 1024.0,
+        unit: "MiB",
+        baseline_is: "RSS of the seeded simulator itself",
+        higher_is_better: false,
+        skipped: None,
+        goal: Some(LOAD_RSS_GOAL),
+    });
+    if opts.measures == Measures::InitialLoad {
+        app.shutdown().await;
+        running.shutdown().await;
+        return Ok(figures);
+    }
 
     // 3. Steady state: a burst of changes through poll -> map -> outbox.
     let before = table_status().await?["messages"].as_u64().unwrap_or(0);
@@ -303,13 +442,22 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     .await?;
     let pipeline_rate = targets.len() as f64 / start.elapsed().as_secs_f64();
     figures.push(Figure {
-        name: format!("steady state, {} changes: poll -> map -> outbox", targets.len()),
+        name: if opts.latency_ms > 0 {
+            format!(
+                "steady state, {} changes: poll -> map -> outbox (no added latency; the baseline's paging had {} ms)",
+                targets.len(),
+                opts.latency_ms
+            )
+        } else {
+            format!("steady state, {} changes: poll -> map -> outbox", targets.len())
+        },
         value: pipeline_rate,
         baseline: bare_rows as f64 / bare.as_secs_f64(),
         unit: "changes/s",
         baseline_is: "bare EXPORTMI read rate (rows/s)",
         higher_is_better: true,
         skipped: None,
+        goal: None,
     });
 
     // 4. HTTP latencies under concurrency, against /healthz on the same server.
@@ -344,6 +492,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             baseline_is: "GET /healthz, same server and load",
             higher_is_better: false,
             skipped: None,
+            goal: None,
         });
         figures.push(Figure {
             name: format!("{name}, p99"),
@@ -353,6 +502,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             baseline_is: "GET /healthz, same server and load",
             higher_is_better: false,
             skipped: None,
+            goal: None,
         });
         figures.push(Figure {
             name: format!("{name}, {} concurrent clients", opts.concurrency),
@@ -362,6 +512,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
             baseline_is: "GET /healthz, same server and load",
             higher_is_better: true,
             skipped: None,
+            goal: None,
         });
     }
     figures.push(Figure {
@@ -372,6 +523,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         baseline_is: "RSS of the seeded simulator itself",
         higher_is_better: false,
         skipped: None,
+        goal: None,
     });
     app.shutdown().await;
 
@@ -395,6 +547,90 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     // memory figures above.
     figures.insert(0, mapping_measure(&sim, &table)?);
     Ok(figures)
+}
+
+/// What [`windowed_reads`] did.
+struct Windowed {
+    took: Duration,
+    rows: usize,
+    /// Windows read whole (answers below the cap).
+    whole: usize,
+    /// Windows split because their answer may have been cut.
+    split: usize,
+    /// Rows of split windows' answers (read, then dropped).
+    dropped: usize,
+    /// The longest single call.
+    slowest: Duration,
+}
+
+/// The initial load's reads without its writes: the whole table in windows of the change
+/// timestamp (`pipeline::source::window`, as the load uses it), `parallel` calls at once, a
+/// window whose answer may have been cut split and its parts read instead.
+async fn windowed_reads(
+    client: &std::sync::Arc<m3::M3Client>,
+    table: &mapping::catalog::Table,
+    item: &CompiledMapping,
+    select: &[String],
+    page: u32,
+    parallel: usize,
+) -> anyhow::Result<Windowed> {
+    use pipeline::source::window::{Dimensions, RowCap, Window};
+
+    let dims = Dimensions::of(table, &item.key_columns());
+    let dims_at: Vec<usize> = dims
+        .columns
+        .iter()
+        .map(|c| {
+            select
+                .iter()
+                .position(|s| s == c)
+                .with_context(|| format!("{c} selected"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let cap = RowCap::default();
+    let mut pending = vec![Window::all()];
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut done = Windowed {
+        took: Duration::ZERO,
+        rows: 0,
+        whole: 0,
+        split: 0,
+        dropped: 0,
+        slowest: Duration::ZERO,
+    };
+    let start = Instant::now();
+    loop {
+        while in_flight.len() < parallel.max(1) {
+            let Some(w) = pending.pop() else { break };
+            let query = dims.query(&table.name, select, &w);
+            let (client, columns) = (client.clone(), select.len());
+            in_flight.spawn(async move {
+                let t = Instant::now();
+                let rows = client.export_select(&query, '~', columns, page).await;
+                (w, rows, t.elapsed())
+            });
+        }
+        let Some(next) = in_flight.join_next().await else { break };
+        let (w, rows, took) = next.context("a window read panicked")?;
+        let rows = rows?;
+        done.slowest = done.slowest.max(took);
+        if cap.may_be_cut(rows.len(), page as usize) {
+            let sample: Vec<Vec<String>> = dims_at
+                .iter()
+                .map(|&i| rows.iter().map(|r| r[i].clone()).collect())
+                .collect();
+            if let Some(kids) = dims.split(&w, &sample) {
+                done.split += 1;
+                done.dropped += rows.len();
+                pending.extend(kids);
+                continue;
+            }
+        }
+        done.whole += 1;
+        done.rows += rows.len();
+    }
+    done.took = start.elapsed();
+    Ok(done)
 }
 
 /// Mapping on one core, against plain serde re-serialisation of the same rows.
@@ -431,6 +667,7 @@ fn mapping_measure(sim: &m3_sim::Simulator, table: &mapping::catalog::Table) -> 
         baseline_is: "serde_json of the same trimmed values",
         higher_is_better: true,
         skipped: None,
+        goal: None,
     })
 }
 
@@ -604,6 +841,7 @@ async fn webhook_measure(
             baseline_is: WEBHOOK_BASELINE,
             higher_is_better: false,
             skipped: None,
+            goal: None,
         },
         Figure {
             name: "webhook change -> outbox message, p99".into(),
@@ -613,6 +851,7 @@ async fn webhook_measure(
             baseline_is: WEBHOOK_BASELINE,
             higher_is_better: false,
             skipped: None,
+            goal: None,
         },
     ])
 }
@@ -819,6 +1058,7 @@ async fn relay_measure(cfg: &Config, brokers: &str) -> anyhow::Result<Figure> {
         baseline_is: RELAY_BASELINE,
         higher_is_better: true,
         skipped: None,
+        goal: None,
     })
 }
 
@@ -933,19 +1173,28 @@ async fn latency(
 
 /// The figures as a Markdown table.
 pub fn table(figures: &[Figure]) -> String {
-    let mut out = String::from("| measure | value | baseline | ratio | baseline is |\n|---|---:|---:|---:|---|\n");
+    let mut out =
+        String::from("| measure | value | baseline | ratio | goal | baseline is |\n|---|---:|---:|---:|---|---|\n");
     for f in figures {
         if let Some(why) = &f.skipped {
-            out.push_str(&format!("| {} | {why} | – | – | {} |\n", f.name, f.baseline_is));
+            out.push_str(&format!("| {} | {why} | – | – | – | {} |\n", f.name, f.baseline_is));
             continue;
         }
+        let goal = match f.goal {
+            None => "–".to_string(),
+            Some(g) => match g.met(f) {
+                Some(true) => format!("{}: met", g.describe()),
+                Some(false) => format!("{}: **missed**", g.describe()),
+                None => format!("{}: no figure", g.describe()),
+            },
+        };
         let ratio = if f.baseline > 0.0 {
             f.value / f.baseline
         } else {
             f64::NAN
         };
         out.push_str(&format!(
-            "| {} | {:.3} {} | {:.3} {} | {:.2}{} | {} |\n",
+            "| {} | {:.3} {} | {:.3} {} | {:.2}{} | {goal} | {} |\n",
             f.name,
             f.value,
             f.unit,

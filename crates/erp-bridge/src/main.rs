@@ -94,6 +94,17 @@ enum Command {
         /// temporary folder.
         #[arg(long)]
         store_url: Option<String>,
+        /// Milliseconds the simulator waits before answering every API call during the bare
+        /// paging and the initial load (ION's gateway is remote; issue 17 measures with 100).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Windows the initial load reads at once (`connection.load_parallelism`, 1 to 32);
+        /// default: the configuration's.
+        #[arg(long)]
+        load_parallelism: Option<usize>,
+        /// Run only these measures.
+        #[arg(long, value_enum)]
+        only: Option<BenchOnly>,
     },
     /// Mapping tools: offline checks, and mapping management on a running erp-bridge.
     Mapping {
@@ -109,6 +120,13 @@ enum Command {
         #[command(subcommand)]
         command: MappingCommand,
     },
+}
+
+/// `bench --only`: a subset of the measures.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchOnly {
+    /// The bare EXPORTMI paging and the initial load, with its memory figures.
+    InitialLoad,
 }
 
 #[derive(Subcommand)]
@@ -328,7 +346,13 @@ async fn main() -> anyhow::Result<()> {
             webhook_changes,
             kafka_brokers,
             store_url,
+            latency_ms,
+            load_parallelism,
+            only,
         } => {
+            if let Some(p) = load_parallelism {
+                anyhow::ensure!((1..=32).contains(&p), "--load-parallelism: expected 1 to 32, got {p}");
+            }
             anyhow::ensure!(changes <= items, "--changes: at most --items ({items}), got {changes}");
             anyhow::ensure!(concurrency >= 1, "--concurrency: expected at least 1");
             anyhow::ensure!(changes >= 1, "--changes: expected at least 1");
@@ -341,6 +365,12 @@ async fn main() -> anyhow::Result<()> {
                 webhook_changes,
                 kafka_brokers,
                 store_url,
+                latency_ms,
+                load_parallelism,
+                measures: match only {
+                    None => erp_bridge::bench::Measures::All,
+                    Some(BenchOnly::InitialLoad) => erp_bridge::bench::Measures::InitialLoad,
+                },
             })
             .await;
             match result {
