@@ -59,7 +59,6 @@ impl Hub {
     /// Start one connection. Neither mappings nor command mappings are loaded here (the caller
     /// applies files first, then calls [`MappingRegistry::sync_deployments`] and reloads commands).
     pub async fn start(&self, spec: LaunchSpec) -> anyhow::Result<ConnectionRuntime> {
-        let t = &self.tuning;
         let client = Arc::new(M3Client::new(
             spec.ionapi,
             ClientOptions {
@@ -88,23 +87,12 @@ impl Hub {
             )));
             Some(lease_rx)
         };
+        // The same tuning a self-hosted connector receives, so both run alike.
         let settings = ConnectorSettings {
-            connection: spec.name.clone(),
-            poll_interval: t.poll_interval,
-            reconcile_interval: t.reconcile_interval,
-            page_size: t.page_size,
-            overlap: t.overlap,
-            separator: t.separator,
-            load_parallelism: t.load_parallelism,
-            delete_hold_share: t.delete_hold_share,
-            full_resync: t
-                .full_resync
-                .as_deref()
-                .map(pipeline::schedule::Schedule::parse)
-                .transpose()?,
             remote,
             lease,
             via: via.clone(),
+            ..self.connector_tuning().to_settings(&spec.name)?
         };
         let connector = Connector::new(client.clone(), self.store.clone(), settings);
         let registry = MappingRegistry::new(connector.clone(), self.store.clone());
@@ -120,7 +108,7 @@ impl Hub {
         );
         let remote_state = via.clone().map(|mi| {
             processor = processor.clone().through(mi.clone());
-            Arc::new(studio::channel::RemoteState::new(mi, self.remote_settings()))
+            Arc::new(studio::channel::RemoteState::new(mi, self.connector_tuning()))
         });
         let command_registry = CommandRegistry::new(processor.clone(), self.store.clone());
         if !self.kafka.brokers.is_empty() {
@@ -164,19 +152,20 @@ impl Hub {
         Ok(runtime)
     }
 
-    /// The tuning a self-hosted connector receives with its configuration.
-    fn remote_settings(&self) -> serde_json::Value {
+    /// The configured tuning as a connector takes it: a hosted connection's connector here, a
+    /// self-hosted one with its configuration over the channel.
+    fn connector_tuning(&self) -> channel::Tuning {
         let t = &self.tuning;
-        serde_json::json!({
-            "pollIntervalMs": t.poll_interval.as_millis() as u64,
-            "reconcileIntervalMs": t.reconcile_interval.as_millis() as u64,
-            "overlapMs": t.overlap.as_millis() as u64,
-            "pageSize": t.page_size,
-            "separator": t.separator.to_string(),
-            "loadParallelism": t.load_parallelism,
-            "deleteHoldShare": t.delete_hold_share,
-            "fullResync": t.full_resync,
-        })
+        channel::Tuning {
+            poll_interval: t.poll_interval,
+            reconcile_interval: t.reconcile_interval,
+            overlap: t.overlap,
+            page_size: t.page_size,
+            separator: t.separator,
+            load_parallelism: t.load_parallelism,
+            delete_hold_share: t.delete_hold_share,
+            full_resync: t.full_resync.clone(),
+        }
     }
 
     /// Stop one connection: its connector finishes its current page, Kafka tasks drain, a

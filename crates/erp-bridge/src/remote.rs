@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use channel::{ConnectorConfig, FromConnector, ToConnector, UplinkItem};
 use futures_util::{SinkExt, StreamExt};
 use m3::{ClientOptions, IonApi, M3Client, MdpEndpoint, Secret};
 use pipeline::registry::MappingRegistry;
-use pipeline::{Connector, ConnectorSettings};
+use pipeline::Connector;
 use serde::Deserialize;
 use serde_json::Value;
 use store::Store;
-use studio::channel::{ConnectorConfig, FromConnector, ToConnector, UplinkItem};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -75,7 +75,7 @@ impl Bundle {
         } else {
             format!("ws://{}", base.trim_start_matches("http://"))
         };
-        format!("{ws}/api/connections/{}/connector/channel", self.connection)
+        format!("{ws}{}", channel::channel_path(&self.connection))
     }
 }
 
@@ -165,9 +165,9 @@ impl Local {
             let mdp = match &cfg.mdp {
                 None => None,
                 Some(m) => Some(MdpEndpoint {
-                    url: url::Url::parse(m["url"].as_str().unwrap_or_default()).context("configuration: mdp.url")?,
-                    username: m["username"].as_str().unwrap_or_default().to_string(),
-                    password: Secret::new(m["password"].as_str().unwrap_or_default().to_string()),
+                    url: url::Url::parse(&m.url).context("configuration: mdp.url")?,
+                    username: m.username.clone(),
+                    password: Secret::new(m.password.clone()),
                 }),
             };
             let client = Arc::new(M3Client::new(
@@ -178,11 +178,8 @@ impl Local {
                     ..Default::default()
                 },
             )?);
-            let connector = Connector::new(
-                client,
-                self.store.clone(),
-                settings_from(&self.connection, &cfg.settings)?,
-            );
+            let settings = cfg.settings.to_settings(&self.connection).context("configuration")?;
+            let connector = Connector::new(client, self.store.clone(), settings);
             let registry = MappingRegistry::new(connector.clone(), self.store.clone());
             self.active = Some(Active {
                 credentials: fingerprint,
@@ -247,37 +244,6 @@ impl Local {
             .map(|a| a.connector.status().snapshot())
             .unwrap_or_default()
     }
-}
-
-/// Tuning from Studio (`ConnectorConfig::settings`); defaults for what is missing.
-fn settings_from(connection: &str, v: &Value) -> anyhow::Result<ConnectorSettings> {
-    let mut s = ConnectorSettings::new(connection);
-    let ms = |key: &str| v[key].as_u64().map(Duration::from_millis);
-    if let Some(d) = ms("pollIntervalMs") {
-        s.poll_interval = d;
-    }
-    if let Some(d) = ms("reconcileIntervalMs") {
-        s.reconcile_interval = d;
-    }
-    if let Some(d) = ms("overlapMs") {
-        s.overlap = d;
-    }
-    if let Some(n) = v["pageSize"].as_u64() {
-        s.page_size = n.clamp(1, 100_000) as u32;
-    }
-    if let Some(c) = v["separator"].as_str().and_then(|t| t.chars().next()) {
-        s.separator = c;
-    }
-    if let Some(n) = v["loadParallelism"].as_u64() {
-        s.load_parallelism = n.clamp(1, 32) as usize;
-    }
-    if let Some(x) = v["deleteHoldShare"].as_f64() {
-        s.delete_hold_share = x.clamp(0.0, 1.0);
-    }
-    if let Some(cron) = v["fullResync"].as_str() {
-        s.full_resync = Some(pipeline::schedule::Schedule::parse(cron).context("configuration: fullResync")?);
-    }
-    Ok(s)
 }
 
 /// Run the connector until `shutdown` or until Studio refuses its token.
@@ -369,7 +335,7 @@ async fn session(
         holder: holder.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    ws.send(Message::Text(serde_json::to_string(&hello)?.into())).await?;
+    ws.send(Message::Text(hello.encode()?.into())).await?;
     let conn = local.connection.clone();
     let mut in_flight: Option<(i64, tokio::time::Instant)> = None;
     // MI calls run concurrently; their answers come back here to be sent.
@@ -390,7 +356,7 @@ async fn session(
                     Some(Err(e)) => anyhow::bail!("channel error: {e}"),
                     Some(Ok(_)) => continue,
                 };
-                match serde_json::from_str::<ToConnector>(&text) {
+                match ToConnector::decode(&text) {
                     Ok(ToConnector::Config(cfg)) => {
                         let n = cfg.mappings.len();
                         local.saved.save(&cfg);
@@ -418,7 +384,7 @@ async fn session(
                         in_flight = None;
                     }
                     Ok(ToConnector::Refused { code, reason }) => {
-                        if code == "token-revoked" {
+                        if code.is_final() {
                             return Err(ConnectorExit::TokenRefused(reason).into());
                         }
                         anyhow::bail!("Studio refused the connector: {reason}");
@@ -431,28 +397,20 @@ async fn session(
                 if in_flight.is_some_and(|(_, at)| at.elapsed() < Duration::from_secs(30)) {
                     continue;
                 }
-                let mut rows = local.store.unpublished(&conn, 500).await?;
-                // Keep a frame well under Studio's 16 MiB limit, whatever the payload sizes.
-                let mut bytes = 0;
-                let fits = rows
-                    .iter()
-                    .take_while(|m| {
-                        bytes += m.payload.len() + 512;
-                        bytes <= 4 << 20
-                    })
-                    .count();
-                rows.truncate(fits.max(1));
+                let mut rows = local.store.unpublished(&conn, channel::BATCH_MAX_ITEMS).await?;
+                // Keep a frame well under Studio's limit, whatever the payload sizes.
+                rows.truncate(channel::fitting_batch(rows.iter().map(|m| m.payload.len())));
                 let Some(last) = rows.last().map(|m| m.seq) else { continue };
                 let items: Vec<UplinkItem> = rows.into_iter().map(UplinkItem::from).collect();
-                ws.send(Message::Text(serde_json::to_string(&FromConnector::Messages { items })?.into())).await?;
+                ws.send(Message::Text(FromConnector::Messages { items }.encode()?.into())).await?;
                 in_flight = Some((last, tokio::time::Instant::now()));
             }
             Some(answer) = answers.recv() => {
-                ws.send(Message::Text(serde_json::to_string(&answer)?.into())).await?;
+                ws.send(Message::Text(answer.encode()?.into())).await?;
             }
             _ = status.tick() => {
                 let frame = FromConnector::Status { status: local.status() };
-                ws.send(Message::Text(serde_json::to_string(&frame)?.into())).await?;
+                ws.send(Message::Text(frame.encode()?.into())).await?;
             }
         }
     }

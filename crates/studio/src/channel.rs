@@ -8,159 +8,28 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use ::channel::{
+    ConnectorConfig, FromConnector, MdpCredentials, RefusalCode, ToConnector, Tuning, UplinkItem, MAX_FRAME_BYTES,
+    MAX_HOLDER_LEN,
+};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, Path, State};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use store::{Change, ChangeOp, LeaseOutcome, NewMessage};
 use tokio::sync::watch;
 
-use pipeline::remote_mi::{M3Answer, M3Call, MiFailure, PendingCall, RemoteMi};
+use pipeline::remote_mi::{M3Answer, MiFailure, PendingCall, RemoteMi};
 
 use crate::auth::AuthToken;
 use crate::error::ApiError;
-use crate::routes::{AppState, ConnectionRuntime};
+use crate::state::{AppState, ConnectionRuntime};
 
 /// How long a lease lasts without renewal; the channel renews it every [`RENEW_EVERY`].
 pub const LEASE_TTL: Duration = Duration::from_secs(20);
 /// Renewal period of the lease (and of the token check) while a channel is open.
 pub const RENEW_EVERY: Duration = Duration::from_secs(3);
-
-/// What a connector sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum FromConnector {
-    /// First frame: who is calling (a stable id per connector installation).
-    Hello {
-        /// Stable id of the connector installation (its lease holder name).
-        holder: String,
-        /// erp-bridge version of the connector.
-        version: String,
-    },
-    /// Its live status (M3 connectivity, per-table counts, last errors).
-    Status {
-        /// The connector's status board.
-        status: pipeline::ConnectorStatus,
-    },
-    /// Messages from its outbox, in order.
-    Messages {
-        /// The messages.
-        items: Vec<UplinkItem>,
-    },
-    /// The answer to a [`ToConnector::Call`].
-    CallResult {
-        /// The call's id.
-        id: u64,
-        /// The answer, or the failure.
-        result: Result<M3Answer, MiFailure>,
-    },
-}
-
-/// One message of a connector's outbox.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UplinkItem {
-    /// Position in the connector's outbox (increasing).
-    pub seq: i64,
-    /// Mapping that produced it.
-    pub mapping: String,
-    /// Whether it ends the entity (`...Deleted`); otherwise the payload is its new state.
-    pub deleted: bool,
-    /// CloudEvents `id`.
-    pub id: String,
-    /// CloudEvents `type`.
-    #[serde(rename = "type")]
-    pub ty: String,
-    /// CloudEvents `source`.
-    pub source: String,
-    /// CloudEvents `subject` (the entity key).
-    pub subject: String,
-    /// CloudEvents `time`.
-    pub time: String,
-    /// CloudEvents `dataschema`.
-    pub dataschema: String,
-    /// JSON payload.
-    pub payload: String,
-}
-
-impl From<store::StoredMessage> for UplinkItem {
-    /// A message of the connector's outbox; `...Deleted` types end their entity.
-    fn from(m: store::StoredMessage) -> Self {
-        UplinkItem {
-            seq: m.seq,
-            deleted: m.ty.ends_with("Deleted"),
-            mapping: m.mapping,
-            id: m.id,
-            ty: m.ty,
-            source: m.source,
-            subject: m.subject,
-            time: m.time,
-            dataschema: m.dataschema,
-            payload: m.payload,
-        }
-    }
-}
-
-/// What Studio sends.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum ToConnector {
-    /// The connection's configuration; sent after the lease is granted and on every change.
-    Config(ConnectorConfig),
-    /// Messages up to this connector sequence number are stored: drop them from the outbox.
-    Ack {
-        /// Highest connector sequence number stored by Studio.
-        up_to: i64,
-    },
-    /// Make one M3 call for Studio (a command's transaction, a table search, a preview) and
-    /// answer with [`FromConnector::CallResult`].
-    Call {
-        /// Call id, echoed in the answer.
-        id: u64,
-        /// The call.
-        call: M3Call,
-    },
-    /// The channel is refused or ends (lease held elsewhere, token revoked, Studio stopping).
-    Refused {
-        /// What kind of refusal: `bad-hello`, `lease-held`, `lease-lost` or `token-revoked`
-        /// (the connector stops for good only on the last).
-        code: String,
-        /// Why, for people.
-        reason: String,
-    },
-}
-
-/// Configuration of a self-hosted connector.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct ConnectorConfig {
-    /// Connection name.
-    pub connection: String,
-    /// The `.ionapi` file text (opened from the vault for this connector only).
-    pub ionapi: String,
-    /// On-premises Metadata Publisher: `{"url", "username", "password"}`.
-    pub mdp: Option<Value>,
-    /// Company (`cono`).
-    pub company: Option<u32>,
-    /// Deployed mapping definitions.
-    pub mappings: Vec<Value>,
-    /// Tuning and schedules: `{"pollIntervalMs", "reconcileIntervalMs", "overlapMs", "pageSize",
-    /// "separator", "fullResync"}`.
-    pub settings: Value,
-}
-
-impl std::fmt::Debug for ConnectorConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectorConfig")
-            .field("connection", &self.connection)
-            .field("ionapi", &"<redacted>")
-            .field("mdp", &self.mdp.as_ref().map(|m| m["url"].clone()))
-            .field("company", &self.company)
-            .field("mappings", &self.mappings.len())
-            .field("settings", &self.settings)
-            .finish()
-    }
-}
 
 /// Live channel state of a self-hosted connection, shown by the API and the wizard.
 #[derive(Debug)]
@@ -170,7 +39,7 @@ pub struct RemoteState {
     /// Studio's M3 calls for this connection (commands, table search, previews), run by the connector.
     mi: RemoteMi,
     /// Tuning sent with the configuration.
-    settings: Value,
+    settings: Tuning,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -190,7 +59,7 @@ struct RemoteInfo {
 impl RemoteState {
     /// The state of a connection whose connector has not called home yet; `mi` carries
     /// command transactions to it, `settings` is its tuning (see [`ConnectorConfig::settings`]).
-    pub fn new(mi: RemoteMi, settings: Value) -> Self {
+    pub fn new(mi: RemoteMi, settings: Tuning) -> Self {
         Self {
             info: Mutex::new(RemoteInfo {
                 state: "waiting",
@@ -230,7 +99,7 @@ pub(crate) async fn upgrade(
     token: Option<Extension<AuthToken>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let rt = crate::routes::connection(&st, &c)?;
+    let rt = crate::state::connection(&st, &c)?;
     if rt.remote.is_none() {
         return Err(ApiError::Conflict(format!(
             "connection `{c}` is hosted: its connector runs inside Studio"
@@ -238,27 +107,25 @@ pub(crate) async fn upgrade(
     }
     let token_id = token.map(|t| t.0 .0);
     // A frame carries at most one batch of messages (500); anything far larger is refused.
-    let ws = ws.max_message_size(16 << 20).max_frame_size(16 << 20);
+    let ws = ws.max_message_size(MAX_FRAME_BYTES).max_frame_size(MAX_FRAME_BYTES);
     Ok(ws.on_upgrade(move |socket| async move {
         serve(st, rt, token_id, socket).await;
     }))
 }
 
 /// Tell the connector why the channel ends (see [`ToConnector::Refused`]).
-async fn refuse(socket: &mut WebSocket, code: &str, reason: String) {
-    let _ = send(
-        socket,
-        &ToConnector::Refused {
-            code: code.into(),
-            reason,
-        },
-    )
-    .await;
+async fn refuse(socket: &mut WebSocket, code: RefusalCode, reason: String) {
+    let _ = send(socket, &ToConnector::Refused { code, reason }).await;
 }
 
 async fn send(socket: &mut WebSocket, frame: &ToConnector) -> bool {
-    let text = serde_json::to_string(frame).expect("frames serialise");
-    socket.send(Message::Text(text.into())).await.is_ok()
+    match frame.encode() {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "connector frame not sent");
+            false
+        }
+    }
 }
 
 /// The configuration to send: credentials opened from the vault, deployed mapping versions.
@@ -289,12 +156,14 @@ async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig
     Ok(ConnectorConfig {
         connection: rt.name.clone(),
         ionapi,
-        mdp: spec
-            .mdp
-            .map(|m| json!({"url": m.url.as_str(), "username": m.username, "password": m.password.expose()})),
+        mdp: spec.mdp.map(|m| MdpCredentials {
+            url: m.url.as_str().to_string(),
+            username: m.username,
+            password: m.password.expose().to_string(),
+        }),
         company: spec.company,
         mappings,
-        settings: rt.remote.as_ref().map(|r| r.settings.clone()).unwrap_or(Value::Null),
+        settings: rt.remote.as_ref().map(|r| r.settings.clone()).unwrap_or_default(),
     })
 }
 
@@ -304,13 +173,15 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
     let c = rt.name.clone();
     let hello = tokio::time::timeout(Duration::from_secs(10), socket.recv()).await;
     let (holder, version) = match hello {
-        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<FromConnector>(&t) {
-            Ok(FromConnector::Hello { holder, version }) if !holder.trim().is_empty() && holder.len() <= 200 => {
+        Ok(Some(Ok(Message::Text(t)))) => match FromConnector::decode(&t) {
+            Ok(FromConnector::Hello { holder, version })
+                if !holder.trim().is_empty() && holder.len() <= MAX_HOLDER_LEN =>
+            {
                 (holder, version)
             }
             _ => {
                 let reason = "expected {\"type\": \"hello\", \"holder\", \"version\"} as the first frame".to_string();
-                refuse(&mut socket, "bad-hello", reason).await;
+                refuse(&mut socket, RefusalCode::BadHello, reason).await;
                 return;
             }
         },
@@ -333,7 +204,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                 i.refused += 1;
                 i.last_refusal = Some(format!("{}: {reason}", now()));
             });
-            refuse(&mut socket, "lease-held", reason).await;
+            refuse(&mut socket, RefusalCode::LeaseHeld, reason).await;
             return;
         }
         Err(e) => {
@@ -387,7 +258,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                         Ok(Some(t)) if t.revoked_at.is_none() => {}
                         Ok(_) => {
                             let reason = "the connector token was revoked".to_string();
-                            refuse(&mut socket, "token-revoked", reason.clone()).await;
+                            refuse(&mut socket, RefusalCode::TokenRevoked, reason.clone()).await;
                             break reason;
                         }
                         Err(_) => {}
@@ -397,7 +268,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                     Ok(LeaseOutcome::Granted) | Err(_) => {}
                     Ok(LeaseOutcome::HeldBy { holder: other, .. }) => {
                         let reason = format!("lease lost to {other}");
-                        refuse(&mut socket, "lease-lost", reason.clone()).await;
+                        refuse(&mut socket, RefusalCode::LeaseLost, reason.clone()).await;
                         break reason;
                     }
                 }
@@ -410,7 +281,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                     Some(Ok(_)) => continue,
                 };
                 remote.update(|i| i.last_seen = Some(now()));
-                match serde_json::from_str::<FromConnector>(&text) {
+                match FromConnector::decode(&text) {
                     Ok(FromConnector::Status { status }) => {
                         let board = rt.connector.status();
                         board.update(|s| {

@@ -1,28 +1,10 @@
 //! Live checks for the connection wizard: an uploaded `.ionapi` file validated key by key, then
 //! verified against M3 (token, then one MI call), with the exact failure when it does not work.
+//! The answers are JSON documents for the wizard; the routes are `routes/checks.rs` and
+//! `routes/connections.rs`.
 
-use axum::body::Bytes;
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
 use m3::{ClientOptions, IonApi, IonApiError, M3Client, M3Error};
 use serde_json::{json, Value};
-
-use crate::routes::AppState;
-
-/// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/checks/ionapi", post(check_ionapi))
-}
-
-/// Upload the text of an `.ionapi` file; the answer says, step by step, what works:
-/// `{"valid", "errors": [{"key", "message"}], "tenant", "token": {"ok", "message"}, "mi": {"ok", "message"}, "status"}`
-/// where `status` is `Invalid`, `Unreachable`, `AuthenticationFailed`, `AuthorizationFailed` or `Healthy`.
-/// Secrets are never echoed.
-async fn check_ionapi(body: Bytes) -> impl IntoResponse {
-    let text = String::from_utf8_lossy(&body);
-    Json(check(&text, None).await.0)
-}
 
 /// Validate an `.ionapi` text key by key: the answer's first part, and the parsed file if valid.
 pub(crate) fn validate_only(text: &str) -> (Value, Option<IonApi>) {

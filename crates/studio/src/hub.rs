@@ -9,7 +9,7 @@ use std::sync::RwLock;
 
 use m3::{IonApi, MdpEndpoint, Secret};
 
-use crate::routes::ConnectionRuntime;
+use crate::state::ConnectionRuntime;
 
 /// Connections by name; connections come and go while the API runs.
 #[derive(Default)]

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::routes::AppState;
+use crate::state::AppState;
 
 /// One embedded file: its path under `/studio/`, content type and bytes.
 struct Asset {
@@ -24,7 +24,7 @@ macro_rules! asset {
         Asset {
             path: $path,
             content_type: $ty,
-            body: include_bytes!(concat!("../ui/", $path)),
+            body: include_bytes!(concat!("../../ui/", $path)),
         }
     };
 }
@@ -131,7 +131,7 @@ mod tests {
         for f in &files {
             assert!(
                 ASSETS.iter().any(|a| a.path == f.as_str()),
-                "ui/{f} is not listed in ASSETS (src/ui.rs)"
+                "ui/{f} is not listed in ASSETS (src/routes/ui.rs)"
             );
         }
         for a in ASSETS {

@@ -11,7 +11,7 @@ use pipeline::command_registry::{CommandRegistry, CommandRegistryError};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::routes::{connection, AppState, ConnectionRuntime};
+use crate::state::{connection, AppState, ConnectionRuntime};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::routes::{connection, AppState};
+use crate::state::{connection, AppState};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {

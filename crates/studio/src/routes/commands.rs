@@ -1,0 +1,72 @@
+//! Commands to M3 over HTTP: `GET /api/connections/{c}/commands` lists the running command
+//! mappings with their schemas; `POST` submits one, with the same validation, deduplication
+//! and receipt as over Kafka.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use pipeline::commands::{CommandProcessor, ReceiptStatus};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::{connection, AppState, ConnectionRuntime};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/api/connections/{c}/commands",
+        get(command_mappings).post(submit_command),
+    )
+}
+
+fn processor(conn: &ConnectionRuntime) -> Result<&CommandProcessor, ApiError> {
+    conn.commands
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound(format!("connection `{}` has no command processing", conn.name)))
+}
+
+async fn command_mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let p = processor(&conn)?;
+    let list: Vec<Value> = p
+        .specs()
+        .map(|s| json!({"name": s.name, "program": s.program, "transaction": s.transaction, "idempotency": s.idempotency(), "mapping": s, "schema": s.json_schema()}))
+        .collect();
+    Ok(Json(json!({ "commands": list })))
+}
+
+/// Submit a command over HTTP: the same validation, deduplication and receipt as over Kafka.
+/// 200 succeeded, 400 rejected (malformed), 422 refused by M3, 503 M3 unavailable after retries,
+/// 502 unknown (M3 may have run a command that is not idempotent; the receipt says how to check).
+async fn submit_command(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let p = processor(&conn)?;
+    let fallback = format!("http-{}", chrono_like_now());
+    let outcome = p
+        .handle(&body, &fallback)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let r = &outcome.receipt;
+    let code = match (r.status, r.error.as_ref().map(|e| e.code.as_str())) {
+        (ReceiptStatus::Succeeded, _) => StatusCode::OK,
+        (ReceiptStatus::Rejected, _) => StatusCode::BAD_REQUEST,
+        (ReceiptStatus::Failed, Some("m3_unavailable")) => StatusCode::SERVICE_UNAVAILABLE,
+        (ReceiptStatus::Failed, _) => StatusCode::UNPROCESSABLE_ENTITY,
+        (ReceiptStatus::Unknown, _) => StatusCode::BAD_GATEWAY,
+    };
+    Ok((code, Json(outcome.receipt)))
+}
+
+fn chrono_like_now() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}

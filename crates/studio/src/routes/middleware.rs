@@ -1,0 +1,156 @@
+//! The middleware guarding `/api`: which scope each route needs (health, metrics, Studio's
+//! assets and webhooks are public), the bearer token checked against the store, failed
+//! attempts limited per client address, and the token's id handed to the handler.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::auth::{constant_time_eq, sha256_hex, split, AuthToken, Scope};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What a request needs.
+enum Need {
+    Public,
+    Read {
+        connection: Option<String>,
+        read_model: bool,
+    },
+    Write {
+        connection: Option<String>,
+    },
+    /// The channel of a self-hosted connector (connector tokens, bound to the connection).
+    Connector {
+        connection: Option<String>,
+    },
+    Admin,
+}
+
+/// What a request to `path` needs, from its first segments.
+fn need(method: &Method, path: &str) -> Need {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segs.first() != Some(&"api") {
+        return Need::Public; // health, metrics, Studio assets, webhooks (own credentials)
+    }
+    if segs.get(1) == Some(&"tokens") {
+        return Need::Admin;
+    }
+    let connection = (segs.get(1) == Some(&"connections"))
+        .then(|| segs.get(2).map(|s| s.to_string()))
+        .flatten();
+    if segs.get(3) == Some(&"connector") {
+        return Need::Connector { connection };
+    }
+    // Managing connections (create, delete, credentials, bundles) is for admins.
+    let manage = segs.get(1) == Some(&"connections")
+        && ((*method == Method::POST && segs.len() == 2)
+            || (*method == Method::DELETE && segs.len() == 3)
+            || (segs.len() == 4 && matches!(segs[3], "mdp" | "ionapi" | "bundle") && *method != Method::GET));
+    if manage {
+        return Need::Admin;
+    }
+    // Read-model tokens also read the documents describing what they may read.
+    let read_model = matches!(segs.get(3), Some(&"read-models" | &"schemas" | &"openapi.json"));
+    if matches!(*method, Method::GET | Method::HEAD) {
+        Need::Read { connection, read_model }
+    } else {
+        Need::Write { connection }
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"erp-bridge\"")],
+        Json(json!({"error": {"code": "unauthorized", "message": message}})),
+    )
+        .into_response()
+}
+
+fn forbidden(message: String) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({"error": {"code": "forbidden", "message": message}})),
+    )
+        .into_response()
+}
+
+/// The middleware guarding `/api`.
+pub async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let need = need(req.method(), req.uri().path());
+    if !st.auth.enabled || matches!(need, Need::Public) {
+        return next.run(req).await;
+    }
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(left) = st.auth.blocked(ip) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, left.as_secs().max(1).to_string())],
+            Json(json!({"error": {"code": "too_many_failures", "message": "too many failed authentication attempts; retry later"}})),
+        )
+            .into_response();
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        st.auth.fail(ip);
+        return unauthorized("an API token is required: send `Authorization: Bearer <token>`");
+    };
+    let (id, secret) = split(presented);
+    let token = match st.store.token(&id).await {
+        Ok(t) => t,
+        Err(e) => return ApiError::Internal(e.to_string()).into_response(),
+    };
+    let valid = token
+        .filter(|t| t.revoked_at.is_none())
+        .filter(|t| constant_time_eq(t.hash.as_bytes(), sha256_hex(secret).as_bytes()));
+    let Some(token) = valid else {
+        st.auth.fail(ip);
+        tracing::warn!(token_id = %id, "API call refused: unknown, wrong or revoked token");
+        return unauthorized("the API token is unknown, wrong or revoked");
+    };
+    let scope = Scope::parse(&token.scope).unwrap_or(Scope::ReadModel);
+    let target = match &need {
+        Need::Read { connection, .. } | Need::Write { connection } | Need::Connector { connection } => {
+            connection.clone()
+        }
+        _ => None,
+    };
+    if let Some(allowed) = &token.connection {
+        if target.as_deref() != Some(allowed.as_str()) {
+            return forbidden(format!("this token is restricted to connection `{allowed}`"));
+        }
+    }
+    let ok = match (&need, scope) {
+        (Need::Connector { .. }, s) => s == Scope::Connector,
+        (_, Scope::Connector) => false,
+        (_, Scope::Admin) => true,
+        (Need::Admin, _) => false,
+        (Need::Read { read_model, .. }, Scope::ReadModel) => *read_model,
+        (Need::Read { .. }, _) => true,
+        (Need::Write { .. }, Scope::ReadWrite) => true,
+        (Need::Write { .. }, _) => false,
+        (Need::Public, _) => true,
+    };
+    if !ok {
+        return forbidden(format!(
+            "a `{}` token cannot {} {}",
+            scope.as_str(),
+            req.method(),
+            req.uri().path()
+        ));
+    }
+    let mut req = req;
+    req.extensions_mut().insert(AuthToken(token.id.clone()));
+    next.run(req).await
+}

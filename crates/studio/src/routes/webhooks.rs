@@ -1,0 +1,67 @@
+//! `POST /webhooks/{connection}/{TABLE}`: M3 Event Hub style events pushed to a hosted
+//! connection, checked against the connection's own webhook credentials (not API tokens).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::{connection, AppState};
+
+/// The routes of this module (public to the token middleware: webhooks carry their own credentials).
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/webhooks/{c}/{table}", post(webhook))
+}
+
+/// `POST /webhooks/{connection}/{TABLE}`: M3 Event Hub style events (JSON or `EventData` XML),
+/// pushed. They are hints: the connector reads each row from M3 before anything is written.
+/// 401 without valid credentials (counted), 400 naming what is wrong with the event, 202 when
+/// applied.
+async fn webhook(
+    State(st): State<AppState>,
+    Path((c, table)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    if conn.remote.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "connection `{c}` is self-hosted: its connector polls M3 on the customer's network; webhooks are not received by Studio"
+        )));
+    }
+    let ingest = &conn.connector;
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !conn.webhook_auth.accepts(auth) {
+        ingest.count_unauthorized();
+        tracing::warn!(connection = %c, table = %table, "webhook refused: missing or wrong credentials");
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            [(
+                axum::http::header::WWW_AUTHENTICATE,
+                "Bearer, Basic realm=\"erp-bridge webhooks\"",
+            )],
+            Json(json!({"error": {"code": "unauthorized", "message": "webhook credentials missing or wrong"}})),
+        )
+            .into_response());
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let hints = pipeline::parse_event(&body, content_type, &table)
+        .map_err(|e| ApiError::BadRequest(format!("webhook event: {e}")))?;
+    let upper = table.to_ascii_uppercase();
+    if !ingest.has_table(&upper) {
+        return Err(ApiError::NotFound(format!("connection `{c}` maps no table `{upper}`")));
+    }
+    let outcome = ingest.hints(&hints).await.map_err(|e| match e {
+        pipeline::PipelineError::Webhook(m) => ApiError::BadRequest(format!("webhook event: {m}")),
+        other => ApiError::Unavailable(format!("cannot apply the event now: {other}")),
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(json!(outcome))).into_response())
+}
