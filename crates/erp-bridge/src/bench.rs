@@ -574,7 +574,7 @@ async fn windowed_reads(
     page: u32,
     parallel: usize,
 ) -> anyhow::Result<Windowed> {
-    use pipeline::source::window::{Dimensions, RowCap, Window};
+    use pipeline::source::window::{Density, Dimensions, RowCap, Window};
 
     let dims = Dimensions::of(table, &item.key_columns());
     let dims_at: Vec<usize> = dims
@@ -588,6 +588,7 @@ async fn windowed_reads(
         })
         .collect::<anyhow::Result<_>>()?;
     let cap = RowCap::default();
+    let mut density = Density::default();
     let mut pending = vec![Window::all()];
     let mut in_flight = tokio::task::JoinSet::new();
     let mut done = Windowed {
@@ -619,13 +620,15 @@ async fn windowed_reads(
                 .iter()
                 .map(|&i| rows.iter().map(|r| r[i].clone()).collect())
                 .collect();
-            if let Some(kids) = dims.split(&w, &sample) {
+            let parts = density.parts(&w, &rows, dims_at[0], parallel);
+            if let Some(kids) = dims.split(&w, &sample, parts) {
                 done.split += 1;
                 done.dropped += rows.len();
                 pending.extend(kids);
                 continue;
             }
         }
+        density.record(&w, rows.len());
         done.whole += 1;
         done.rows += rows.len();
     }

@@ -13,7 +13,7 @@ use tracing::info;
 use crate::error::PipelineError;
 use crate::shutdown::Shutdown;
 use crate::source::reader::{sample, Answer};
-use crate::source::window::Window;
+use crate::source::window::{Density, Window};
 use crate::source::worker::{Position, Step, Worker};
 use crate::status::Phase;
 
@@ -34,16 +34,12 @@ impl Worker {
         let key_idx = self.key_positions();
         let mut in_flight: JoinSet<(Window, Result<Answer, PipelineError>)> = JoinSet::new();
         let mut flying: Vec<Window> = Vec::new();
+        // Rows per timestamp unit in the windows read so far: a cut window is split into as
+        // many parts as should each come back below the cap, instead of halving it again and
+        // again (each halving costs one more cut answer, read and thrown away).
+        let mut density = Density::default();
         loop {
-            while in_flight.len() < parallel && !shutdown.is_shutdown() {
-                let Some(w) = pending.pop() else { break };
-                flying.push(w.clone());
-                let worker = self.clone();
-                in_flight.spawn(async move {
-                    let r = worker.reader.read(&worker.columns, &w).await;
-                    (w, r)
-                });
-            }
+            self.launch(&mut in_flight, &mut flying, &mut pending, shutdown);
             let Some(done) = in_flight.join_next().await else { break };
             let (w, answer) = done.expect("window reads do not panic");
             flying.retain(|f| *f != w);
@@ -55,12 +51,17 @@ impl Worker {
                     return Err(e);
                 }
             };
+            let lmts_at = dims_at[0];
             if answer.may_be_cut {
-                if let Some(kids) = self.reader.dims.split(&w, &sample(&answer.rows, &dims_at)) {
+                let parts = density.parts(&w, &answer.rows, lmts_at, parallel);
+                if let Some(kids) = self.reader.dims.split(&w, &sample(&answer.rows, &dims_at), parts) {
                     pending.extend(kids);
                     continue;
                 }
             }
+            density.record(&w, answer.rows.len());
+            // Keep reads going while this window is written.
+            self.launch(&mut in_flight, &mut flying, &mut pending, shutdown);
             let mut rows = answer.rows;
             rows.sort_by(|a, b| {
                 key_idx
@@ -88,5 +89,26 @@ impl Worker {
         info!(connection = %self.connection(), mapping = self.name(), ?phase, "pass done; polling");
         self.write(&[], Some(Position::Polling { lmts: high_water })).await?;
         Ok(Step::More)
+    }
+}
+
+impl Worker {
+    /// Start reads of pending windows until `load_parallelism` are in flight.
+    fn launch(
+        self: &Arc<Self>,
+        in_flight: &mut JoinSet<(Window, Result<Answer, PipelineError>)>,
+        flying: &mut Vec<Window>,
+        pending: &mut Vec<Window>,
+        shutdown: &Shutdown,
+    ) {
+        while in_flight.len() < self.settings.load_parallelism.max(1) && !shutdown.is_shutdown() {
+            let Some(w) = pending.pop() else { break };
+            flying.push(w.clone());
+            let worker = self.clone();
+            in_flight.spawn(async move {
+                let r = worker.reader.read(&worker.columns, &w).await;
+                (w, r)
+            });
+        }
     }
 }

@@ -72,7 +72,7 @@ impl Reader {
         while let Some(w) = todo.pop() {
             let a = self.read(select, &w).await?;
             if a.may_be_cut {
-                if let Some(kids) = self.dims.split(&w, &sample(&a.rows, &dims_at)) {
+                if let Some(kids) = self.dims.split(&w, &sample(&a.rows, &dims_at), 2) {
                     todo.extend(kids);
                     continue;
                 }

@@ -84,7 +84,7 @@ impl Worker {
             }
             let a = self.reader.read(&select, &w).await?;
             if a.may_be_cut {
-                if let Some(kids) = self.reader.dims.split(&w, &sample(&a.rows, &dims_at)) {
+                if let Some(kids) = self.reader.dims.split(&w, &sample(&a.rows, &dims_at), 2) {
                     todo.extend(kids);
                     continue;
                 }

@@ -170,42 +170,57 @@ impl Dimensions {
     /// Split a window whose answer may have been cut, given the values of each dimension in the
     /// rows it returned (`sample[d]` = the values of dimension `d`). Every child leaves out rows
     /// the parent returned, so splitting always ends; the children together cover the parent.
-    /// `None` when the window is one key already (it cannot hold more than one row).
-    pub fn split(&self, w: &Window, sample: &[Vec<String>]) -> Option<Vec<Window>> {
+    /// `None` when the window is one key already (it cannot hold more than one row). A
+    /// numeric dimension is cut into up to `parts` parts at quantiles of the returned values.
+    pub fn split(&self, w: &Window, sample: &[Vec<String>], parts: usize) -> Option<Vec<Window>> {
         for d in 0..self.columns.len() {
             let r = w.range(d);
             if r.is_point() {
                 continue;
             }
-            let mut vals: Vec<&str> = sample
+            let mut sorted: Vec<&str> = sample
                 .get(d)
                 .map(|v| v.iter().map(|s| s.trim()).collect())
                 .unwrap_or_default();
-            vals.sort_by(|a, b| self.compare(d, a, b));
+            sorted.sort_by(|a, b| self.compare(d, a, b));
+            let mut vals = sorted.clone();
             vals.dedup_by(|a, b| self.compare(d, a, b) == Ordering::Equal);
             if vals.is_empty() {
                 continue;
             }
             let numeric = self.kinds[d] != ColumnKind::Alpha;
             if numeric && vals.len() >= 2 {
-                // [lo, m) and [m, hi): both hold rows the parent returned (numbers order the
-                // same everywhere).
-                let m = vals[vals.len() / 2];
-                let left = Range {
-                    lo: r.lo.clone(),
-                    hi: Some(Edge {
-                        value: m.to_string(),
-                        inclusive: false,
-                    }),
+                // Cut at quantiles of the returned values: [lo, c1), [c1, c2) ... [cn, hi).
+                // Every cut lies above the smallest value returned, so the first part holds
+                // rows the parent returned and the last one the largest (numbers order the same
+                // everywhere); each part is a strict subset of the parent.
+                let parts = parts.max(2);
+                let mut cuts: Vec<&str> = (1..parts).map(|i| sorted[i * sorted.len() / parts]).collect();
+                cuts.dedup_by(|a, b| self.compare(d, a, b) == Ordering::Equal);
+                cuts.retain(|c| self.compare(d, c, vals[0]) == Ordering::Greater);
+                if cuts.is_empty() {
+                    cuts.push(vals[1]);
+                }
+                let edge = |v: &str, inclusive| {
+                    Some(Edge {
+                        value: v.to_string(),
+                        inclusive,
+                    })
                 };
-                let right = Range {
-                    lo: Some(Edge {
-                        value: m.to_string(),
-                        inclusive: true,
-                    }),
-                    hi: r.hi.clone(),
-                };
-                return Some(vec![w.with(d, left), w.with(d, right)]);
+                let mut kids = Vec::with_capacity(cuts.len() + 1);
+                let mut lo = r.lo.clone();
+                for c in &cuts {
+                    kids.push(w.with(
+                        d,
+                        Range {
+                            lo: lo.clone(),
+                            hi: edge(c, false),
+                        },
+                    ));
+                    lo = edge(c, true);
+                }
+                kids.push(w.with(d, Range { lo, hi: r.hi.clone() }));
+                return Some(kids);
             }
             // Text may collate differently in M3 than here, so split three ways around one
             // value: `< m`, `= m` (this dimension then fixed) and `> m`. Each child lacks the
@@ -251,6 +266,43 @@ impl RowCap {
     /// The largest answer seen (the cap, once a cut answer was seen).
     pub fn most_seen(&self) -> usize {
         self.most.load(AtomicOrdering::Relaxed)
+    }
+}
+
+/// Rows per unit of the change timestamp, from the complete windows read so far.
+#[derive(Debug, Default)]
+pub struct Density {
+    rows: f64,
+    span: f64,
+}
+
+impl Density {
+    /// Count a complete window (only bounded ones have a span).
+    pub fn record(&mut self, w: &Window, rows: usize) {
+        if let (Some(lo), Some(hi)) = w.lmts_bounds() {
+            self.rows += rows as f64;
+            self.span += (hi - lo).max(1) as f64;
+        }
+    }
+
+    /// How many parts a cut window of `rows.len()` rows should be split into: enough that each
+    /// is expected at about 60 % of the cap, from the density seen so far; before any complete
+    /// window, one per parallel read (at least 4).
+    pub fn parts(&self, w: &Window, rows: &[Vec<String>], lmts_at: usize, parallel: usize) -> usize {
+        let first = parallel.max(4);
+        if self.span <= 0.0 || rows.is_empty() {
+            return first;
+        }
+        let values = rows.iter().filter_map(|r| r[lmts_at].trim().parse::<i64>().ok());
+        let (min, max) = values.fold((i64::MAX, i64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+        if min > max {
+            return first;
+        }
+        let (lo, hi) = w.lmts_bounds();
+        let width = (hi.unwrap_or(max + 1) - lo.unwrap_or(min)).max(1) as f64;
+        let expected = self.rows / self.span * width;
+        let per_part = 0.6 * rows.len() as f64;
+        ((expected / per_part).ceil() as usize).clamp(2, 64)
     }
 }
 
@@ -314,7 +366,7 @@ mod tests {
         let d = dims();
         let w = Window::since(10);
         let sample = vec![vec!["10".into(), "20".into(), "30".into(), "40".into()]];
-        let kids = d.split(&w, &sample).unwrap();
+        let kids = d.split(&w, &sample, 2).unwrap();
         assert_eq!(kids.len(), 2);
         assert_eq!(d.condition(&kids[0]).unwrap(), "MMLMTS >= 10 and MMLMTS < 30");
         assert_eq!(d.condition(&kids[1]).unwrap(), "MMLMTS >= 30");
@@ -322,13 +374,35 @@ mod tests {
     }
 
     #[test]
+    fn numeric_split_into_parts_cuts_at_quantiles_and_covers_the_window() {
+        let d = dims();
+        let sample = vec![(1..=12).map(|v| v.to_string()).collect::<Vec<_>>()];
+        let kids = d.split(&Window::since(1), &sample, 4).unwrap();
+        let conds: Vec<String> = kids.iter().map(|k| d.condition(k).unwrap()).collect();
+        assert_eq!(
+            conds,
+            vec![
+                "MMLMTS >= 1 and MMLMTS < 4",
+                "MMLMTS >= 4 and MMLMTS < 7",
+                "MMLMTS >= 7 and MMLMTS < 10",
+                "MMLMTS >= 10"
+            ]
+        );
+        // Cuts never fall on the smallest value: the first part always holds returned rows.
+        let skewed = vec![vec!["5".into(), "5".into(), "5".into(), "9".into()]];
+        let kids = d.split(&Window::all(), &skewed, 4).unwrap();
+        let conds: Vec<String> = kids.iter().map(|k| d.condition(k).unwrap()).collect();
+        assert_eq!(conds, vec!["MMLMTS < 9", "MMLMTS >= 9"]);
+    }
+
+    #[test]
     fn one_timestamp_splits_three_ways_then_on_the_key() {
         let d = dims();
         let sample = vec![vec!["7".into(), "7".into()], vec!["A".into(), "B".into()]];
-        let kids = d.split(&Window::all(), &sample).unwrap();
+        let kids = d.split(&Window::all(), &sample, 2).unwrap();
         let conds: Vec<String> = kids.iter().map(|k| d.condition(k).unwrap()).collect();
         assert_eq!(conds, vec!["MMLMTS < 7", "MMLMTS = 7", "MMLMTS > 7"]);
-        let again = d.split(&kids[1], &sample).unwrap();
+        let again = d.split(&kids[1], &sample, 2).unwrap();
         let conds: Vec<String> = again.iter().map(|k| d.condition(k).unwrap()).collect();
         assert_eq!(
             conds,
@@ -338,7 +412,7 @@ mod tests {
                 "MMLMTS = 7 and MMITNO > 'B'"
             ]
         );
-        assert!(d.split(&again[1], &sample).is_none(), "one key cannot be split");
+        assert!(d.split(&again[1], &sample, 2).is_none(), "one key cannot be split");
     }
 
     #[test]
