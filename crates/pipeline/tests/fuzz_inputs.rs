@@ -4,7 +4,7 @@
 //! inputs come back with the values they were written with.
 //!
 //! Command envelopes are checked inside `CommandProcessor::handle`, which needs M3 and a store;
-//! they are fuzzed over HTTP in `crates/erp-bridge/tests/fuzz_http.rs`.
+//! they are fuzzed over HTTP in `crates/erp-bridge/tests/api/fuzz_http.rs`.
 
 use fuzzkit::{apply_edits, Edit};
 use pipeline::commands::{CommandSpec, ParamSpec, ParamType};

@@ -1,9 +1,7 @@
 //! API authentication: tokens with scopes, connection-restricted read-model tokens, revocation,
 //! the admin token of the first start, and the limit on failed attempts.
 
-mod common;
-
-use common::{Env, ADMIN_TOKEN};
+use crate::helpers::{Env, ADMIN_TOKEN};
 use erp_bridge::App;
 use serde_json::{json, Value};
 

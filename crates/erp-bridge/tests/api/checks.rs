@@ -1,8 +1,6 @@
 //! The wizard's live `.ionapi` check: field-level errors, then token and MI steps against M3.
 
-mod common;
-
-use common::Env;
+use crate::helpers::Env;
 use serde_json::Value;
 
 async fn check(env: &Env, app: &erp_bridge::App, body: String) -> Value {

@@ -2,11 +2,9 @@
 //! in-process (list, apply, preview, schema from the server), offline schemas, and the errors
 //! for a broken file, an unreachable server and a refused token.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{eventually, Env, ADMIN_TOKEN};
+use crate::helpers::{eventually, Env, ADMIN_TOKEN};
 use serde_json::{json, Value};
 
 struct Run {

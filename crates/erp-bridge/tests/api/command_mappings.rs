@@ -2,9 +2,7 @@
 //! field-named errors (on its own and against M3's MRS001MI), versions, hot swapping into the
 //! running command processor, deletion, command files at start, and the AsyncAPI document.
 
-mod common;
-
-use common::Env;
+use crate::helpers::{self, Env};
 use erp_bridge::App;
 use serde_json::{json, Value};
 
@@ -506,12 +504,12 @@ async fn the_kafka_consumer_runs_command_mappings_created_and_changed_over_http(
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
-    let broker = common::TestBroker::start().await;
+    let broker = helpers::TestBroker::start().await;
     let env = Env::new(10).await;
     let mut cfg = env.config();
     cfg.kafka.brokers = broker.brokers();
     let app = App::start(cfg).await.expect("app starts");
-    common::eventually("the relay to start", || async {
+    helpers::eventually("the relay to start", || async {
         env.status(&app).await["relay"]["healthy"] == true
     })
     .await;
@@ -537,7 +535,7 @@ async fn the_kafka_consumer_runs_command_mappings_created_and_changed_over_http(
     assert_eq!(s, 201, "{r}");
     send(json!({"commandId": "kc-1", "command": "RenameItem", "data": {"itemNumber": itno, "newName": "Via Kafka"}}))
         .await;
-    common::eventually("the Kafka command to rename the item", || async {
+    helpers::eventually("the Kafka command to rename the item", || async {
         item_name(&env, &itno) == "Via Kafka"
     })
     .await;
@@ -548,7 +546,7 @@ async fn the_kafka_consumer_runs_command_mappings_created_and_changed_over_http(
     assert_eq!(s, 200, "{r}");
     send(json!({"commandId": "kc-2", "command": "RenameItem", "data": {"itemNumber": itno, "title": "Via Kafka, v2"}}))
         .await;
-    common::eventually("the Kafka command with version 2 to rename the item", || async {
+    helpers::eventually("the Kafka command with version 2 to rename the item", || async {
         item_name(&env, &itno) == "Via Kafka, v2"
     })
     .await;

@@ -1,9 +1,7 @@
 //! Commands submitted over HTTP: validation with field-named errors, M3 transactions, M3's NOK
 //! answers in receipts, and deduplication by command id.
 
-mod common;
-
-use common::{eventually, Env};
+use crate::helpers::{eventually, Env};
 use serde_json::json;
 
 #[tokio::test]

@@ -3,12 +3,10 @@
 //! as a separate process that calls home, keeps polling while Studio restarts, is refused when a
 //! second one tries to serve the same connection, and stops when its token is revoked.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{eventually, Env, ADMIN_TOKEN};
+use crate::helpers::{self, eventually, Env, ADMIN_TOKEN};
 use erp_bridge::App;
 use m3_sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
@@ -65,7 +63,7 @@ async fn read_model_keys(app: &App, connection: &str) -> Vec<String> {
             ));
         }
         match v["next"].as_str() {
-            Some(n) => after = format!("&after={}", common::key_path(n)),
+            Some(n) => after = format!("&after={}", helpers::key_path(n)),
             None => {
                 keys.sort();
                 return keys;

@@ -1,17 +1,16 @@
 //! "Change detection that never loses a change": random changes to M3 (inserts, updates of
 //! mapped and unmapped columns, deletes, re-inserts, many rows in one millisecond, bursts while
 //! the initial load pages), with and without gateway faults, and with the process killed by
-//! SIGKILL at random points; then the consistency checker (`common::consistency`) compares the
+//! SIGKILL at random points; then the consistency checker (`helpers::consistency`) compares the
 //! replayed message log, the read model and M3's final table.
 //!
 //! Seeds are fixed per test; set `ERP_BRIDGE_TEST_SEED` to run another one (it is printed).
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::consistency::{env_with_seed, free_port, seed_or, Api, Checker, Workload};
+use crate::helpers;
+use crate::helpers::consistency::{env_with_seed, free_port, seed_or, Api, Checker, Workload};
 use erp_bridge::App;
 use m3_sim::Faults;
 use serde_json::{json, Value};
@@ -36,7 +35,7 @@ fn the_checker_reports_every_kind_of_inconsistency() {
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<common::consistency::SimRow>()
+        .collect::<helpers::consistency::SimRow>()
     };
     let data = |itno: &str, name: &str| {
         json!({"company": 100, "itemNumber": itno, "name": name, "description": "", "status": "20",
@@ -95,7 +94,7 @@ fn the_checker_reports_every_kind_of_inconsistency() {
 
 /// Wait until the connector reports the polling phase (the initial load is done).
 async fn until_polling(api: &Api) {
-    common::eventually("the polling phase", || async {
+    helpers::eventually("the polling phase", || async {
         api.table_status().await["phase"] == "polling"
     })
     .await;
@@ -289,7 +288,7 @@ async fn changes_keep_flowing_under_a_sustained_error_rate() {
     });
     // Wait until the connector has failed twice (a reconciliation is then pending).
     let before = api.table_status().await["errors"].as_u64().unwrap_or(0);
-    common::eventually("errors", || async {
+    helpers::eventually("errors", || async {
         api.table_status().await["errors"].as_u64().unwrap_or(0) >= before + 2
     })
     .await;
@@ -389,7 +388,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
             "data_dir = {data:?}\n[http]\nlisten = \"127.0.0.1:{port}\"\n[connection]\nionapi_file = {ion:?}\npoll_interval = \"100ms\"\nreconcile_interval = \"300ms\"\npage_size = 25\ndelete_hold_share = 1.0\n[auth]\nbootstrap_token = {token:?}\n",
             data = dir.join("data").display().to_string(),
             ion = dir.join("m3.ionapi").display().to_string(),
-            token = common::ADMIN_TOKEN,
+            token = helpers::ADMIN_TOKEN,
         ),
     )
     .unwrap();
@@ -440,7 +439,7 @@ async fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         work.burst(n);
     }
     bridge.start();
-    common::eventually("the restarted erp-bridge to answer", || api.is_up()).await;
+    helpers::eventually("the restarted erp-bridge to answer", || api.is_up()).await;
     let report = api.wait_consistent(&env.sim, SETTLE, Duration::from_secs(25)).await;
     eprintln!(
         "seed {seed}: {}; {} starts; {}; {report}; {:?}",
@@ -487,7 +486,7 @@ async fn an_item_number_with_a_pipe_is_deleted_like_any_other() {
 /// The random workload (inserts, updates, deletes, re-inserts, bursts in one millisecond)
 /// against a simulator in strict `modes`, during and after the initial load; then the checker.
 async fn consistent_under(modes: m3_sim::SimModes, seed: u64, tune: impl FnOnce(&mut erp_bridge::config::Config)) {
-    use common::consistency::env_with_modes;
+    use crate::helpers::consistency::env_with_modes;
     let started = Instant::now();
     let env = env_with_modes(150, seed, modes.clone()).await;
     let mut cfg = env.config();

@@ -5,11 +5,9 @@
 //! or garbled). Every answer must come in time, be JSON, and be 2xx, or 4xx with an
 //! `error.message`; never a 5xx.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Env, ADMIN_TOKEN};
+use crate::helpers::{Env, ADMIN_TOKEN};
 use erp_bridge::App;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -1,12 +1,10 @@
 //! Against a real Kafka-protocol broker (tansu, started per test): messages out with CloudEvents
 //! headers, commands in with receipts and dead letters, and a broker outage mid-stream.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{eventually, Env, TestBroker};
+use crate::helpers::{eventually, Env, TestBroker};
 use erp_bridge::App;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};

@@ -1,9 +1,7 @@
 //! Mapping management through the HTTP API: validation with named errors, MDP custom columns,
 //! versions, deploy/undeploy, preview, re-export, AsyncAPI, and mapping files (GitOps).
 
-mod common;
-
-use common::{eventually, of_subject, Env};
+use crate::helpers::{eventually, of_subject, Env};
 use erp_bridge::App;
 use serde_json::{json, Value};
 

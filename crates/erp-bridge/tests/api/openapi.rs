@@ -1,9 +1,7 @@
 //! The OpenAPI document of a connection describes what it really serves: every `$ref` resolves,
 //! every read model of a deployed mapping has its paths, and real answers fit the schemas.
 
-mod common;
-
-use common::Env;
+use crate::helpers::Env;
 use serde_json::Value;
 
 /// Every `$ref` in `v` that points into the document.

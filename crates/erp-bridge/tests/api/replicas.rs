@@ -3,11 +3,9 @@
 //! stops; every replica serves the same read models. Run on a shared SQLite file, and on
 //! PostgreSQL named by `ERP_BRIDGE_TEST_PG_URL` (required; `./scripts/test` starts one).
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{eventually, Env};
+use crate::helpers::{eventually, Env};
 use erp_bridge::App;
 use serde_json::Value;
 

@@ -1,11 +1,9 @@
 //! The scheduled full re-sync: every row is read again on the cron schedule, only differences
 //! are emitted, and polling resumes afterwards.
 
-mod common;
-
 use std::time::Duration;
 
-use common::Env;
+use crate::helpers::{self, Env};
 use erp_bridge::App;
 
 #[tokio::test]
@@ -42,7 +40,7 @@ async fn a_scheduled_full_resync_rereads_every_row_and_emits_no_duplicates() {
     env.sim
         .update("MITMAS", &["100", &itno], &[("MMITDS", "after the re-sync")])
         .unwrap();
-    common::eventually("the change after the re-sync", || async {
+    helpers::eventually("the change after the re-sync", || async {
         env.all_messages(&app).await.len() == messages_after_load + 1
     })
     .await;

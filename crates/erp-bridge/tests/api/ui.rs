@@ -4,13 +4,11 @@
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium`), Node.js, and
 //! `npm ci --prefix ui-tests` run once from the workspace root.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Env;
+use crate::helpers::{self, Env};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn studio_works_in_a_real_browser() {
@@ -32,7 +30,7 @@ async fn studio_works_in_a_real_browser() {
         .arg(ui_tests.join("studio.spec.mjs"))
         .arg(&app.api_url)
         .arg(&ionapi)
-        .arg(common::ADMIN_TOKEN)
+        .arg(helpers::ADMIN_TOKEN)
         .current_dir(&ui_tests)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())

@@ -1,9 +1,7 @@
 //! End to end through public interfaces: a simulated M3 on port 0, erp-bridge on port 0, and
 //! assertions over the HTTP API (message log, read models, health).
 
-mod common;
-
-use common::{eventually, key_path, of_subject, Env};
+use crate::helpers::{self, eventually, key_path, of_subject, Env};
 use erp_bridge::App;
 use m3_sim::Faults;
 use serde_json::Value;
@@ -329,7 +327,7 @@ async fn readiness_fails_with_wrong_credentials_and_names_the_cause() {
     ion["sask"] = Value::String("wrong".into());
     let f = env.dir.path().join("wrong.ionapi");
     std::fs::write(&f, ion.to_string()).unwrap();
-    let app = App::start(common::config_for(env.dir.path(), &f)).await.unwrap();
+    let app = App::start(helpers::config_for(env.dir.path(), &f)).await.unwrap();
     eventually("the authentication failure to show", || async {
         let (s, v) = env.get(&app, "/readyz").await;
         s == 503 && v["problems"][0].as_str().unwrap_or("").contains("AuthenticationFailed")
@@ -346,7 +344,7 @@ async fn an_ionapi_file_without_saak_is_rejected_naming_the_key() {
     ion.as_object_mut().unwrap().remove("saak");
     let f = env.dir.path().join("browser-app.ionapi");
     std::fs::write(&f, ion.to_string()).unwrap();
-    let err = match App::start(common::config_for(env.dir.path(), &f)).await {
+    let err = match App::start(helpers::config_for(env.dir.path(), &f)).await {
         Ok(_) => panic!("an .ionapi without saak must be refused"),
         Err(e) => format!("{e:#}"),
     };

@@ -2,11 +2,9 @@
 //! C/U/D handling as hints (every row is read from M3 before anything is written, so an event's
 //! values and deletes are never taken on trust), and no duplicates with polling.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{eventually, key_path, of_subject, Env};
+use crate::helpers::{eventually, key_path, of_subject, Env};
 use erp_bridge::App;
 use serde_json::{json, Value};
 

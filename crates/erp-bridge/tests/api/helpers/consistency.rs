@@ -309,11 +309,6 @@ impl Report {
     pub fn assert_ok(&self, context: &str) {
         assert!(self.is_ok(), "{context}: {self}");
     }
-
-    /// Problems containing `needle`.
-    pub fn problems_with(&self, needle: &str) -> Vec<&String> {
-        self.problems.iter().filter(|p| p.contains(needle)).collect()
-    }
 }
 
 impl fmt::Display for Report {

@@ -1,8 +1,6 @@
 //! Shared test support: a simulated M3 on port 0, erp-bridge on port 0, HTTP helpers, and a real
 //! Kafka-protocol broker (tansu) started per test.
 
-#![allow(dead_code)]
-
 pub mod consistency;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +31,8 @@ pub fn http_client() -> reqwest::Client {
 
 pub struct Env {
     pub sim: Simulator,
+    /// Never read: held so that the simulator serves until the `Env` is dropped.
+    #[allow(dead_code)]
     pub running: RunningSim,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
