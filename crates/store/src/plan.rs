@@ -193,21 +193,30 @@ impl<'a> Plan<'a> {
     pub(crate) fn needs_numbering(&self) -> bool {
         self.emitted
             .iter()
-            .any(|e| matches!(e.removes, Some(Version::Written(_))))
+            .any(|e| !matches!(e.removes, Some(Version::Stored(_))))
     }
 
-    /// The CloudEvents id of each emitted message: the caller's for an entity's first version;
-    /// for a change replacing a version (an update or a delete), derived from the caller's and
-    /// the version it replaces, so that every change of a key gets its own id (a key deleted
-    /// twice, a value changed A -> B -> A within one timestamp) while a replay of the same
-    /// transaction gets the same ones.
+    /// The CloudEvents id of each emitted message, derived from the caller's and what the change
+    /// replaces: the stored version for an update or a delete, or for an entity's first version
+    /// its place in this transaction. So every change of a key gets its own id (a key deleted
+    /// twice, re-created with its old content and timestamp, A -> B -> A within one timestamp)
+    /// while a replay of the same transaction gets the same ones.
     pub(crate) fn message_ids(&self, numbering: &Numbering) -> Vec<Cow<'a, str>> {
         self.emitted
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 let id = e.change.message.id.as_str();
                 match e.removes {
-                    None => Cow::Borrowed(id),
+                    // An entity's first version (new, or re-created after a delete, perhaps
+                    // with the very content and timestamp it had before): named by its place
+                    // in this transaction's numbering, which no other transaction shares.
+                    None => Cow::Owned(event_id(&[
+                        id,
+                        "first",
+                        &numbering.before.unwrap_or(0).to_string(),
+                        &(numbering.written + i).to_string(),
+                    ])),
                     Some(Version::Stored(seq)) => Cow::Owned(event_id(&[id, "deletes-stored", &seq.to_string()])),
                     Some(Version::Written(index)) => Cow::Owned(event_id(&[
                         id,
