@@ -1,6 +1,8 @@
 //! [`Store`], the one public face of the store: it opens a SQLite file or connects to a
-//! PostgreSQL server, and hands every call to that back end (`sqlite.rs` or `postgres.rs`), which
-//! keep the same semantics (see `postgres.rs` for how PostgreSQL gets SQLite's writer order).
+//! PostgreSQL server, and hands every call to that back end, a `Db` of SQLite or PostgreSQL: the
+//! queries written once (`shared.rs`) and what each dialect does its own way (`sqlite.rs`,
+//! `postgres.rs`), with the same semantics (see `postgres.rs` for how PostgreSQL gets SQLite's
+//! writer order).
 
 use std::path::Path;
 use std::time::Duration;

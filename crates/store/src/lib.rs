@@ -10,6 +10,7 @@ mod error;
 mod model;
 mod plan;
 mod postgres;
+mod shared;
 mod sqlite;
 
 pub use dispatch::Store;

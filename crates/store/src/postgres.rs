@@ -1,5 +1,6 @@
-//! The PostgreSQL store: the same operations as the SQLite one (`sqlite.rs`), on a server,
-//! migrations (`migrations-postgres/`) embedded in the binary.
+//! The PostgreSQL back end: the same operations as the SQLite one (`sqlite.rs`), on a server,
+//! migrations (`migrations-postgres/`) embedded in the binary. Only what PostgreSQL does its own
+//! way is here; the rest is written once in `shared.rs`.
 //!
 //! # Writers and locks
 //!
@@ -15,8 +16,8 @@
 //!
 //! - **a connection's write lock** (`pg_advisory_xact_lock(CONNECTION_LOCK, hashtext(connection))`),
 //!   taken first in every transaction that writes a connection's outbox, entities or cursors
-//!   ([`PgStore::apply_batch`], [`PgStore::ingest`], [`PgStore::mark_seen`],
-//!   [`PgStore::delete_mapping`], [`PgStore::reset_export`]). Writers of one connection run one
+//!   (`apply_batch`, `ingest`, `mark_seen`, `delete_mapping`, `reset_export`: the shared code
+//!   takes it through [`Dialect::connection_tx`]). Writers of one connection run one
 //!   after another, so within a connection `seq` order is commit order (the relay and
 //!   `messages` page by connection), and each transaction's read-then-write (the content hash
 //!   check, the stale-position check, the uplink position of `ingest`) sees the previous
@@ -27,11 +28,11 @@
 //!   for one read. Once it holds it, no writer is between taking a `seq` and committing, so the
 //!   maximum it reads is a watermark: every later row gets a larger `seq`. Key reconciliation
 //!   (`unseen_keys(.., max_seq = last_seq())`) relies on that across connections.
-//! - **a lease lock** per connection (`LEASE_LOCK`) makes [`PgStore::acquire_lease`]'s
-//!   read-then-upsert atomic: two connectors racing for a free lease cannot both be granted it.
+//! - **a lease lock** per connection (`LEASE_LOCK`) makes `acquire_lease`'s
+//!   read-then-upsert atomic ([`Dialect::lease_tx`]): two connectors racing for a free lease cannot both be granted it.
 //! - **a version lock** per mapping or command mapping name (`VERSION_LOCK`): saving a new
 //!   version (`MAX(version) + 1`) waits for a concurrent save instead of failing on the
-//!   primary key.
+//!   primary key ([`Dialect::version_tx`]).
 //!
 //! # Read model filters
 //!
@@ -43,16 +44,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
-use tracing::instrument;
 
 use crate::error::StoreError;
-use crate::model::{
-    ApiToken, Applied, Batch, Change, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
-    MappingVersion, ReadModelPage, SourceDeadLetter, StoredMessage,
-};
-use crate::plan::{known_position, Numbering, Stored};
+use crate::model::{Applied, Change, ReadModelPage};
+use crate::plan::{Numbering, Stored};
+use crate::shared::{now, Db, Dialect, Versioned};
 
 /// Advisory lock class (the first key of the two-key form) of a connection's write lock; the
 /// second key is `hashtext(connection)`. The classes spell "ERB" and a number, to keep clear of
@@ -67,17 +65,42 @@ const LEASE_LOCK: i32 = 0x4552_4203;
 /// `hashtext('<table>/<connection>/<name>')`.
 const VERSION_LOCK: i32 = 0x4552_4204;
 
-/// Name of the cursor that remembers how far a self-hosted connector's messages were ingested.
-const UPLINK_CURSOR: &str = "$uplink";
-
 /// The PostgreSQL store. Cheap to clone.
-#[derive(Debug, Clone)]
-pub(crate) struct PgStore {
-    pool: PgPool,
-}
+pub(crate) type PgStore = Db<Postgres>;
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+impl Dialect for Postgres {
+    async fn connection_tx(pool: &PgPool, connection: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+        connection_tx(pool, connection).await
+    }
+
+    async fn lease_tx(pool: &PgPool, connection: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+        locked_tx(pool, LEASE_LOCK, connection).await
+    }
+
+    async fn version_tx(
+        pool: &PgPool,
+        kind: Versioned,
+        connection: &str,
+        name: &str,
+    ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        locked_tx(pool, VERSION_LOCK, &format!("{}/{connection}/{name}", kind.table())).await
+    }
+
+    async fn apply_changes(
+        conn: &mut PgConnection,
+        connection: &str,
+        mapping: &str,
+        changes: &[Change],
+        time: &str,
+        applied: &mut Applied,
+        numbering: &mut Numbering,
+    ) -> Result<(), StoreError> {
+        apply_changes(conn, connection, mapping, changes, time, applied, numbering).await
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
 
 /// `url` with its password hidden, for error messages and logs.
@@ -91,6 +114,33 @@ pub(crate) fn redact(url: &str) -> String {
         }
         Err(_) => "<unparsable PostgreSQL URL>".into(),
     }
+}
+
+/// A transaction holding the outbox barrier (shared) and `connection`'s write lock: see the
+/// module documentation. The order of the two is fixed, so writers cannot deadlock.
+async fn connection_tx(pool: &PgPool, connection: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, 0)")
+        .bind(OUTBOX_BARRIER)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(CONNECTION_LOCK)
+        .bind(connection)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// A transaction holding the advisory lock `(class, hashtext(key))`.
+async fn locked_tx(pool: &PgPool, class: i32, key: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+        .bind(class)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 impl PgStore {
@@ -125,118 +175,6 @@ impl PgStore {
         Ok(Self { pool })
     }
 
-    /// A transaction holding the outbox barrier (shared) and `connection`'s write lock: see the
-    /// module documentation. The order of the two is fixed, so writers cannot deadlock.
-    async fn connection_tx(&self, connection: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, 0)")
-            .bind(OUTBOX_BARRIER)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind(CONNECTION_LOCK)
-            .bind(connection)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
-
-    /// A transaction holding the advisory lock `(class, hashtext(key))`.
-    async fn locked_tx(&self, class: i32, key: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-            .bind(class)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
-    }
-
-    /// Whether the store answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// The stored cursor of a mapping.
-    pub async fn cursor(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
-        let row = sqlx::query("SELECT fingerprint, position FROM cursors WHERE connection = $1 AND mapping = $2")
-            .bind(connection)
-            .bind(mapping)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            let position: String = r.get(1);
-            Ok(Cursor {
-                fingerprint: r.get(0),
-                position: serde_json::from_str(&position).map_err(|e| StoreError::Corrupt {
-                    what: "cursor",
-                    detail: e.to_string(),
-                })?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Apply a batch atomically, under the connection's write lock.
-    #[instrument(skip_all, fields(connection = %batch.connection, mapping = %batch.mapping, changes = batch.changes.len()))]
-    pub async fn apply_batch(&self, batch: &Batch) -> Result<Applied, StoreError> {
-        let mut tx = self.connection_tx(&batch.connection).await?;
-        let mut applied = Applied::default();
-        let time = now();
-        apply_changes(
-            &mut tx,
-            &batch.connection,
-            &batch.mapping,
-            &batch.changes,
-            &time,
-            &mut applied,
-            &mut Numbering::default(),
-        )
-        .await?;
-        if let Some(c) = &batch.cursor {
-            sqlx::query(
-                "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (connection, mapping) DO UPDATE SET fingerprint = excluded.fingerprint,
-                     position = excluded.position, updated_at = excluded.updated_at",
-            )
-            .bind(&batch.connection)
-            .bind(&batch.mapping)
-            .bind(&c.fingerprint)
-            .bind(c.position.to_string())
-            .bind(&time)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(applied)
-    }
-
-    /// Messages of a connection after `after` (exclusive), oldest first, optionally of one type or subject.
-    pub async fn messages(
-        &self,
-        connection: &str,
-        after: i64,
-        limit: u32,
-        ty: Option<&str>,
-        subject: Option<&str>,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, id, type, source, subject, time, dataschema, mapping, payload FROM outbox
-             WHERE connection = $1 AND seq > $2 AND ($3::text IS NULL OR type = $3)
-               AND ($4::text IS NULL OR subject = $4)
-             ORDER BY seq LIMIT $5",
-        )
-        .bind(connection)
-        .bind(after)
-        .bind(ty)
-        .bind(subject)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(message_from_row).collect())
-    }
-
     /// The highest message sequence number (0 when empty), read while no outbox writer is between
     /// taking a `seq` and committing (the barrier, exclusively), so no smaller `seq` appears later.
     pub async fn last_seq(&self) -> Result<i64, StoreError> {
@@ -250,18 +188,6 @@ impl PgStore {
             .await?;
         tx.commit().await?;
         Ok(seq)
-    }
-
-    /// The current state of one entity.
-    pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT state FROM entities WHERE connection = $1 AND mapping = $2 AND key = $3")
-                .bind(connection)
-                .bind(mapping)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
     }
 
     /// A page of entities in key order after `after`, where every `(field, value)` filter matches
@@ -303,333 +229,50 @@ impl PgStore {
         Ok(ReadModelPage { items, next })
     }
 
-    /// Number of entities of a mapping.
-    pub async fn entity_count(&self, connection: &str, mapping: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM entities WHERE connection = $1 AND mapping = $2")
-                .bind(connection)
-                .bind(mapping)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    /// Key reconciliation, step 1: mark these keys as present in M3 in round `round`.
-    pub async fn mark_seen(
+    /// Record a source row that could not be split or mapped; the same row again bumps its
+    /// attempts and last sighting and takes the new reason.
+    pub async fn put_source_dead_letter(
         &self,
         connection: &str,
         mapping: &str,
-        round: i64,
-        keys: &[String],
+        key: &str,
+        raw: &str,
+        reason: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.connection_tx(connection).await?;
-        for k in keys {
-            sqlx::query("UPDATE entities SET seen = $1 WHERE connection = $2 AND mapping = $3 AND key = $4")
-                .bind(round)
-                .bind(connection)
-                .bind(mapping)
-                .bind(k)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Key reconciliation, step 2: keys not seen in round `round` whose last change is not newer
-    /// than `max_seq`.
-    pub async fn unseen_keys(
-        &self,
-        connection: &str,
-        mapping: &str,
-        round: i64,
-        max_seq: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT key FROM entities WHERE connection = $1 AND mapping = $2 AND seen <> $3 AND seq <= $4 ORDER BY key",
+        sqlx::query(
+            "INSERT INTO source_dead_letters
+                 (connection, mapping, key, raw_hash, raw, reason, first_seen, last_seen, attempts)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)
+             ON CONFLICT (connection, mapping, key, raw_hash) DO UPDATE SET reason = excluded.reason,
+                 last_seen = excluded.last_seen, attempts = source_dead_letters.attempts + 1,
+                 touched = nextval('source_dead_letters_touched')",
         )
         .bind(connection)
         .bind(mapping)
-        .bind(round)
-        .bind(max_seq)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-}
-
-impl PgStore {
-    /// Messages of a connection not yet acknowledged by the broker, oldest first.
-    pub async fn unpublished(&self, connection: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, id, type, source, subject, time, dataschema, mapping, payload FROM outbox
-             WHERE connection = $1 AND published_at IS NULL ORDER BY seq LIMIT $2",
-        )
-        .bind(connection)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(message_from_row).collect())
-    }
-
-    /// Mark every message of a connection up to `seq` as acknowledged by the broker.
-    pub async fn mark_published(&self, connection: &str, up_to_seq: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET published_at = $1 WHERE connection = $2 AND seq <= $3 AND published_at IS NULL",
-        )
+        .bind(key)
+        .bind(crate::plan::raw_hash(raw))
+        .bind(raw)
+        .bind(reason)
         .bind(now())
-        .bind(connection)
-        .bind(up_to_seq)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Forget the source dead letters of these keys; returns how many were removed.
+    pub async fn clear_source_dead_letters(
+        &self,
+        connection: &str,
+        mapping: &str,
+        keys: &[String],
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM source_dead_letters WHERE connection = $1 AND mapping = $2 AND key = ANY($3)")
+            .bind(connection)
+            .bind(mapping)
+            .bind(keys)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected())
-    }
-
-    /// Number of messages of a connection waiting for the broker.
-    pub async fn unpublished_count(&self, connection: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE connection = $1 AND published_at IS NULL")
-                .bind(connection)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    /// The receipt of an already processed command, if any.
-    pub async fn command_receipt(&self, connection: &str, command_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT receipt FROM commands WHERE connection = $1 AND command_id = $2")
-                .bind(connection)
-                .bind(command_id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    /// Record a processed command and its receipt. Returns false if the id was already recorded.
-    pub async fn record_command(
-        &self,
-        connection: &str,
-        command_id: &str,
-        command: &str,
-        status: &str,
-        receipt: &str,
-    ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO commands (connection, command_id, command, status, receipt, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(connection)
-        .bind(command_id)
-        .bind(command)
-        .bind(status)
-        .bind(receipt)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-}
-
-impl PgStore {
-    /// Save a new version of a mapping; returns its version number (1 for a new mapping).
-    pub async fn save_mapping(
-        &self,
-        connection: &str,
-        name: &str,
-        spec: &serde_json::Value,
-        by: &str,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self
-            .locked_tx(VERSION_LOCK, &format!("mappings/{connection}/{name}"))
-            .await?;
-        let version = sqlx::query_scalar(
-            "INSERT INTO mappings (connection, name, version, spec, created_at, created_by)
-             SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5 FROM mappings WHERE connection = $1 AND name = $2
-             RETURNING version",
-        )
-        .bind(connection)
-        .bind(name)
-        .bind(spec.to_string())
-        .bind(now())
-        .bind(by)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(version)
-    }
-
-    /// Every version of a mapping, oldest first (empty if unknown).
-    pub async fn mapping_versions(&self, connection: &str, name: &str) -> Result<Vec<MappingVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, version, spec, created_at, created_by FROM mappings
-             WHERE connection = $1 AND name = $2 ORDER BY version",
-        )
-        .bind(connection)
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(version_from_row).collect()
-    }
-
-    /// Every mapping of a connection: latest version and deployment, by name.
-    pub async fn mappings(&self, connection: &str) -> Result<Vec<MappingRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT m.name, m.version, m.spec, m.created_at, m.created_by, d.version, d.deployed_at, d.deployed_by
-             FROM mappings m
-             LEFT JOIN deployments d ON d.connection = m.connection AND d.name = m.name
-             WHERE m.connection = $1
-               AND m.version = (SELECT MAX(version) FROM mappings x WHERE x.connection = $1 AND x.name = m.name)
-             ORDER BY m.name",
-        )
-        .bind(connection)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(MappingRecord {
-                    deployed_version: r.get(5),
-                    deployed_at: r.get(6),
-                    deployed_by: r.get(7),
-                    latest: version_from_row(r)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Record that `version` of a mapping is deployed.
-    pub async fn set_deployed(&self, connection: &str, name: &str, version: i64, by: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO deployments (connection, name, version, deployed_at, deployed_by) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (connection, name) DO UPDATE SET version = excluded.version,
-                 deployed_at = excluded.deployed_at, deployed_by = excluded.deployed_by",
-        )
-        .bind(connection)
-        .bind(name)
-        .bind(version)
-        .bind(now())
-        .bind(by)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Record that a mapping is not deployed (its messages and read model stay).
-    pub async fn set_undeployed(&self, connection: &str, name: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM deployments WHERE connection = $1 AND name = $2")
-            .bind(connection)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Delete a mapping: its versions, deployment, cursor and read model; messages stay.
-    pub async fn delete_mapping(&self, connection: &str, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.connection_tx(connection).await?;
-        let mut found = false;
-        for table in ["mappings", "deployments", "cursors", "entities", "source_dead_letters"] {
-            let col = if matches!(table, "cursors" | "entities" | "source_dead_letters") {
-                "mapping"
-            } else {
-                "name"
-            };
-            let r = sqlx::query(&format!("DELETE FROM {table} WHERE connection = $1 AND {col} = $2"))
-                .bind(connection)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            found |= table == "mappings" && r.rows_affected() > 0;
-        }
-        tx.commit().await?;
-        Ok(found)
-    }
-
-    /// Start a mapping's export over: forget its cursor and content hashes.
-    pub async fn reset_export(&self, connection: &str, mapping: &str) -> Result<(), StoreError> {
-        let mut tx = self.connection_tx(connection).await?;
-        sqlx::query("DELETE FROM cursors WHERE connection = $1 AND mapping = $2")
-            .bind(connection)
-            .bind(mapping)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE entities SET hash = 0, position = 0 WHERE connection = $1 AND mapping = $2")
-            .bind(connection)
-            .bind(mapping)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-}
-
-fn version_from_row(r: PgRow) -> Result<MappingVersion, StoreError> {
-    let spec: String = r.get(2);
-    Ok(MappingVersion {
-        name: r.get(0),
-        version: r.get(1),
-        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
-            what: "mapping",
-            detail: e.to_string(),
-        })?,
-        created_at: r.get(3),
-        created_by: r.get(4),
-    })
-}
-
-impl PgStore {
-    /// Store a new API token (its secret's hash only).
-    pub async fn create_token(&self, t: &ApiToken) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, scope, connection, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&t.id)
-        .bind(&t.name)
-        .bind(&t.scope)
-        .bind(&t.connection)
-        .bind(&t.hash)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// One token by id (revoked ones included).
-    pub async fn token(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, scope, connection, hash, created_at, revoked_at FROM api_tokens WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(token_from_row))
-    }
-
-    /// Every token, newest first.
-    pub async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, scope, connection, hash, created_at, revoked_at FROM api_tokens ORDER BY created_at DESC, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(token_from_row).collect())
-    }
-
-    /// Revoke a token. Returns false if it does not exist or was revoked already.
-    pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Whether any usable admin token exists.
-    pub async fn has_admin_token(&self) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE scope = 'admin' AND revoked_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
     }
 }
 
@@ -666,7 +309,7 @@ async fn apply_changes(
     let plan = crate::plan::plan(changes, &keys, &stored);
     if plan.needs_numbering() && numbering.before.is_none() {
         // Nothing written yet in this transaction (`ingest` reads it before its first run).
-        numbering.before = Some(last_connection_seq(&mut *tx, connection).await?);
+        numbering.before = Some(PgStore::last_connection_seq(&mut *tx, connection).await?);
     }
     let ids = plan.message_ids(numbering);
     let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
@@ -738,506 +381,4 @@ async fn apply_changes(
     applied.unchanged += plan.applied.unchanged;
     applied.stale += plan.applied.stale;
     Ok(())
-}
-
-fn token_from_row(r: PgRow) -> ApiToken {
-    ApiToken {
-        id: r.get(0),
-        name: r.get(1),
-        scope: r.get(2),
-        connection: r.get(3),
-        hash: r.get(4),
-        created_at: r.get(5),
-        revoked_at: r.get(6),
-    }
-}
-
-fn message_from_row(r: PgRow) -> StoredMessage {
-    StoredMessage {
-        seq: r.get(0),
-        id: r.get(1),
-        ty: r.get(2),
-        source: r.get(3),
-        subject: r.get(4),
-        time: r.get(5),
-        dataschema: r.get(6),
-        mapping: r.get(7),
-        payload: r.get(8),
-    }
-}
-
-impl PgStore {
-    /// Save a new version of a command mapping; returns its version number.
-    pub async fn save_command_mapping(
-        &self,
-        connection: &str,
-        name: &str,
-        spec: &serde_json::Value,
-        by: &str,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.command_mapping_tx(connection, name).await?;
-        let version = append_command_mapping(&mut tx, connection, name, spec, false, by).await?;
-        tx.commit().await?;
-        Ok(version)
-    }
-
-    /// Delete a command mapping by appending a tombstone version; `false` if it does not exist
-    /// (or is deleted already). The check and the append are one locked transaction.
-    pub async fn delete_command_mapping(&self, connection: &str, name: &str, by: &str) -> Result<bool, StoreError> {
-        let mut tx = self.command_mapping_tx(connection, name).await?;
-        let latest_deleted: Option<bool> = sqlx::query_scalar(
-            "SELECT deleted FROM command_mappings WHERE connection = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
-        )
-        .bind(connection)
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let live = latest_deleted == Some(false);
-        if live {
-            append_command_mapping(&mut tx, connection, name, &serde_json::Value::Null, true, by).await?;
-            tx.commit().await?;
-        }
-        Ok(live)
-    }
-
-    /// A transaction holding the version lock of one command mapping.
-    async fn command_mapping_tx(
-        &self,
-        connection: &str,
-        name: &str,
-    ) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.locked_tx(VERSION_LOCK, &format!("command_mappings/{connection}/{name}"))
-            .await
-    }
-
-    /// Every version of a command mapping, oldest first, deletions included (empty if unknown).
-    pub async fn command_mapping_versions(
-        &self,
-        connection: &str,
-        name: &str,
-    ) -> Result<Vec<CommandMappingVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, version, spec, deleted, created_at, created_by FROM command_mappings
-             WHERE connection = $1 AND name = $2 ORDER BY version",
-        )
-        .bind(connection)
-        .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(command_version_from_row).collect()
-    }
-
-    /// The latest version of every command mapping of a connection that is not deleted, by name.
-    pub async fn command_mappings(&self, connection: &str) -> Result<Vec<CommandMappingVersion>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.name, c.version, c.spec, c.deleted, c.created_at, c.created_by FROM command_mappings c
-             WHERE c.connection = $1 AND NOT c.deleted
-               AND c.version = (SELECT MAX(version) FROM command_mappings x WHERE x.connection = $1 AND x.name = c.name)
-             ORDER BY c.name",
-        )
-        .bind(connection)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(command_version_from_row).collect()
-    }
-
-    /// Whether any command mapping was ever stored for a connection (deleted ones count).
-    pub async fn has_command_mappings(&self, connection: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM command_mappings WHERE connection = $1")
-            .bind(connection)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n > 0)
-    }
-}
-
-/// Append a version of a command mapping (numbered after the highest one) inside a transaction
-/// that holds its version lock.
-async fn append_command_mapping(
-    tx: &mut PgConnection,
-    connection: &str,
-    name: &str,
-    spec: &serde_json::Value,
-    deleted: bool,
-    by: &str,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO command_mappings (connection, name, version, spec, deleted, created_at, created_by)
-         SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6
-         FROM command_mappings WHERE connection = $1 AND name = $2
-         RETURNING version",
-    )
-    .bind(connection)
-    .bind(name)
-    .bind(spec.to_string())
-    .bind(deleted)
-    .bind(now())
-    .bind(by)
-    .fetch_one(&mut *tx)
-    .await?)
-}
-
-fn command_version_from_row(r: PgRow) -> Result<CommandMappingVersion, StoreError> {
-    let spec: String = r.get(2);
-    Ok(CommandMappingVersion {
-        name: r.get(0),
-        version: r.get(1),
-        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt {
-            what: "command mapping",
-            detail: e.to_string(),
-        })?,
-        deleted: r.get(3),
-        created_at: r.get(4),
-        created_by: r.get(5),
-    })
-}
-
-impl PgStore {
-    /// Ingest messages a self-hosted connector produced, exactly once: the stored uplink position
-    /// is read and moved under the connection's write lock, so a concurrent resend waits and
-    /// then skips what this one applied.
-    #[instrument(skip_all, fields(connection, items = items.len()))]
-    pub async fn ingest(
-        &self,
-        connection: &str,
-        items: &[(i64, String, Change)],
-    ) -> Result<(Applied, i64), StoreError> {
-        let mut tx = self.connection_tx(connection).await?;
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT position FROM cursors WHERE connection = $1 AND mapping = $2")
-                .bind(connection)
-                .bind(UPLINK_CURSOR)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let stored: i64 = stored.and_then(|p| p.parse().ok()).unwrap_or(0);
-        let (skipped, runs, position) = crate::plan::uplink_runs(items, stored);
-        let mut applied = Applied {
-            unchanged: skipped,
-            ..Applied::default()
-        };
-        let time = now();
-        // Read before the first run writes (see `Numbering`).
-        let mut numbering = Numbering {
-            before: Some(last_connection_seq(&mut tx, connection).await?),
-            written: 0,
-        };
-        for (mapping, changes) in &runs {
-            apply_changes(
-                &mut tx,
-                connection,
-                mapping,
-                changes,
-                &time,
-                &mut applied,
-                &mut numbering,
-            )
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, '', $3, $4)
-             ON CONFLICT (connection, mapping) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-        )
-        .bind(connection)
-        .bind(UPLINK_CURSOR)
-        .bind(position.to_string())
-        .bind(&time)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((applied, position))
-    }
-
-    /// Store a new connection; false if the name is taken.
-    pub async fn create_connection(&self, c: &ConnectionRecord) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO connections (name, hosting, settings, secrets, created_at, created_by, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(&c.name)
-        .bind(&c.hosting)
-        .bind(c.settings.to_string())
-        .bind(serde_json::to_string(&c.secrets).unwrap_or_else(|_| "{}".into()))
-        .bind(now())
-        .bind(&c.created_by)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// One stored connection.
-    pub async fn connection(&self, name: &str) -> Result<Option<ConnectionRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT name, hosting, settings, secrets, created_at, created_by, updated_at FROM connections WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(connection_from_row).transpose()
-    }
-
-    /// Every stored connection, by name.
-    pub async fn connections(&self) -> Result<Vec<ConnectionRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, hosting, settings, secrets, created_at, created_by, updated_at FROM connections ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(connection_from_row).collect()
-    }
-
-    /// Replace a connection's settings and sealed secrets; false if it does not exist.
-    pub async fn update_connection(&self, c: &ConnectionRecord) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE connections SET hosting = $1, settings = $2, secrets = $3, updated_at = $4 WHERE name = $5",
-        )
-        .bind(&c.hosting)
-        .bind(c.settings.to_string())
-        .bind(serde_json::to_string(&c.secrets).unwrap_or_else(|_| "{}".into()))
-        .bind(now())
-        .bind(&c.name)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Delete a stored connection, its lease (under the lease lock), and revoke the tokens bound
-    /// to it; false if unknown.
-    pub async fn delete_connection(&self, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.locked_tx(LEASE_LOCK, name).await?;
-        let r = sqlx::query("DELETE FROM connections WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM connector_leases WHERE connection = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM source_dead_letters WHERE connection = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE connection = $2 AND revoked_at IS NULL")
-            .bind(now())
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Take or renew the lease on a connection's connector for `ttl`: granted when nobody holds
-    /// it, when it expired, or when `holder` holds it already. The read and the upsert run
-    /// under the connection's lease lock, so of two racing connectors only one is granted.
-    pub async fn acquire_lease(
-        &self,
-        connection: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<LeaseOutcome, StoreError> {
-        let mut tx = self.locked_tx(LEASE_LOCK, connection).await?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let current: Option<(String, i64)> =
-            sqlx::query_as("SELECT holder, expires_at FROM connector_leases WHERE connection = $1")
-                .bind(connection)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((other, expires_at_ms)) = current {
-            if other != holder && expires_at_ms > now_ms {
-                return Ok(LeaseOutcome::HeldBy {
-                    holder: other,
-                    expires_at_ms,
-                });
-            }
-        }
-        sqlx::query(
-            "INSERT INTO connector_leases (connection, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (connection) DO UPDATE SET
-                 acquired_at = CASE WHEN connector_leases.holder = excluded.holder THEN connector_leases.acquired_at ELSE excluded.acquired_at END,
-                 holder = excluded.holder, expires_at = excluded.expires_at",
-        )
-        .bind(connection)
-        .bind(holder)
-        .bind(now())
-        .bind(now_ms + ttl.as_millis() as i64)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(LeaseOutcome::Granted)
-    }
-
-    /// Give a lease back (a clean stop); false if `holder` did not hold it.
-    pub async fn release_lease(&self, connection: &str, holder: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM connector_leases WHERE connection = $1 AND holder = $2")
-            .bind(connection)
-            .bind(holder)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() == 1)
-    }
-}
-
-fn connection_from_row(r: PgRow) -> Result<ConnectionRecord, StoreError> {
-    let settings: String = r.get(2);
-    let secrets: String = r.get(3);
-    let name: String = r.get(0);
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
-        what: "connection",
-        detail: format!("{name}: {e}"),
-    };
-    Ok(ConnectionRecord {
-        settings: serde_json::from_str(&settings).map_err(corrupt)?,
-        secrets: serde_json::from_str(&secrets).map_err(corrupt)?,
-        hosting: r.get(1),
-        created_at: r.get(4),
-        created_by: r.get(5),
-        updated_at: r.get(6),
-        name,
-    })
-}
-
-impl PgStore {
-    /// [`Self::unseen_keys`] with each entity's stored source position (`None`: unknown).
-    pub async fn unseen_entities(
-        &self,
-        connection: &str,
-        mapping: &str,
-        round: i64,
-        max_seq: i64,
-    ) -> Result<Vec<(String, Option<i64>)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT key, position FROM entities WHERE connection = $1 AND mapping = $2 AND seen <> $3 AND seq <= $4 ORDER BY key",
-        )
-        .bind(connection)
-        .bind(mapping)
-        .bind(round)
-        .bind(max_seq)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|(k, p)| (k, known_position(p))).collect())
-    }
-
-    /// The entities of a mapping whose stored source position is in `[from, to)` (unknown
-    /// positions with an open `from` only), with that position.
-    pub async fn window_entities(
-        &self,
-        connection: &str,
-        mapping: &str,
-        from: Option<i64>,
-        to: Option<i64>,
-    ) -> Result<Vec<(String, Option<i64>)>, StoreError> {
-        let mut n = 2;
-        let (condition, bounds) = crate::plan::window_condition(from, to, || {
-            n += 1;
-            format!("${n}")
-        });
-        let sql = format!("SELECT key, position FROM entities WHERE connection = $1 AND mapping = $2{condition}");
-        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(connection).bind(mapping);
-        for b in bounds {
-            q = q.bind(b);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(k, p)| (k, known_position(p))).collect())
-    }
-
-    /// Record a source row that could not be split or mapped; the same row again bumps its
-    /// attempts and last sighting and takes the new reason.
-    pub async fn put_source_dead_letter(
-        &self,
-        connection: &str,
-        mapping: &str,
-        key: &str,
-        raw: &str,
-        reason: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO source_dead_letters
-                 (connection, mapping, key, raw_hash, raw, reason, first_seen, last_seen, attempts)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1)
-             ON CONFLICT (connection, mapping, key, raw_hash) DO UPDATE SET reason = excluded.reason,
-                 last_seen = excluded.last_seen, attempts = source_dead_letters.attempts + 1,
-                 touched = nextval('source_dead_letters_touched')",
-        )
-        .bind(connection)
-        .bind(mapping)
-        .bind(key)
-        .bind(crate::plan::raw_hash(raw))
-        .bind(raw)
-        .bind(reason)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// A connection's source dead letters (of one mapping, or all), most recently seen first.
-    pub async fn source_dead_letters(
-        &self,
-        connection: &str,
-        mapping: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<SourceDeadLetter>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT connection, mapping, key, raw, reason, first_seen, last_seen, attempts
-             FROM source_dead_letters WHERE connection = $1 AND ($2::text IS NULL OR mapping = $2)
-             ORDER BY touched DESC LIMIT $3",
-        )
-        .bind(connection)
-        .bind(mapping)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(dead_letter_from_row).collect())
-    }
-
-    /// Number of source dead letters of a mapping.
-    pub async fn source_dead_letter_count(&self, connection: &str, mapping: &str) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM source_dead_letters WHERE connection = $1 AND mapping = $2")
-                .bind(connection)
-                .bind(mapping)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-
-    /// Forget the source dead letters of these keys; returns how many were removed.
-    pub async fn clear_source_dead_letters(
-        &self,
-        connection: &str,
-        mapping: &str,
-        keys: &[String],
-    ) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM source_dead_letters WHERE connection = $1 AND mapping = $2 AND key = ANY($3)")
-            .bind(connection)
-            .bind(mapping)
-            .bind(keys)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
-    }
-}
-
-fn dead_letter_from_row(r: PgRow) -> SourceDeadLetter {
-    SourceDeadLetter {
-        connection: r.get(0),
-        mapping: r.get(1),
-        key: r.get(2),
-        raw: r.get(3),
-        reason: r.get(4),
-        first_seen: r.get(5),
-        last_seen: r.get(6),
-        attempts: r.get(7),
-    }
-}
-
-/// The connection's highest log position (0 when none), for [`Numbering::before`]; under the
-/// connection's write lock, so no writer of it is between taking a `seq` and committing.
-async fn last_connection_seq(tx: &mut PgConnection, connection: &str) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE connection = $1")
-            .bind(connection)
-            .fetch_one(tx)
-            .await?,
-    )
 }

@@ -1192,3 +1192,78 @@ async fn a_delete_replayed_on_the_same_stored_state_gets_the_same_id(first: Stor
         assert_eq!(ids, delete_ids(&replay, connection).await, "{connection}");
     }
 }
+
+on_every_backend!(messages_filter_by_type_and_subject);
+/// The nullable filters of `messages`: none, the subject alone, both, and one that matches nothing.
+async fn messages_filter_by_type_and_subject(store: Store) {
+    let mut changes = vec![upsert("100|A", 1, "{}"), upsert("100|B", 2, "{}")];
+    changes.push(delete("100|A", "del-a"));
+    store.apply_batch(&batch("demo", "Item", changes)).await.unwrap();
+    let subjects = |log: Vec<store::StoredMessage>| -> Vec<(String, String)> {
+        log.into_iter().map(|m| (m.ty, m.subject)).collect()
+    };
+    assert_eq!(store.messages("demo", 0, 10, None, None).await.unwrap().len(), 3);
+    assert_eq!(
+        subjects(store.messages("demo", 0, 10, None, Some("100|A")).await.unwrap()),
+        vec![
+            ("ItemUpdated".to_string(), "100|A".to_string()),
+            ("ItemDeleted".to_string(), "100|A".to_string())
+        ]
+    );
+    assert_eq!(
+        subjects(
+            store
+                .messages("demo", 0, 10, Some("ItemDeleted"), Some("100|A"))
+                .await
+                .unwrap()
+        ),
+        vec![("ItemDeleted".to_string(), "100|A".to_string())]
+    );
+    assert!(store
+        .messages("demo", 0, 10, Some("ItemDeleted"), Some("100|B"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+on_every_backend!(a_reset_export_forgets_cursor_and_hashes_but_keeps_the_read_model);
+async fn a_reset_export_forgets_cursor_and_hashes_but_keeps_the_read_model(store: Store) {
+    let mut first = batch("demo", "Item", vec![upsert("100|A", 1, r#"{"n":1}"#)]);
+    first.cursor = Some(Cursor {
+        fingerprint: "f".into(),
+        position: serde_json::json!({"lmts": 1}),
+    });
+    assert_eq!(store.apply_batch(&first).await.unwrap().emitted, 1);
+    first.cursor = None;
+    assert_eq!(store.apply_batch(&first).await.unwrap().unchanged, 1);
+    store.reset_export("demo", "Item").await.unwrap();
+    assert_eq!(store.cursor("demo", "Item").await.unwrap(), None);
+    assert_eq!(
+        store.entity("demo", "Item", "100|A").await.unwrap().as_deref(),
+        Some(r#"{"n":1}"#)
+    );
+    // The same row read again after the reset is emitted again.
+    assert_eq!(store.apply_batch(&first).await.unwrap().emitted, 1);
+}
+
+on_every_backend!(only_an_unrevoked_admin_token_counts_as_one);
+async fn only_an_unrevoked_admin_token_counts_as_one(store: Store) {
+    let token = |id: &str, scope: &str| ApiToken {
+        id: id.into(),
+        name: id.into(),
+        scope: scope.into(),
+        connection: None,
+        hash: "h".into(),
+        created_at: String::new(),
+        revoked_at: None,
+    };
+    assert!(!store.has_admin_token().await.unwrap());
+    store.create_token(&token("reader", "read")).await.unwrap();
+    assert!(!store.has_admin_token().await.unwrap());
+    store.create_token(&token("root", "admin")).await.unwrap();
+    assert!(store.has_admin_token().await.unwrap());
+    assert!(store.revoke_token("root").await.unwrap());
+    assert!(!store.revoke_token("root").await.unwrap());
+    assert!(!store.has_admin_token().await.unwrap());
+    assert!(store.token("root").await.unwrap().unwrap().revoked_at.is_some());
+}
