@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod compiled;
+pub mod connection_name;
 pub mod convert;
 pub mod error;
 pub mod filter;
@@ -10,6 +11,7 @@ pub mod names;
 pub mod spec;
 
 pub use compiled::{CompiledField, CompiledMapping, EntityKey, Projection};
+pub use connection_name::{ConnectionName, NameError};
 pub use error::{MappingError, ValueError};
 pub use filter::{Filter, FilterError};
 pub use spec::{FieldSpec, FieldType, MappingSpec};
