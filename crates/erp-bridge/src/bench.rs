@@ -1015,7 +1015,7 @@ async fn relay_measure(cfg: &Config, brokers: &str) -> anyhow::Result<Figure> {
     // speeds up or slows down as the run goes on favours neither side.
     let bare_before = bare_send(&settings, &bare_topic, &records, timeout).await?;
     let status = pipeline::StatusBoard::default();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = pipeline::ShutdownTrigger::new();
     let start = Instant::now();
     let relay = kafka::Relay::new(&settings, store.clone(), conn, status.clone())?;
     let task = tokio::spawn(relay.run(stopped));
@@ -1037,7 +1037,7 @@ async fn relay_measure(cfg: &Config, brokers: &str) -> anyhow::Result<Figure> {
     )
     .await;
     let relayed = start.elapsed();
-    let _ = stop.send(true);
+    stop.fire();
     let _ = task.await;
     published?;
     let left = store.unpublished_count(conn).await?;

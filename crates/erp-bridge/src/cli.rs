@@ -42,7 +42,7 @@ impl Remote {
             "--url: expected an http:// or https:// URL, got `{}`",
             opts.url
         );
-        anyhow::ensure!(!opts.connection.is_empty(), "--connection: expected a name");
+        mapping::ConnectionName::parse(&opts.connection).map_err(|e| anyhow::anyhow!(e.in_field("--connection")))?;
         let mut headers = reqwest::header::HeaderMap::new();
         let token = opts.token.as_deref().map(str::trim).filter(|t| !t.is_empty());
         if let Some(t) = token {

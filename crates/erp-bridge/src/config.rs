@@ -254,16 +254,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.connection;
-        let ok = !c.name.is_empty()
-            && c.name
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_');
-        if !ok {
-            return Err(ConfigError(format!(
-                "connection.name: expected lower-case letters, digits, `-` or `_`, got {:?}",
-                c.name
-            )));
-        }
+        mapping::ConnectionName::parse(&c.name).map_err(|e| ConfigError(e.in_field("connection.name").to_string()))?;
         if !(1..=100_000).contains(&c.page_size) {
             return Err(ConfigError(format!(
                 "connection.page_size: expected 1 to 100000, got {}",

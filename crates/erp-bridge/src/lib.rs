@@ -1,73 +1,28 @@
-//! Assembles erp-bridge: store, connector, HTTP API and (for the demo) the embedded M3 simulator.
-//! `main.rs` only parses the command line; tests start the same [`App`] on port 0.
+//! Assembles erp-bridge: configuration -> store -> [`runtime::Hub`] -> Studio's router ->
+//! HTTP server, plus (for the demo) the embedded M3 simulator. `main.rs` only parses the
+//! command line; tests start the same [`App`] on port 0. What a connection does while it runs
+//! is the `runtime` crate's; what the API answers is studio's.
 
 pub mod bench;
 pub mod config;
-pub mod hub;
-pub mod remote;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use m3::IonApi;
-use pipeline::command_registry::CommandRegistry;
-use pipeline::commands::{CommandProcessor, CommandSpec};
-use pipeline::registry::MappingRegistry;
+use pipeline::ShutdownTrigger;
+use runtime::{instance_id, ConnectionRuntime, Hosting, Hub, LaunchSpec, WebhookAuth};
 use store::Store;
-use studio::{AppState, LaunchSpec, WebhookAuth};
-use tokio::sync::watch;
+use studio::AppState;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{Config, ConnectionConfig};
 
-/// Start the Kafka side of a connection: create its topics (retrying while the broker is away),
-/// then run the outbox relay and the command consumer until shutdown.
-async fn run_kafka(
-    settings: kafka::KafkaSettings,
-    store: Store,
-    connection: String,
-    status: pipeline::StatusBoard,
-    processor: CommandProcessor,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut failures = 0u32;
-    loop {
-        match kafka::ensure_topics(&settings, &connection).await {
-            Ok(topics) => {
-                info!(connection = %connection, events = %topics.events, commands = %topics.commands, "kafka topics ready");
-                break;
-            }
-            Err(e) => {
-                failures += 1;
-                let wait =
-                    pipeline::Backoff::new(std::time::Duration::from_secs(1), std::time::Duration::from_secs(30))
-                        .delay(failures);
-                tracing::warn!(connection = %connection, error = %e, retry_in = ?wait, "kafka: cannot create topics; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        }
-    }
-    let relay = match kafka::Relay::new(&settings, store, &connection, status) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(connection = %connection, error = %e, "kafka relay cannot start");
-            return;
-        }
-    };
-    let r = tokio::spawn(relay.run(shutdown.clone()));
-    match kafka::CommandConsumer::new(&settings, &connection, processor) {
-        Ok(consumer) => consumer.run(shutdown).await,
-        Err(e) => tracing::error!(connection = %connection, error = %e, "kafka command consumer cannot start"),
-    }
-    let _ = r.await;
-}
+/// Parse one mapping file (JSON, TOML or YAML) strictly (for the `mapping` subcommands).
+pub use runtime::files::parse_mapping_file;
 
 /// A running erp-bridge.
 pub struct App {
@@ -85,8 +40,11 @@ pub struct App {
     pub kafka_topics: Option<kafka::Topics>,
     /// The admin token created by this start (first start only): shown once.
     pub admin_token: Option<String>,
-    shutdown: watch::Sender<bool>,
-    hub: Arc<hub::Hub>,
+    /// Stops the HTTP server.
+    server_stop: ShutdownTrigger,
+    /// Stops the replica sync.
+    sync_stop: ShutdownTrigger,
+    hub: Arc<Hub>,
     server: JoinHandle<()>,
     sync: JoinHandle<()>,
     simulator: Option<EmbeddedSim>,
@@ -113,7 +71,7 @@ impl App {
 
         let vault = open_vault(&cfg, &store).await?;
         let holder = instance_id(&cfg.data_dir, "instance-id")?;
-        let hub = hub::Hub::new(store.clone(), cfg.connection.clone(), cfg.kafka.clone(), holder);
+        let hub = Hub::new(store.clone(), tuning(&cfg.connection), cfg.kafka.clone(), holder);
         let (ionapi_file, simulator, configured) = if cfg.connection.enabled {
             let (ionapi_file, simulator) = match &cfg.connection.ionapi_file {
                 Some(f) => (f.clone(), None),
@@ -134,15 +92,17 @@ impl App {
         };
         let c = &cfg.connection;
         let configured_name = if c.enabled { c.name.as_str() } else { "" };
-        let connections = Arc::new(studio::Connections::new(configured));
+        let connections = Arc::new(runtime::Connections::new(configured));
         // Connections created through the API (here or on another replica sharing the store):
         // started when their `.ionapi` is saved, kept in step with the store.
-        let launcher = Arc::new(hub::ApiLauncher(hub.clone()));
+        let open = {
+            let vault = vault.clone();
+            move |rec: &store::ConnectionRecord| studio::connections::launch_spec(&vault, rec)
+        };
         if c.enabled && store.connection(&c.name).await?.is_some() {
             tracing::warn!(connection = %c.name, "stored connection shadowed by the configured one of the same name");
         }
-        hub::sync_stored(&store, &vault, &launcher, &connections, configured_name).await?;
-        let (shutdown, rx) = watch::channel(false);
+        hub.sync_stored(&connections, configured_name, &open).await?;
 
         let admin_token = studio::auth::bootstrap(&store, cfg.auth.bootstrap_token.as_deref()).await?;
         if !cfg.auth.enabled {
@@ -153,46 +113,23 @@ impl App {
             connections,
             auth: Arc::new(studio::auth::Auth::new(cfg.auth.enabled)),
             vault: Some(vault.clone()),
-            launcher: Some(launcher.clone()),
+            hub: Some(hub.clone()),
             public_url: cfg.http.public_url.clone(),
         };
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await
             .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
         let api_addr = listener.local_addr()?;
-        let sync = {
-            let (store, vault, launcher, connections, name) = (
-                state.store.clone(),
-                vault.clone(),
-                launcher.clone(),
-                state.connections.clone(),
-                configured_name.to_string(),
-            );
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-                    if let Err(e) = hub::sync_stored(&store, &vault, &launcher, &connections, &name).await {
-                        tracing::warn!(error = %e, "connections: cannot read the store; retrying");
-                    }
-                    // Deployments made through another replica's API.
-                    for rt in connections.values() {
-                        if let Err(e) = rt.registry.sync_deployments().await {
-                            tracing::warn!(connection = %rt.name, error = %e, "mappings: cannot sync deployments");
-                        }
-                        if let Some(commands) = &rt.command_registry {
-                            if let Err(e) = commands.reload().await {
-                                tracing::warn!(connection = %rt.name, error = %e, "command mappings: cannot reload");
-                            }
-                        }
-                    }
-                }
-            })
-        };
-        let mut srx = rx;
+        let (sync_stop, sync_shutdown) = ShutdownTrigger::new();
+        let sync = tokio::spawn(hub.clone().keep_in_sync(
+            state.connections.clone(),
+            configured_name.to_string(),
+            open,
+            sync_shutdown,
+        ));
+        let (server_stop, mut server_shutdown) = ShutdownTrigger::new();
         let server = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = srx.wait_for(|stop| *stop).await;
-            };
+            let shutdown = async move { server_shutdown.recv().await };
             let app = studio::router(state).into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
@@ -214,7 +151,8 @@ impl App {
             connection: c.name.clone(),
             kafka_topics: (!cfg.kafka.brokers.is_empty()).then(|| cfg.kafka.topics(&c.name)),
             admin_token,
-            shutdown,
+            server_stop,
+            sync_stop,
             hub,
             server,
             sync,
@@ -225,10 +163,10 @@ impl App {
     /// Stop cleanly: connector tasks finish their current page, the server drains, the simulator
     /// saves its tables and stops.
     pub async fn shutdown(self) {
-        self.sync.abort();
+        self.sync_stop.fire();
         let _ = self.sync.await;
         self.hub.stop_all().await;
-        let _ = self.shutdown.send(true);
+        self.server_stop.fire();
         let _ = self.server.await;
         if let Some(s) = self.simulator {
             s.workload.abort();
@@ -241,27 +179,9 @@ impl App {
     }
 }
 
-/// The stable id of this installation (its name as a lease holder), kept in `data_dir/file`.
-pub fn instance_id(data_dir: &std::path::Path, file: &str) -> anyhow::Result<String> {
-    let path = data_dir.join(file);
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        if !id.trim().is_empty() {
-            return Ok(id.trim().to_string());
-        }
-    }
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "erp-bridge".into());
-    let id = format!("{host}-{}", studio::auth::random_hex(8));
-    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(id)
-}
-
 /// Start the connection of the configuration file: its `.ionapi`, webhook credentials, command
 /// and mapping files.
-async fn start_configured(
-    cfg: &Config,
-    hub: &hub::Hub,
-    ionapi_file: &std::path::Path,
-) -> anyhow::Result<studio::ConnectionRuntime> {
+async fn start_configured(cfg: &Config, hub: &Hub, ionapi_file: &std::path::Path) -> anyhow::Result<ConnectionRuntime> {
     let c = &cfg.connection;
     let text = std::fs::read_to_string(ionapi_file)
         .with_context(|| format!("connection.ionapi_file: cannot read {}", ionapi_file.display()))?;
@@ -269,7 +189,7 @@ async fn start_configured(
     let mut runtime = hub
         .start(LaunchSpec {
             name: c.name.clone(),
-            hosting: studio::Hosting::Hosted,
+            hosting: Hosting::Hosted,
             ionapi: ion,
             mdp: None,
             company: c.company,
@@ -285,9 +205,9 @@ async fn start_configured(
             .zip(c.webhook_password.clone().map(m3::Secret::new)),
     };
     if let Some(reg) = &runtime.command_registry {
-        load_commands(reg, cfg.commands_dir.as_deref()).await?;
+        runtime::files::load_commands(reg, cfg.commands_dir.as_deref()).await?;
     }
-    load_mappings(&runtime.registry, cfg.mappings_dir.as_deref()).await?;
+    runtime::files::load_mappings(&runtime.registry, cfg.mappings_dir.as_deref()).await?;
     Ok(runtime)
 }
 
@@ -376,127 +296,17 @@ async fn start_simulator(cfg: &Config) -> anyhow::Result<EmbeddedSim> {
     })
 }
 
-/// Mappings at start-up: files of `mappings_dir` (GitOps: a changed file becomes a new version
-/// and is deployed), the default `Item` mapping on a first start, then whatever is deployed.
-async fn load_mappings(registry: &MappingRegistry, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
-    if let Some(dir) = dir {
-        for spec in mapping_files(dir)? {
-            let (spec, file) = spec;
-            let by = format!("file:{file}");
-            let json = serde_json::to_value(&spec)?;
-            let latest = registry.list().await?.into_iter().find(|m| m.latest.name == spec.name);
-            let changed = latest.as_ref().map(|m| m.latest.spec != json).unwrap_or(true);
-            if changed {
-                let result = match &latest {
-                    None => registry.create(&spec, &by).await,
-                    Some(_) => registry.update(&spec.name, &spec, &by).await,
-                };
-                result.with_context(|| format!("mappings_dir: {file}"))?;
-                registry.record_deployment(&spec.name, None, &by).await?;
-                info!(file = %file, mapping = %spec.name, "mapping file applied");
-            } else if latest.and_then(|m| m.deployed_version).is_none() {
-                registry.record_deployment(&spec.name, None, &by).await?;
-            }
-        }
-    } else if registry.list().await?.is_empty() {
-        let spec = mapping::spec::default_item_mapping();
-        registry.create(&spec, "erp-bridge (default)").await?;
-        registry
-            .record_deployment(&spec.name, None, "erp-bridge (default)")
-            .await?;
+/// The configured tuning as every connector takes it: a hosted connection's here, a
+/// self-hosted one's with its configuration over the channel.
+fn tuning(c: &ConnectionConfig) -> channel::Tuning {
+    channel::Tuning {
+        poll_interval: c.poll_interval,
+        reconcile_interval: c.reconcile_interval,
+        overlap: c.overlap,
+        page_size: c.page_size,
+        separator: c.separator,
+        load_parallelism: c.load_parallelism,
+        delete_hold_share: c.delete_hold_share,
+        full_resync: c.full_resync.clone(),
     }
-    registry.sync_deployments().await?;
-    Ok(())
-}
-
-/// Extensions of definition files (mappings, command mappings).
-const SPEC_EXTENSIONS: [&str; 4] = ["json", "toml", "yaml", "yml"];
-
-/// Every definition file of a folder (`*.json`, `*.toml`, `*.yaml`, `*.yml`), parsed strictly,
-/// in name order; `setting` names the configuration key in errors.
-fn spec_files<T: serde::de::DeserializeOwned>(
-    dir: &std::path::Path,
-    setting: &str,
-) -> anyhow::Result<Vec<(T, String)>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("{setting}: cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| SPEC_EXTENSIONS.contains(&e))
-        })
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.display().to_string();
-            Ok((parse_spec_file(&p).with_context(|| setting.to_string())?, name))
-        })
-        .collect()
-}
-
-/// Parse one definition file by its extension (JSON, TOML or YAML) strictly; errors name the
-/// file and the key.
-pub fn parse_spec_file<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let fail = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => toml::from_str(&text).map_err(|e| fail(&e)),
-        Some("yaml" | "yml") => serde_yaml::from_str(&text).map_err(|e| fail(&e)),
-        _ => serde_json::from_str(&text).map_err(|e| fail(&e)),
-    }
-}
-
-/// Every mapping file of a folder, in name order.
-pub fn mapping_files(dir: &std::path::Path) -> anyhow::Result<Vec<(mapping::MappingSpec, String)>> {
-    spec_files(dir, "mappings_dir")
-}
-
-/// Parse one mapping file (JSON, TOML or YAML) strictly; errors name the file and the key.
-pub fn parse_mapping_file(path: &std::path::Path) -> anyhow::Result<mapping::MappingSpec> {
-    parse_spec_file(path)
-}
-
-/// Command mappings at start-up: the defaults on a first start (no command mapping ever stored
-/// for the connection), then the files of `commands_dir` (GitOps: a new or changed file becomes
-/// a new version, validated; a broken file stops the start naming it), then every stored
-/// command mapping is loaded into the processor.
-async fn load_commands(registry: &CommandRegistry, dir: Option<&std::path::Path>) -> anyhow::Result<()> {
-    registry.seed_defaults().await?;
-    if let Some(dir) = dir {
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        for (spec, file) in command_files(dir)? {
-            if let Some(first) = seen.insert(spec.name.clone(), file.clone()) {
-                anyhow::bail!(
-                    "commands_dir: {file}: command `{}` is defined in {first} already",
-                    spec.name
-                );
-            }
-            let by = format!("file:{file}");
-            let json = serde_json::to_value(&spec)?;
-            let latest = registry.latest(&spec.name).await?;
-            if latest.as_ref().is_some_and(|v| v.spec == json) {
-                continue;
-            }
-            let saved = match latest {
-                None => registry.create(&spec, &by).await,
-                Some(_) => registry.update(&spec.name, &spec, &by).await,
-            }
-            .with_context(|| format!("commands_dir: {file}"))?;
-            for w in &saved.warnings {
-                tracing::warn!(file = %file, command = %spec.name, warning = %w, "command file applied unchecked");
-            }
-            info!(file = %file, command = %spec.name, version = saved.version, "command file applied");
-        }
-    }
-    let n = registry.reload().await?;
-    info!(commands = n, "command mappings loaded");
-    Ok(())
-}
-
-/// Every command mapping file of a folder, in name order; errors name the file.
-pub fn command_files(dir: &std::path::Path) -> anyhow::Result<Vec<(CommandSpec, String)>> {
-    spec_files(dir, "commands_dir")
 }

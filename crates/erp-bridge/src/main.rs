@@ -304,8 +304,8 @@ async fn main() -> anyhow::Result<()> {
             app.shutdown().await;
         }
         Command::Connector { bundle, data_dir } => {
-            let bundle = erp_bridge::remote::Bundle::load(&bundle)?;
-            let (tx, rx) = tokio::sync::watch::channel(false);
+            let bundle = runtime::connector::Bundle::load(&bundle)?;
+            let (stop, shutdown) = pipeline::ShutdownTrigger::new();
             tokio::spawn(async move {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
@@ -313,11 +313,11 @@ async fn main() -> anyhow::Result<()> {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
                 }
-                let _ = tx.send(true);
+                stop.fire();
             });
-            if let Err(e) = erp_bridge::remote::run(bundle, data_dir, rx).await {
+            if let Err(e) = runtime::connector::run(bundle, data_dir, shutdown).await {
                 eprintln!("error: {e:#}");
-                let refused = e.downcast_ref::<erp_bridge::remote::ConnectorExit>().is_some();
+                let refused = e.downcast_ref::<runtime::connector::ConnectorExit>().is_some();
                 std::process::exit(if refused { 3 } else { 1 });
             }
         }

@@ -11,7 +11,6 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::relay::producer;
@@ -52,11 +51,11 @@ impl CommandConsumer {
     }
 
     /// Consume until `shutdown` turns true.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: pipeline::Shutdown) {
         info!(connection = %self.connection, topic = %self.topics.commands, "command consumer started");
         loop {
             tokio::select! {
-                _ = shutdown.changed() => break,
+                _ = shutdown.recv() => break,
                 msg = self.consumer.recv() => match msg {
                     Ok(m) => self.handle(&m).await,
                     Err(e) => {

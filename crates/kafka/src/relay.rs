@@ -8,7 +8,6 @@ use pipeline::{RelayStatus, StatusBoard};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use store::Store;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::{cloudevents, KafkaError, KafkaSettings};
@@ -75,11 +74,11 @@ impl Relay {
     }
 
     /// Publish until `shutdown` turns true.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut shutdown: pipeline::Shutdown) {
         let mut failures = 0u32;
         info!(connection = %self.connection, topic = %self.topic, "relay started");
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_shutdown() {
                 break;
             }
             let wait = match self.publish_batch().await {
@@ -113,10 +112,7 @@ impl Relay {
                 }
             };
             if wait > Duration::ZERO {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.changed() => {}
-                }
+                shutdown.sleep(wait).await;
             }
         }
         // Let in-flight deliveries finish before stopping.

@@ -23,7 +23,8 @@ impl ShutdownTrigger {
 
     /// Signal shutdown to every handle.
     pub fn fire(&self) {
-        let _ = self.0.send(true);
+        // Kept even when no handle exists yet, so that handles made later see it.
+        self.0.send_replace(true);
     }
 
     /// Another handle.

@@ -5,19 +5,11 @@
 use m3::{IonApi, MdpEndpoint, Secret};
 use store::ConnectionRecord;
 
-use crate::hub::{Hosting, LaunchSpec};
+use runtime::{Hosting, LaunchSpec};
 
 /// Where a sealed secret of a connection is stored: binds the ciphertext to it.
 pub fn aad(connection: &str, field: &str) -> String {
     format!("connection/{connection}/{field}")
-}
-
-/// `[a-z][a-z0-9-_]*`, at most 40 characters: it appears in URLs and topic names.
-pub(crate) fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && name.len() <= 40
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// One sealed secret of a stored connection, opened (`None` when it has none).

@@ -1,69 +1,15 @@
-//! The state every route shares: the store, the running connections (what the API knows of
-//! each: [`ConnectionRuntime`]), authentication, the vault and the launcher; and the lookup of
-//! one running connection that the per-connection routes start with.
+//! The state every route shares: the store, the running connections (their
+//! [`ConnectionRuntime`]s), authentication, the vault and the [`Hub`] that starts and stops
+//! connections; and the lookup of one running connection that the per-connection routes start
+//! with.
 
 use std::sync::Arc;
 
-use pipeline::command_registry::CommandRegistry;
-use pipeline::commands::CommandProcessor;
-use pipeline::registry::MappingRegistry;
-use pipeline::Connector;
+use runtime::{ConnectionRuntime, Connections, Hub};
 use store::Store;
 
-use crate::auth::{constant_time_eq, Auth};
-use crate::channel::RemoteState;
+use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::hub::{Connections, Launcher};
-
-/// What the API knows of one running connection.
-#[derive(Clone)]
-pub struct ConnectionRuntime {
-    /// Connection name.
-    pub name: String,
-    /// The running connector: deployed mappings, status, webhooks.
-    pub connector: Connector,
-    /// Mapping management.
-    pub registry: MappingRegistry,
-    /// Command processing (HTTP submissions use the same processor as the Kafka consumer).
-    pub commands: Option<CommandProcessor>,
-    /// Command mapping management (swaps mappings into `commands`); none = fixed defaults.
-    pub command_registry: Option<CommandRegistry>,
-    /// Credentials M3 must present on webhook calls; none configured = webhooks refused.
-    pub webhook_auth: WebhookAuth,
-    /// For a self-hosted connection: the state of its connector's channel.
-    pub remote: Option<Arc<RemoteState>>,
-    /// For a stored connection: the stored version it runs (`updated_at`); `None` for the
-    /// configured one.
-    pub revision: Option<String>,
-}
-
-/// Credentials accepted on `POST /webhooks/{connection}/{TABLE}`.
-#[derive(Clone, Default)]
-pub struct WebhookAuth {
-    /// `Authorization: Bearer <token>`.
-    pub bearer: Option<m3::Secret>,
-    /// `Authorization: Basic` user and password.
-    pub basic: Option<(String, m3::Secret)>,
-}
-
-impl WebhookAuth {
-    /// Whether the `Authorization` header value carries accepted credentials.
-    pub fn accepts(&self, header: Option<&str>) -> bool {
-        use base64::Engine;
-        let Some(h) = header else { return false };
-        if let (Some(token), Some(given)) = (&self.bearer, h.strip_prefix("Bearer ")) {
-            return constant_time_eq(token.expose().as_bytes(), given.trim().as_bytes());
-        }
-        if let (Some((user, pass)), Some(given)) = (&self.basic, h.strip_prefix("Basic ")) {
-            let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(given.trim()) else {
-                return false;
-            };
-            let expected = format!("{user}:{}", pass.expose());
-            return constant_time_eq(expected.as_bytes(), &raw);
-        }
-        false
-    }
-}
 
 /// Shared state of the API.
 #[derive(Clone)]
@@ -77,7 +23,7 @@ pub struct AppState {
     /// Seals the secrets of stored connections; `None` = connections cannot be stored.
     pub vault: Option<vault::Vault>,
     /// Starts and stops stored connections; `None` = they are stored but not started.
-    pub launcher: Option<Arc<dyn Launcher>>,
+    pub hub: Option<Arc<Hub>>,
     /// Studio's URL as connectors reach it (for bundles); the request's `Host` when unset.
     pub public_url: Option<String>,
 }

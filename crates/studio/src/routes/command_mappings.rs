@@ -8,10 +8,11 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use pipeline::command_registry::{CommandRegistry, CommandRegistryError};
+use runtime::ConnectionRuntime;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::state::{connection, AppState, ConnectionRuntime};
+use crate::state::{connection, AppState};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {

@@ -15,13 +15,13 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use m3::{ClientOptions, IonApi, M3Client, MdpEndpoint};
+use runtime::Hosting;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::ConnectionRecord;
 
-use crate::connections::{aad, launch_spec, open_secret, stored_mdp, valid_name};
+use crate::connections::{aad, launch_spec, open_secret, stored_mdp};
 use crate::error::ApiError;
-use crate::hub::Hosting;
 use crate::state::{connection, AppState};
 
 /// The routes of this module (managing connections needs the admin scope, enforced by the token
@@ -94,42 +94,37 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> 
             "body: {e}; expected {{\"name\", \"hosting\": \"hosted\" or \"self-hosted\", \"company\"?}}"
         ))
     })?;
-    if !valid_name(&req.name) {
-        return Err(ApiError::BadRequest(format!(
-            "name: expected a lower-case letter, then lower-case letters, digits, `-` or `_` (at most 40), got {:?}",
-            req.name
-        )));
-    }
+    let name = mapping::ConnectionName::parse(&req.name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let hosting = Hosting::parse(&req.hosting).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "hosting: expected \"hosted\" or \"self-hosted\", got {:?}",
             req.hosting
         ))
     })?;
-    if st.connections.contains_key(&req.name) && st.store.connection(&req.name).await?.is_none() {
+    if st.connections.contains_key(name.as_str()) && st.store.connection(name.as_str()).await?.is_none() {
         return Err(ApiError::Conflict(format!(
             "connection `{}` is defined in the configuration file",
-            req.name
+            name
         )));
     }
     let webhook_token = crate::auth::random_hex(40);
     let rec = ConnectionRecord {
-        name: req.name.clone(),
+        name: name.to_string(),
         hosting: hosting.as_str().into(),
         settings: json!({"company": req.company, "mdp": null, "ionapi": null}),
         secrets: BTreeMap::from([(
             "webhookToken".to_string(),
-            vault.seal(webhook_token.as_bytes(), &aad(&req.name, "webhookToken")),
+            vault.seal(webhook_token.as_bytes(), &aad(name.as_str(), "webhookToken")),
         )]),
         created_at: String::new(),
         created_by: who(&headers),
         updated_at: String::new(),
     };
     if !st.store.create_connection(&rec).await? {
-        return Err(ApiError::Conflict(format!("connection `{}` exists already", req.name)));
+        return Err(ApiError::Conflict(format!("connection `{}` exists already", name)));
     }
-    tracing::info!(connection = %req.name, hosting = hosting.as_str(), "connection created");
-    let mut out = describe_record(&st, &st.store.connection(&req.name).await?.unwrap_or(rec)).await;
+    tracing::info!(connection = %name, hosting = hosting.as_str(), "connection created");
+    let mut out = describe_record(&st, &st.store.connection(name.as_str()).await?.unwrap_or(rec)).await;
     out["webhook"]["token"] = json!(webhook_token);
     out["webhook"]["note"] = json!("the webhook token is shown once; configure it in M3's Event Hub subscription");
     Ok((StatusCode::CREATED, Json(out)))
@@ -382,7 +377,7 @@ async fn set_ionapi(
 
 /// Stop the connection if it runs and start it again from `rec`: `{"running", "error"?}`.
 async fn relaunch(st: &AppState, rec: &ConnectionRecord) -> Result<Value, ApiError> {
-    let Some(launcher) = &st.launcher else {
+    let Some(hub) = &st.hub else {
         return Ok(json!({"running": false, "error": "this process cannot start connections"}));
     };
     let spec = match launch_spec(st.vault()?, rec) {
@@ -392,14 +387,15 @@ async fn relaunch(st: &AppState, rec: &ConnectionRecord) -> Result<Value, ApiErr
     };
     let _restart = st.connections.restarts.lock().await;
     if st.connections.remove(&rec.name).is_some() {
-        launcher.stop(&rec.name).await;
+        hub.stop_connection(&rec.name).await;
     }
-    match launcher.launch(spec).await {
+    match hub.launch(spec).await {
         Ok(rt) => {
             st.connections.insert(rt);
             Ok(json!({"running": true}))
         }
         Err(e) => {
+            let e = e.chain();
             tracing::warn!(connection = %rec.name, error = %e, "connection cannot start");
             Ok(json!({"running": false, "error": e}))
         }
@@ -412,8 +408,8 @@ async fn remove(State(st): State<AppState>, Path(c): Path<String>) -> Result<imp
     stored(&st, &c).await?;
     let _restart = st.connections.restarts.lock().await;
     if st.connections.remove(&c).is_some() {
-        if let Some(l) = &st.launcher {
-            l.stop(&c).await;
+        if let Some(hub) = &st.hub {
+            hub.stop_connection(&c).await;
         }
     }
     st.store.delete_connection(&c).await?;

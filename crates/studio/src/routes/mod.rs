@@ -7,6 +7,7 @@ mod checks;
 mod command_mappings;
 mod commands;
 mod connections;
+mod connector;
 mod dead_letters;
 mod health;
 mod mappings;
@@ -21,7 +22,6 @@ mod tokens;
 mod ui;
 mod webhooks;
 
-use axum::routing::get;
 use axum::Router;
 
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(connections::routes())
-        .route("/api/connections/{c}/connector/channel", get(crate::channel::upgrade))
+        .merge(connector::routes())
         .merge(messages::routes())
         .merge(dead_letters::routes())
         .merge(webhooks::routes())

@@ -9,11 +9,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use mapping::{CompiledMapping, EntityKey};
+use runtime::ConnectionRuntime;
 use serde_json::{json, Value};
 
 use super::query::parse_limit;
 use crate::error::ApiError;
-use crate::state::{connection, AppState, ConnectionRuntime};
+use crate::state::{connection, AppState};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {

@@ -9,6 +9,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 
+use runtime::WebhookAuth;
+
+use crate::auth::constant_time_eq;
 use crate::error::ApiError;
 use crate::state::{connection, AppState};
 
@@ -37,7 +40,7 @@ async fn webhook(
     let auth = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !conn.webhook_auth.accepts(auth) {
+    if !accepts(&conn.webhook_auth, auth) {
         ingest.count_unauthorized();
         tracing::warn!(connection = %c, table = %table, "webhook refused: missing or wrong credentials");
         return Ok((
@@ -64,4 +67,21 @@ async fn webhook(
         other => ApiError::Unavailable(format!("cannot apply the event now: {other}")),
     })?;
     Ok((StatusCode::ACCEPTED, Json(json!(outcome))).into_response())
+}
+
+/// Whether the `Authorization` header value carries credentials `auth` accepts.
+fn accepts(auth: &WebhookAuth, header: Option<&str>) -> bool {
+    use base64::Engine;
+    let Some(h) = header else { return false };
+    if let (Some(token), Some(given)) = (&auth.bearer, h.strip_prefix("Bearer ")) {
+        return constant_time_eq(token.expose().as_bytes(), given.trim().as_bytes());
+    }
+    if let (Some((user, pass)), Some(given)) = (&auth.basic, h.strip_prefix("Basic ")) {
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(given.trim()) else {
+            return false;
+        };
+        let expected = format!("{user}:{}", pass.expose());
+        return constant_time_eq(expected.as_bytes(), &raw);
+    }
+    false
 }

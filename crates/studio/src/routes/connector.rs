@@ -1,99 +1,37 @@
-//! The channel a self-hosted connector calls home on: one WebSocket, opened outbound by the
-//! connector (`GET /api/connections/{c}/connector/channel` with its connector token), so it
+//! `GET /api/connections/{c}/connector/channel`: the channel a self-hosted connector calls
+//! home on. One WebSocket, opened outbound by the connector with its connector token, so it
 //! passes firewalls. The connector says hello, gets the lease of its connection (one connector
-//! per connection), receives its configuration (M3 credentials opened for it alone, deployed
-//! mappings) and every change to it, and sends its status and its messages, which Studio
-//! ingests exactly once and acknowledges.
+//! per connection, [`LeasePolicy::STANDARD`]), receives its configuration (M3 credentials
+//! opened for it alone, deployed mappings) and every change to it, and sends its status and its
+//! messages, which are ingested exactly once and acknowledged. The channel's state, pending
+//! calls and ingest are `runtime::remote`'s; this module is the HTTP and WebSocket side.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ::channel::{
-    ConnectorConfig, FromConnector, MdpCredentials, RefusalCode, ToConnector, Tuning, UplinkItem, MAX_FRAME_BYTES,
-    MAX_HOLDER_LEN,
+    ConnectorConfig, FromConnector, MdpCredentials, RefusalCode, ToConnector, MAX_FRAME_BYTES, MAX_HOLDER_LEN,
 };
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, Path, State};
 use axum::response::Response;
-use serde::Serialize;
-use serde_json::{json, Value};
-use store::{Change, ChangeOp, LeaseOutcome, NewMessage};
-use tokio::sync::watch;
-
-use pipeline::remote_mi::{M3Answer, MiFailure, PendingCall, RemoteMi};
+use axum::routing::get;
+use axum::Router;
+use pipeline::remote_mi::PendingCall;
+use runtime::remote::{ingest, PendingCalls};
+use runtime::{ConnectionRuntime, LeasePolicy};
+use store::LeaseOutcome;
 
 use crate::auth::AuthToken;
 use crate::error::ApiError;
-use crate::state::{AppState, ConnectionRuntime};
+use crate::state::AppState;
 
-/// How long a lease lasts without renewal; the channel renews it every [`RENEW_EVERY`].
-pub const LEASE_TTL: Duration = Duration::from_secs(20);
-/// Renewal period of the lease (and of the token check) while a channel is open.
-pub const RENEW_EVERY: Duration = Duration::from_secs(3);
-
-/// Live channel state of a self-hosted connection, shown by the API and the wizard.
-#[derive(Debug)]
-pub struct RemoteState {
-    info: Mutex<RemoteInfo>,
-    stop: watch::Sender<bool>,
-    /// Studio's M3 calls for this connection (commands, table search, previews), run by the connector.
-    mi: RemoteMi,
-    /// Tuning sent with the configuration.
-    settings: Tuning,
-}
-
-#[derive(Debug, Default, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RemoteInfo {
-    /// `waiting` (never called home), `connected`, `disconnected`.
-    state: &'static str,
-    holder: Option<String>,
-    version: Option<String>,
-    connected_since: Option<String>,
-    last_seen: Option<String>,
-    refused: u64,
-    last_refusal: Option<String>,
-    messages_ingested: u64,
-}
-
-impl RemoteState {
-    /// The state of a connection whose connector has not called home yet; `mi` carries
-    /// command transactions to it, `settings` is its tuning (see [`ConnectorConfig::settings`]).
-    pub fn new(mi: RemoteMi, settings: Tuning) -> Self {
-        Self {
-            info: Mutex::new(RemoteInfo {
-                state: "waiting",
-                ..Default::default()
-            }),
-            stop: watch::channel(false).0,
-            mi,
-            settings,
-        }
-    }
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-impl RemoteState {
-    /// The API's view: `{"state", "holder", "connectedSince", "lastSeen", "refused", ...}`.
-    pub fn describe(&self) -> Value {
-        json!(self.info.lock().expect("lock").clone())
-    }
-
-    /// Close the open channel (the connection stops or Studio shuts down).
-    pub fn close(&self) {
-        let _ = self.stop.send(true);
-    }
-
-    fn update(&self, f: impl FnOnce(&mut RemoteInfo)) {
-        f(&mut self.info.lock().expect("lock"));
-    }
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/connections/{c}/connector/channel", get(upgrade))
 }
 
 /// `GET /api/connections/{c}/connector/channel`: upgrade to the connector channel.
-pub(crate) async fn upgrade(
+async fn upgrade(
     State(st): State<AppState>,
     Path(c): Path<String>,
     token: Option<Extension<AuthToken>>,
@@ -163,7 +101,7 @@ async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig
         }),
         company: spec.company,
         mappings,
-        settings: rt.remote.as_ref().map(|r| r.settings.clone()).unwrap_or_default(),
+        settings: rt.remote.as_ref().map(|r| r.settings().clone()).unwrap_or_default(),
     })
 }
 
@@ -187,7 +125,8 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
         },
         _ => return,
     };
-    match st.store.acquire_lease(&c, &holder, LEASE_TTL).await {
+    let lease = LeasePolicy::STANDARD;
+    match lease.acquire(&st.store, &c, &holder).await {
         Ok(LeaseOutcome::Granted) => {}
         Ok(LeaseOutcome::HeldBy {
             holder: other,
@@ -200,10 +139,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                 "connection `{c}` is served by another connector ({other}); its lease runs until {until} unless renewed"
             );
             tracing::warn!(connection = %c, holder = %holder, other = %other, "connector refused: lease held by another");
-            remote.update(|i| {
-                i.refused += 1;
-                i.last_refusal = Some(format!("{}: {reason}", now()));
-            });
+            remote.refused(&reason);
             refuse(&mut socket, RefusalCode::LeaseHeld, reason).await;
             return;
         }
@@ -213,32 +149,23 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
         }
     }
     tracing::info!(connection = %c, holder = %holder, version = %version, "connector called home");
-    remote.update(|i| {
-        i.state = "connected";
-        i.holder = Some(holder.clone());
-        i.version = Some(version.clone());
-        i.connected_since = Some(now());
-        i.last_seen = Some(now());
-    });
-    let mut stop = remote.stop.subscribe();
+    remote.connected(&holder, &version);
+    let mut stop = remote.closing();
     let mut changes = rt.connector.subscribe_changes();
     changes.mark_changed();
-    let mut renew = tokio::time::interval(RENEW_EVERY);
-    let mut calls = remote.mi.attach();
-    let mut pending: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<M3Answer, MiFailure>>> =
-        Default::default();
-    let mut next_call = 0u64;
+    let mut renew = tokio::time::interval(lease.renew_every);
+    let mut calls = remote.mi().attach();
+    let mut pending = PendingCalls::default();
     let end: String = loop {
         tokio::select! {
             Some(PendingCall { call, reply }) = calls.recv() => {
-                next_call += 1;
-                pending.insert(next_call, reply);
-                let frame = ToConnector::Call { id: next_call, call };
+                let id = pending.register(reply);
+                let frame = ToConnector::Call { id, call };
                 if !send(&mut socket, &frame).await {
                     break "send failed".into();
                 }
             }
-            _ = stop.changed() => break "Studio is stopping".into(),
+            _ = stop.recv() => break "Studio is stopping".into(),
             r = changes.changed() => {
                 if r.is_err() {
                     break "the connection stopped".into();
@@ -264,7 +191,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                         Err(_) => {}
                     }
                 }
-                match st.store.acquire_lease(&c, &holder, LEASE_TTL).await {
+                match lease.acquire(&st.store, &c, &holder).await {
                     Ok(LeaseOutcome::Granted) | Err(_) => {}
                     Ok(LeaseOutcome::HeldBy { holder: other, .. }) => {
                         let reason = format!("lease lost to {other}");
@@ -280,7 +207,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                     Some(Err(e)) => break format!("channel error: {e}"),
                     Some(Ok(_)) => continue,
                 };
-                remote.update(|i| i.last_seen = Some(now()));
+                remote.seen();
                 match FromConnector::decode(&text) {
                     Ok(FromConnector::Status { status }) => {
                         let board = rt.connector.status();
@@ -290,9 +217,9 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                             s.relay = relay;
                         });
                     }
-                    Ok(FromConnector::Messages { items }) => match ingest(&st, &c, items).await {
+                    Ok(FromConnector::Messages { items }) => match ingest(&st.store, &c, items).await {
                         Ok((n, up_to)) => {
-                            remote.update(|i| i.messages_ingested += n);
+                            remote.ingested(n);
                             if !send(&mut socket, &ToConnector::Ack { up_to }).await {
                                 break "send failed".into();
                             }
@@ -302,11 +229,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                             tracing::warn!(connection = %c, error = %e, "connector messages not stored; waiting for a resend");
                         }
                     },
-                    Ok(FromConnector::CallResult { id, result }) => {
-                        if let Some(reply) = pending.remove(&id) {
-                            let _ = reply.send(result);
-                        }
-                    }
+                    Ok(FromConnector::CallResult { id, result }) => pending.answer(id, result),
                     Ok(FromConnector::Hello { .. }) => {}
                     Err(e) => {
                         tracing::warn!(connection = %c, error = %e, "connector frame ignored: not understood");
@@ -320,44 +243,5 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
     if end != "Studio is stopping" {
         let _ = st.store.release_lease(&c, &holder).await;
     }
-    remote.update(|i| {
-        if i.holder.as_deref() == Some(holder.as_str()) {
-            i.state = "disconnected";
-        }
-    });
-}
-
-/// Store a connector's messages exactly once; returns how many were new and the position to
-/// acknowledge.
-async fn ingest(st: &AppState, connection: &str, items: Vec<UplinkItem>) -> Result<(u64, i64), store::StoreError> {
-    let changes: Vec<(i64, String, Change)> = items
-        .into_iter()
-        .map(|m| {
-            let op = if m.deleted {
-                ChangeOp::Delete
-            } else {
-                ChangeOp::Upsert {
-                    hash: xxhash_rust::xxh3::xxh3_64(m.payload.as_bytes()),
-                    state: m.payload.clone(),
-                }
-            };
-            let change = Change {
-                key: m.subject.clone(),
-                op,
-                position: None,
-                message: NewMessage {
-                    id: m.id,
-                    ty: m.ty,
-                    source: m.source,
-                    subject: m.subject,
-                    time: m.time,
-                    dataschema: m.dataschema,
-                    payload: m.payload,
-                },
-            };
-            (m.seq, m.mapping, change)
-        })
-        .collect();
-    let (applied, up_to) = st.store.ingest(connection, &changes).await?;
-    Ok((applied.emitted as u64, up_to))
+    remote.disconnected(&holder);
 }

@@ -1,9 +1,9 @@
-//! The self-hosted connector (`erp-bridge connector --bundle bundle.toml`). It runs on the
-//! customer's network, calls home to Studio over one outbound WebSocket, receives its
-//! configuration (M3 credentials, deployed mappings) and every change to it, reads M3 with the
-//! same connector code as a hosted connection (into a local store in its data folder), and
-//! sends its messages and status home. While Studio is away it keeps polling: messages wait in
-//! the local outbox until Studio acknowledges them.
+//! The self-hosted connector (`erp-bridge connector --bundle bundle.toml`), the client side of
+//! the channel. It runs on the customer's network, calls home to Studio over one outbound
+//! WebSocket, receives its configuration (M3 credentials, deployed mappings) and every change
+//! to it, reads M3 with the same connector code as a hosted connection (into a local store in
+//! its data folder), and sends its messages and status home. While Studio is away it keeps
+//! polling: messages wait in the local outbox until Studio acknowledges them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,14 +15,16 @@ use channel::{ConnectorConfig, FromConnector, ToConnector, UplinkItem};
 use futures_util::{SinkExt, StreamExt};
 use m3::{ClientOptions, IonApi, M3Client, MdpEndpoint, Secret};
 use pipeline::registry::MappingRegistry;
-use pipeline::Connector;
+use pipeline::{Backoff, Connector, Shutdown};
 use serde::Deserialize;
 use serde_json::Value;
 use store::Store;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{info, warn};
+
+/// Reconnection to Studio after a failed or dropped channel.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(15));
 
 /// The bundle Studio hands out for a self-hosted connection.
 #[derive(Clone, Deserialize)]
@@ -247,9 +249,9 @@ impl Local {
 }
 
 /// Run the connector until `shutdown` or until Studio refuses its token.
-pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: Shutdown) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
-    let holder = crate::instance_id(&data_dir, "connector-id")?;
+    let holder = crate::lease::instance_id(&data_dir, "connector-id")?;
     let store = Store::open(&data_dir.join("connector.db")).await?;
     let mut local = Local {
         store,
@@ -270,7 +272,7 @@ pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: watch::Receive
     let mut failures = 0u32;
     loop {
         let outcome = session(&bundle, &holder, &mut local, &mut shutdown).await;
-        if *shutdown.borrow() {
+        if shutdown.is_shutdown() {
             break;
         }
         match outcome {
@@ -288,10 +290,9 @@ pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: watch::Receive
                 }
             },
         }
-        let wait = pipeline::Backoff::new(Duration::from_millis(500), Duration::from_secs(15)).delay(failures.max(1));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => break,
+        shutdown.sleep(RECONNECT.delay(failures.max(1))).await;
+        if shutdown.is_shutdown() {
+            break;
         }
     }
     if let Some(a) = local.active.take() {
@@ -302,12 +303,7 @@ pub async fn run(bundle: Bundle, data_dir: PathBuf, mut shutdown: watch::Receive
 }
 
 /// One connection to Studio: hello, configuration, then messages and status until it drops.
-async fn session(
-    bundle: &Bundle,
-    holder: &str,
-    local: &mut Local,
-    shutdown: &mut watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+async fn session(bundle: &Bundle, holder: &str, local: &mut Local, shutdown: &mut Shutdown) -> anyhow::Result<()> {
     let mut request = bundle.channel_url().into_client_request()?;
     request.headers_mut().insert(
         "Authorization",
@@ -345,7 +341,7 @@ async fn session(
     let mut status = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
-            _ = shutdown.changed() => {
+            _ = shutdown.recv() => {
                 let _ = ws.close(None).await;
                 return Ok(());
             }

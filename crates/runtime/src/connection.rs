@@ -1,15 +1,48 @@
-//! The live connections of this process and how they start and stop. The API reads
-//! [`Connections`]; the binary provides the [`Launcher`] that turns a stored connection into a
-//! running one (M3 client, connector, registries, Kafka), so this crate needs no Kafka.
+//! What a running connection is: its [`ConnectionRuntime`] (connector, registries, command
+//! processor, webhook credentials, channel state), the [`Connections`] of this process, and the
+//! [`LaunchSpec`] a connection starts from.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use m3::{IonApi, MdpEndpoint, Secret};
+use pipeline::command_registry::CommandRegistry;
+use pipeline::commands::CommandProcessor;
+use pipeline::registry::MappingRegistry;
+use pipeline::Connector;
 
-use crate::state::ConnectionRuntime;
+use crate::remote::RemoteState;
+
+/// One running connection, as the API and the hub see it.
+#[derive(Clone)]
+pub struct ConnectionRuntime {
+    /// Connection name.
+    pub name: String,
+    /// The running connector: deployed mappings, status, webhooks.
+    pub connector: Connector,
+    /// Mapping management.
+    pub registry: MappingRegistry,
+    /// Command processing (HTTP submissions use the same processor as the Kafka consumer).
+    pub commands: Option<CommandProcessor>,
+    /// Command mapping management (swaps mappings into `commands`); none = fixed defaults.
+    pub command_registry: Option<CommandRegistry>,
+    /// Credentials M3 must present on webhook calls; none configured = webhooks refused.
+    pub webhook_auth: WebhookAuth,
+    /// For a self-hosted connection: the state of its connector's channel.
+    pub remote: Option<Arc<RemoteState>>,
+    /// For a stored connection: the stored version it runs (`updated_at`); `None` for the
+    /// configured one.
+    pub revision: Option<String>,
+}
+
+/// Credentials accepted on `POST /webhooks/{connection}/{TABLE}`.
+#[derive(Clone, Default)]
+pub struct WebhookAuth {
+    /// `Authorization: Bearer <token>`.
+    pub bearer: Option<Secret>,
+    /// `Authorization: Basic` user and password.
+    pub basic: Option<(String, Secret)>,
+}
 
 /// Connections by name; connections come and go while the API runs.
 #[derive(Default)]
@@ -84,7 +117,7 @@ impl Hosting {
     }
 }
 
-/// Everything needed to start a stored connection (secrets opened for this start only).
+/// Everything needed to start a connection (secrets opened for this start only).
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
     /// Connection name.
@@ -101,15 +134,4 @@ pub struct LaunchSpec {
     pub webhook_token: Option<Secret>,
     /// The stored version this starts from (`updated_at`); `None` for the configured connection.
     pub revision: Option<String>,
-}
-
-/// A boxed future (the launcher is used as a trait object).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Starts and stops connections for the API (implemented by the binary).
-pub trait Launcher: Send + Sync + 'static {
-    /// Start a connection; the caller inserts the runtime into [`Connections`].
-    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<ConnectionRuntime, String>>;
-    /// Stop a connection's tasks (connector, Kafka); a no-op when it does not run.
-    fn stop<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()>;
 }

@@ -1,0 +1,298 @@
+//! The hub: starts, restarts and stops the connections of this process. For each, an M3
+//! client, its connector, its mapping and command registries, its lease (hosted) or channel
+//! state (self-hosted), and its Kafka relay and command consumer. The configured connection
+//! and every stored connection start the same way; a self-hosted connection gets a connector
+//! that only records deployments (its mappings run on the customer's connector, which calls
+//! home) and its M3 calls go through that connector. [`Hub::keep_in_sync`] keeps a replica's
+//! connections in step with the store by their stored revision.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use m3::{ClientOptions, M3Client};
+use pipeline::command_registry::CommandRegistry;
+use pipeline::commands::{CommandProcessor, RetryPolicy};
+use pipeline::registry::MappingRegistry;
+use pipeline::remote_mi::RemoteMi;
+use pipeline::{Connector, ConnectorSettings, Shutdown, ShutdownTrigger};
+use store::{ConnectionRecord, Store, StoreError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::connection::{ConnectionRuntime, Connections, Hosting, LaunchSpec, WebhookAuth};
+use crate::lease::{keep_lease, LeasePolicy};
+use crate::remote::RemoteState;
+use crate::RuntimeError;
+
+/// How often a replica compares its connections with the store.
+const SYNC_EVERY: Duration = Duration::from_secs(3);
+
+/// Starts connections and remembers their tasks so it can stop them.
+pub struct Hub {
+    store: Store,
+    /// Tuning shared by every connection, hosted here or sent to a self-hosted connector.
+    tuning: channel::Tuning,
+    kafka: kafka::KafkaSettings,
+    running: Mutex<HashMap<String, Running>>,
+    /// This process's name as a lease holder.
+    holder: String,
+    lease: LeasePolicy,
+}
+
+struct Running {
+    shutdown: ShutdownTrigger,
+    connector: Connector,
+    remote: Option<Arc<RemoteState>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Hub {
+    /// A hub writing to `store`, with the configured tuning and Kafka settings (no brokers =
+    /// no Kafka); `holder` names this installation in connection leases (stable across
+    /// restarts, so a restarted process takes its leases back at once).
+    pub fn new(store: Store, tuning: channel::Tuning, kafka: kafka::KafkaSettings, holder: String) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            tuning,
+            kafka,
+            running: Mutex::new(HashMap::new()),
+            holder,
+            lease: LeasePolicy::STANDARD,
+        })
+    }
+
+    /// Start one connection. Neither mappings nor command mappings are loaded here (the caller
+    /// applies files first, then calls [`MappingRegistry::sync_deployments`] and reloads
+    /// commands; [`Hub::launch`] does both from the store).
+    pub async fn start(&self, spec: LaunchSpec) -> Result<ConnectionRuntime, RuntimeError> {
+        let client = Arc::new(M3Client::new(
+            spec.ionapi,
+            ClientOptions {
+                company: spec.company,
+                mdp: spec.mdp,
+                ..Default::default()
+            },
+        )?);
+        let remote = spec.hosting == Hosting::SelfHosted;
+        // A self-hosted connection's M3 is reached through its connector, for everything.
+        let via = remote.then(RemoteMi::default);
+        let (shutdown, stop) = ShutdownTrigger::new();
+        let mut tasks = Vec::new();
+        // A hosted connection reads M3 only while this process holds its lease, so that
+        // several replicas sharing one store never poll the same tables twice.
+        let lease = if remote {
+            None
+        } else {
+            let (tx, lease_rx) = watch::channel(false);
+            tasks.push(tokio::spawn(keep_lease(
+                self.lease,
+                self.store.clone(),
+                spec.name.clone(),
+                self.holder.clone(),
+                tx,
+                stop.clone(),
+            )));
+            Some(lease_rx)
+        };
+        // The same tuning a self-hosted connector receives, so both run alike.
+        let settings = ConnectorSettings {
+            remote,
+            lease,
+            via: via.clone(),
+            ..self.tuning.to_settings(&spec.name)?
+        };
+        let connector = Connector::new(client.clone(), self.store.clone(), settings);
+        let registry = MappingRegistry::new(connector.clone(), self.store.clone());
+        // The command mappings come from the store (and `commands_dir`); the registry swaps
+        // them into this processor and every clone of it (HTTP API, Kafka consumer). A
+        // self-hosted connection's transactions run on its connector, over its channel.
+        let mut processor = CommandProcessor::new(
+            client.clone(),
+            self.store.clone(),
+            &spec.name,
+            Vec::new(),
+            RetryPolicy::default(),
+        );
+        let remote_state = via.map(|mi| {
+            processor = processor.clone().through(mi.clone());
+            Arc::new(RemoteState::new(mi, self.tuning.clone()))
+        });
+        let command_registry = CommandRegistry::new(processor.clone(), self.store.clone());
+        if !self.kafka.brokers.is_empty() {
+            tasks.push(tokio::spawn(crate::relay::run(
+                self.kafka.clone(),
+                self.store.clone(),
+                spec.name.clone(),
+                connector.status(),
+                processor.clone(),
+                stop,
+            )));
+        }
+        let runtime = ConnectionRuntime {
+            name: spec.name.clone(),
+            connector: connector.clone(),
+            registry,
+            commands: Some(processor),
+            command_registry: Some(command_registry),
+            webhook_auth: WebhookAuth {
+                bearer: spec.webhook_token,
+                basic: None,
+            },
+            remote: remote_state.clone(),
+            revision: spec.revision.clone(),
+        };
+        let replaced = self.running.lock().expect("lock").insert(
+            spec.name.clone(),
+            Running {
+                shutdown,
+                connector,
+                remote: remote_state,
+                tasks,
+            },
+        );
+        if let Some(old) = replaced {
+            // Two starts raced (an API save and the store sync): only the newest may run.
+            tracing::info!(connection = %spec.name, "connection started again: the previous run stops");
+            stop_running(old).await;
+        }
+        tracing::info!(connection = %spec.name, hosting = spec.hosting.as_str(), "connection started");
+        Ok(runtime)
+    }
+
+    /// Start a stored connection and restore its deployed mappings and command mappings from
+    /// the store; the caller inserts the runtime into [`Connections`].
+    pub async fn launch(&self, spec: LaunchSpec) -> Result<ConnectionRuntime, RuntimeError> {
+        let name = spec.name.clone();
+        let rt = self.start(spec).await?;
+        if let Some(reg) = &rt.command_registry {
+            reg.seed_defaults().await?;
+            reg.reload().await?;
+        }
+        if let Err(e) = rt.registry.sync_deployments().await {
+            self.stop_connection(&name).await;
+            return Err(e.into());
+        }
+        Ok(rt)
+    }
+
+    /// Stop one connection: its connector finishes its current page, Kafka tasks drain, a
+    /// connector channel closes. A no-op when it does not run.
+    pub async fn stop_connection(&self, name: &str) {
+        let Some(r) = self.running.lock().expect("lock").remove(name) else {
+            return;
+        };
+        stop_running(r).await;
+        tracing::info!(connection = %name, "connection stopped");
+    }
+
+    /// Stop every connection.
+    pub async fn stop_all(&self) {
+        let names: Vec<String> = self.running.lock().expect("lock").keys().cloned().collect();
+        for n in names {
+            self.stop_connection(&n).await;
+        }
+    }
+
+    /// Bring `connections` in step with the store once: other replicas create, change and
+    /// delete connections through their own API. New or changed ones (a different stored
+    /// revision, `updated_at`, than the one running) start or restart, deleted ones stop;
+    /// `configured` (the configuration file's connection) is left alone. `open` opens a stored
+    /// connection's secrets into a [`LaunchSpec`] (`None` while it has no `.ionapi` file).
+    pub async fn sync_stored<F>(&self, connections: &Connections, configured: &str, open: &F) -> Result<(), StoreError>
+    where
+        F: Fn(&ConnectionRecord) -> Result<Option<LaunchSpec>, String>,
+    {
+        let _restart = connections.restarts.lock().await;
+        let records = self.store.connections().await?;
+        for rec in &records {
+            if rec.name == configured {
+                continue;
+            }
+            let running = connections.get(&rec.name);
+            if running.as_ref().and_then(|r| r.revision.as_deref()) == Some(rec.updated_at.as_str()) {
+                continue;
+            }
+            let spec = match open(rec) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    tracing::error!(connection = %rec.name, error = %e, "stored connection cannot be opened");
+                    continue;
+                }
+            };
+            if running.is_some() {
+                connections.remove(&rec.name);
+                self.stop_connection(&rec.name).await;
+            }
+            match spec {
+                Some(spec) => match self.launch(spec).await {
+                    Ok(rt) => connections.insert(rt),
+                    Err(e) => {
+                        tracing::error!(connection = %rec.name, error = %e.chain(), "stored connection cannot start")
+                    }
+                },
+                None => tracing::debug!(connection = %rec.name, "stored connection waits for its .ionapi file"),
+            }
+        }
+        for rt in connections.values() {
+            if rt.revision.is_some() && !records.iter().any(|r| r.name == rt.name) {
+                connections.remove(&rt.name);
+                self.stop_connection(&rt.name).await;
+                tracing::info!(connection = %rt.name, "connection deleted elsewhere: stopped");
+            }
+        }
+        Ok(())
+    }
+
+    /// Until `shutdown`, every few seconds: [`Hub::sync_stored`], then the deployments and
+    /// command mappings made through another replica's API. A round under way when shutdown
+    /// comes is dropped (the connections are stopped next, by [`Hub::stop_all`]).
+    pub async fn keep_in_sync<F>(
+        self: Arc<Self>,
+        connections: Arc<Connections>,
+        configured: String,
+        open: F,
+        mut shutdown: Shutdown,
+    ) where
+        F: Fn(&ConnectionRecord) -> Result<Option<LaunchSpec>, String> + Send + Sync,
+    {
+        loop {
+            shutdown.sleep(SYNC_EVERY).await;
+            if shutdown.is_shutdown() {
+                return;
+            }
+            let round = async {
+                if let Err(e) = self.sync_stored(&connections, &configured, &open).await {
+                    tracing::warn!(error = %e, "connections: cannot read the store; retrying");
+                }
+                for rt in connections.values() {
+                    if let Err(e) = rt.registry.sync_deployments().await {
+                        tracing::warn!(connection = %rt.name, error = %e, "mappings: cannot sync deployments");
+                    }
+                    if let Some(commands) = &rt.command_registry {
+                        if let Err(e) = commands.reload().await {
+                            tracing::warn!(connection = %rt.name, error = %e, "command mappings: cannot reload");
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = round => {}
+                _ = shutdown.recv() => return,
+            }
+        }
+    }
+}
+
+/// Stop one run of a connection: its connector finishes its page, then its lease and Kafka
+/// tasks end, and a connector channel closes.
+async fn stop_running(r: Running) {
+    if let Some(remote) = &r.remote {
+        remote.close();
+    }
+    r.connector.shutdown().await;
+    r.shutdown.fire();
+    for t in r.tasks {
+        let _ = t.await;
+    }
+}
