@@ -16,7 +16,7 @@ use pipeline::commands::{CommandProcessor, RetryPolicy};
 use pipeline::registry::MappingRegistry;
 use pipeline::remote_mi::RemoteMi;
 use pipeline::{Connector, ConnectorSettings, Shutdown, ShutdownTrigger};
-use store::{ConnectionRecord, Store, StoreError};
+use store::{Store, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -197,12 +197,15 @@ impl Hub {
     /// Bring `connections` in step with the store once: other replicas create, change and
     /// delete connections through their own API. New or changed ones (a different stored
     /// revision, `updated_at`, than the one running) start or restart, deleted ones stop;
-    /// `configured` (the configuration file's connection) is left alone. `open` opens a stored
-    /// connection's secrets into a [`LaunchSpec`] (`None` while it has no `.ionapi` file).
-    pub async fn sync_stored<F>(&self, connections: &Connections, configured: &str, open: &F) -> Result<(), StoreError>
-    where
-        F: Fn(&ConnectionRecord) -> Result<Option<LaunchSpec>, String>,
-    {
+    /// `configured` (the configuration file's connection) is left alone. A stored connection's
+    /// secrets are opened with `vault` into its [`LaunchSpec`] ([`crate::stored::launch_spec`];
+    /// none while it has no `.ionapi` file).
+    pub async fn sync_stored(
+        &self,
+        connections: &Connections,
+        configured: &str,
+        vault: &vault::Vault,
+    ) -> Result<(), StoreError> {
         let _restart = connections.restarts.lock().await;
         let records = self.store.connections().await?;
         for rec in &records {
@@ -213,7 +216,7 @@ impl Hub {
             if running.as_ref().and_then(|r| r.revision.as_deref()) == Some(rec.updated_at.as_str()) {
                 continue;
             }
-            let spec = match open(rec) {
+            let spec = match crate::stored::launch_spec(vault, rec) {
                 Ok(spec) => spec,
                 Err(e) => {
                     tracing::error!(connection = %rec.name, error = %e, "stored connection cannot be opened");
@@ -247,22 +250,20 @@ impl Hub {
     /// Until `shutdown`, every few seconds: [`Hub::sync_stored`], then the deployments and
     /// command mappings made through another replica's API. A round under way when shutdown
     /// comes is dropped (the connections are stopped next, by [`Hub::stop_all`]).
-    pub async fn keep_in_sync<F>(
+    pub async fn keep_in_sync(
         self: Arc<Self>,
         connections: Arc<Connections>,
         configured: String,
-        open: F,
+        vault: vault::Vault,
         mut shutdown: Shutdown,
-    ) where
-        F: Fn(&ConnectionRecord) -> Result<Option<LaunchSpec>, String> + Send + Sync,
-    {
+    ) {
         loop {
             shutdown.sleep(SYNC_EVERY).await;
             if shutdown.is_shutdown() {
                 return;
             }
             let round = async {
-                if let Err(e) = self.sync_stored(&connections, &configured, &open).await {
+                if let Err(e) = self.sync_stored(&connections, &configured, &vault).await {
                     tracing::warn!(error = %e, "connections: cannot read the store; retrying");
                 }
                 for rt in connections.values() {

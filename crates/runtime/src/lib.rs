@@ -11,6 +11,7 @@
 //! - [`remote`]: Studio's data side of a self-hosted connector's channel (its live state,
 //!   pending M3 calls, exactly-once ingest of its messages).
 //! - [`connector`]: the self-hosted connector itself, the client side of the channel.
+//! - [`stored`]: a stored connection's sealed secrets opened into its [`LaunchSpec`].
 //!
 //! Studio (HTTP) calls this crate directly; the binary wires configuration to it.
 
@@ -22,6 +23,7 @@ pub mod hub;
 pub mod lease;
 pub mod relay;
 pub mod remote;
+pub mod stored;
 
 pub use connection::{ConnectionRuntime, Connections, Hosting, LaunchSpec, WebhookAuth};
 pub use error::RuntimeError;

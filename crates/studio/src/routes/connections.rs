@@ -15,12 +15,12 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use m3::{ClientOptions, IonApi, M3Client, MdpEndpoint};
+use runtime::stored::{aad, launch_spec, open_secret, stored_mdp};
 use runtime::Hosting;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use store::ConnectionRecord;
 
-use crate::connections::{aad, launch_spec, open_secret, stored_mdp};
 use crate::error::ApiError;
 use crate::state::{connection, AppState};
 

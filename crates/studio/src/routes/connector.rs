@@ -75,8 +75,8 @@ async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("connection `{}` is no longer stored", rt.name))?;
     let vault = st.vault.as_ref().ok_or("no vault configured")?;
-    let spec = crate::connections::launch_spec(vault, &rec)?.ok_or("no .ionapi file saved")?;
-    let ionapi = crate::connections::open_secret(vault, &rec, "ionapi")?.unwrap_or_default();
+    let spec = runtime::stored::launch_spec(vault, &rec)?.ok_or("no .ionapi file saved")?;
+    let ionapi = runtime::stored::open_secret(vault, &rec, "ionapi")?.unwrap_or_default();
     let mut mappings = Vec::new();
     for m in rt.registry.list().await.map_err(|e| e.to_string())? {
         let Some(v) = m.deployed_version else { continue };

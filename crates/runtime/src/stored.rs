@@ -1,11 +1,12 @@
-//! Stored connections outside HTTP: their names, where their sealed secrets are bound, and the
-//! [`LaunchSpec`] their secrets open into (for the launcher, the connector channel and the
-//! binary's key rotation). Their routes are `routes/connections.rs`.
+//! Stored connections' secrets: where a sealed secret is bound ([`aad`]), opening one
+//! ([`open_secret`]), and the [`LaunchSpec`] a stored connection's secrets open into
+//! ([`launch_spec`]), for the hub's replica sync, Studio's routes and the binary's key rotation.
+//! The AAD strings are part of the stored data: changing them makes stored secrets unreadable.
 
 use m3::{IonApi, MdpEndpoint, Secret};
 use store::ConnectionRecord;
 
-use runtime::{Hosting, LaunchSpec};
+use crate::connection::{Hosting, LaunchSpec};
 
 /// Where a sealed secret of a connection is stored: binds the ciphertext to it.
 pub fn aad(connection: &str, field: &str) -> String {
@@ -22,7 +23,7 @@ pub fn open_secret(vault: &vault::Vault, rec: &ConnectionRecord, field: &str) ->
 }
 
 /// A stored connection's on-premises Metadata Publisher, its password opened.
-pub(crate) fn stored_mdp(vault: &vault::Vault, rec: &ConnectionRecord) -> Result<Option<MdpEndpoint>, String> {
+pub fn stored_mdp(vault: &vault::Vault, rec: &ConnectionRecord) -> Result<Option<MdpEndpoint>, String> {
     let Some(m) = rec.settings.get("mdp").filter(|m| !m.is_null()) else {
         return Ok(None);
     };
