@@ -12,6 +12,7 @@ use mapping::catalog::{self, Column, ColumnKind, Table};
 use crate::commit::CommitQueue;
 use crate::error::SimError;
 use crate::modes::SimModes;
+use crate::rows::Rows;
 use crate::webhook::Op;
 
 /// Scale of the fixed-point decimals used for numeric comparisons (9 decimals).
@@ -93,7 +94,8 @@ pub(crate) enum KeyPart {
 #[derive(Debug, Clone)]
 pub(crate) struct TableData {
     pub schema: Arc<TableSchema>,
-    pub rows: BTreeMap<Vec<KeyPart>, Vec<String>>,
+    /// The rows by key, with their LMTS index; changed only through [`Rows`]' methods.
+    pub rows: Rows,
 }
 
 /// Which write the audit fields are set for.
@@ -353,11 +355,12 @@ impl Db {
         let tables = schemas()
             .into_iter()
             .map(|s| {
+                let lmts_pos = s.column_pos(&s.def.column_for_field("LMTS"));
                 (
                     s.def.name.clone(),
                     TableData {
                         schema: Arc::new(s),
-                        rows: BTreeMap::new(),
+                        rows: Rows::new(lmts_pos),
                     },
                 )
             })

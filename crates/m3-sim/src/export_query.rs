@@ -15,11 +15,13 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::Bound;
 
 use mapping::catalog::ColumnKind;
 
 use crate::db::{key_part, parse_dec, KeyPart, TableData};
 use crate::modes::CompanyCondition;
+use crate::rows::StampRange;
 
 /// An error in a query: where (1-based character position) and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -686,8 +688,8 @@ fn literal_key(data: &TableData, pos: usize, lit: &Val) -> Option<KeyPart> {
     }
 }
 
-fn key_range(filter: Option<&Compiled>, data: &TableData, cono: u32) -> KeyRange {
-    let schema = &data.schema;
+/// The top-level `and`s of a filter that compare a column with a literal.
+fn conjuncts(filter: Option<&Compiled>) -> Vec<(usize, CmpOp, &Val)> {
     let mut conjuncts = Vec::new();
     let mut stack: Vec<&Compiled> = filter.into_iter().collect();
     while let Some(c) = stack.pop() {
@@ -699,6 +701,11 @@ fn key_range(filter: Option<&Compiled>, data: &TableData, cono: u32) -> KeyRange
             other => conjuncts.extend(column_vs_literal(other)),
         }
     }
+    conjuncts
+}
+
+fn key_range(conjuncts: &[(usize, CmpOp, &Val)], data: &TableData, cono: u32) -> KeyRange {
+    let schema = &data.schema;
     let cono_pos = schema.cono_pos();
     let mut range = KeyRange {
         prefix: vec![key_part(schema.col(cono_pos), &cono.to_string())],
@@ -721,6 +728,96 @@ fn key_range(filter: Option<&Compiled>, data: &TableData, cono: u32) -> KeyRange
         break;
     }
     range
+}
+
+impl KeyRange {
+    /// Whether a key lies in the range (the keys a key-order scan would visit).
+    fn contains(&self, key: &[KeyPart]) -> bool {
+        if !key.starts_with(&self.prefix) {
+            return false;
+        }
+        let Some(part) = key.get(self.prefix.len()) else {
+            return true;
+        };
+        self.lower.as_ref().is_none_or(|l| part >= l)
+            && self
+                .upper
+                .as_ref()
+                .is_none_or(|(u, inclusive)| part < u || (*inclusive && part == u))
+    }
+}
+
+/// Bounds on the change timestamp (xxLMTS) that every matching row satisfies, from the
+/// top-level `and`s comparing it with a number; `None` when nothing bounds it.
+///
+/// `eval` compares LMTS numerically when both sides parse, and every stored LMTS is an
+/// integer in [`parse_dec`] units, so `> x` is `>= x + 1` and `< x` is `<= x - 1`.
+fn stamp_range(conjuncts: &[(usize, CmpOp, &Val)], data: &TableData) -> Option<StampRange> {
+    let lmts = data.rows.lmts_pos()?;
+    if data.schema.col(lmts).kind == ColumnKind::Alpha {
+        // Compared as text: numeric bounds would not hold.
+        return None;
+    }
+    let (mut lo, mut hi): (Option<i128>, Option<i128>) = (None, None);
+    for (p, op, lit) in conjuncts {
+        let Val::Lit { num: Some(x), .. } = lit else {
+            continue;
+        };
+        if *p != lmts {
+            continue;
+        }
+        let x = *x;
+        let (l, h) = match op {
+            CmpOp::Eq => (Some(x), Some(x)),
+            CmpOp::Ge => (Some(x), None),
+            CmpOp::Gt => (Some(x.saturating_add(1)), None),
+            CmpOp::Le => (None, Some(x)),
+            CmpOp::Lt => (None, Some(x.saturating_sub(1))),
+            CmpOp::Ne => (None, None),
+        };
+        lo = lo.max(l);
+        hi = match (hi, h) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    if lo.is_none() && hi.is_none() {
+        return None;
+    }
+    let bound = |v: Option<i128>| v.map_or(Bound::Unbounded, Bound::Included);
+    Some(StampRange {
+        lower: bound(lo),
+        upper: bound(hi),
+    })
+}
+
+/// The rows in key order that a window on the change timestamp bounds, read through the
+/// LMTS index, when that is cheaper than the key-order scan of `range`: `None` when the
+/// filter does not bound LMTS, the key range is one row, or the window holds too many rows.
+/// `limit` is how many matches the scan could stop after.
+fn rows_by_stamp<'a>(
+    conjuncts: &[(usize, CmpOp, &Val)],
+    data: &'a TableData,
+    range: &KeyRange,
+    limit: usize,
+) -> Option<Vec<&'a Vec<String>>> {
+    if range.prefix.len() >= data.schema.key_pos.len() {
+        return None;
+    }
+    let stamps = stamp_range(conjuncts, data)?;
+    let total = data.rows.len();
+    // Reading a row through the index costs a few times what the scan pays for a row.
+    const INDEX_COST: usize = 4;
+    // A scan that can stop after `limit` matches reads about limit * total / n rows of a
+    // window of n rows, so the index pays when INDEX_COST * n <= that (and <= total).
+    let mut cap = total / INDEX_COST;
+    if limit != usize::MAX {
+        let by_limit = (limit as f64 * total as f64 / INDEX_COST as f64).sqrt() as usize;
+        cap = cap.min(by_limit);
+    }
+    let mut keys = data.rows.keys_by_stamp(stamps, cap, |k| range.contains(k))?;
+    keys.sort_unstable();
+    Some(keys.into_iter().filter_map(|k| data.rows.get(k)).collect())
 }
 
 /// One `order by` value of a row, parsed once for sorting.
@@ -802,7 +899,10 @@ pub struct QueryResult {
 ///
 /// Rows are visited in key order within the part of the key the top-level `and`s pin down
 /// (a point read touches one row); without `order by` (or with one the key order already
-/// satisfies) the scan stops after `maxrecs` matches; only matching rows are copied.
+/// satisfies) the scan stops after `maxrecs` matches; only matching rows are copied. When
+/// the top-level `and`s bound the change timestamp (xxLMTS) to a window holding few rows,
+/// only the window's rows are read (through the table's LMTS index) and put in key order
+/// first, so the answer is the same as the scan's.
 pub(crate) fn run(
     q: &Query,
     data: &TableData,
@@ -835,27 +935,33 @@ pub(crate) fn run(
             .iter()
             .zip(&schema.key_pos[1..])
             .all(|(&(p, desc), &k)| p == k && !desc);
-    let range = key_range(filter.as_ref(), data, cono);
-    let mut start = range.prefix.clone();
-    start.extend(range.lower.clone());
+    let conjuncts = conjuncts(filter.as_ref());
+    let range = key_range(&conjuncts, data, cono);
     let limit = if maxrecs == 0 || !key_ordered {
         usize::MAX
     } else {
         maxrecs
     };
-    let n = range.prefix.len();
-    let mut matched: Vec<&Vec<String>> = data
-        .rows
-        .range(start..)
-        .take_while(|(k, _)| k.starts_with(&range.prefix))
-        .take_while(|(k, _)| match (&range.upper, k.get(n)) {
-            (Some((u, inclusive)), Some(part)) => part < u || (*inclusive && part == u),
-            _ => true,
-        })
-        .map(|(_, r)| r)
-        .filter(|r| filter.as_ref().is_none_or(|f| eval(f, r)))
-        .take(limit)
-        .collect();
+    let keep = |r: &&Vec<String>| filter.as_ref().is_none_or(|f| eval(f, r));
+    let mut matched: Vec<&Vec<String>> = match rows_by_stamp(&conjuncts, data, &range, limit) {
+        Some(window) => window.into_iter().filter(keep).take(limit).collect(),
+        None => {
+            let mut start = range.prefix.clone();
+            start.extend(range.lower.clone());
+            let n = range.prefix.len();
+            data.rows
+                .range_from(&start)
+                .take_while(|(k, _)| k.starts_with(&range.prefix))
+                .take_while(|(k, _)| match (&range.upper, k.get(n)) {
+                    (Some((u, inclusive)), Some(part)) => part < u || (*inclusive && part == u),
+                    _ => true,
+                })
+                .map(|(_, r)| r)
+                .filter(keep)
+                .take(limit)
+                .collect()
+        }
+    };
     if !key_ordered {
         matched = sort_rows(matched, &order, data, maxrecs);
     }
@@ -927,13 +1033,63 @@ mod tests {
             )
             .unwrap();
         }
-        let lmts = {
-            let data = &db.tables["MITMAS"];
-            let p = data.schema.column_pos("MMLMTS").unwrap();
+        // Changes after the seed move rows in the LMTS index: updates (some through the
+        // late-commit queue), deletes, a re-insert; several share one timestamp.
+        let schema = db.tables["MITMAS"].schema.clone();
+        let item = |n: u32| crate::db::Db::make_key(&schema, &["100", &format!("A{n:06}")]).unwrap();
+        for n in [3, 40, 41, 90, 120, 121, 122] {
+            db.update("MITMAS", &item(n), &[("MMITDS", "Changed")], "T").unwrap();
+        }
+        for n in [5, 60, 121] {
+            db.delete("MITMAS", &item(n), "T").unwrap();
+        }
+        db.modes.commit_delay_ms = 3_600_000;
+        for n in [7, 8, 60] {
+            if n == 60 {
+                db.insert("MITMAS", &[("MMITNO", "A000060"), ("MMITDS", "Again")], "T", 100)
+                    .unwrap();
+            } else {
+                db.update("MITMAS", &item(n), &[("MMITDS", "Late")], "T").unwrap();
+            }
+        }
+        db.commit_all();
+        for t in db.tables.values() {
+            assert!(t.rows.index_in_step(), "{}", t.schema.def.name);
+        }
+        // Sorted LMTS values of a table (as decimals, the units of a query literal).
+        let stamps = |table: &str, col: &str| {
+            let data = &db.tables[table];
+            let p = data.schema.column_pos(col).unwrap();
             let mut v: Vec<i128> = data.rows.values().map(|r| parse_dec(&r[p]).unwrap()).collect();
             v.sort();
-            (v[v.len() / 3], v[2 * v.len() / 3])
+            v.into_iter().map(|x| x / 1_000_000_000).collect::<Vec<_>>()
         };
+        let v = stamps("MITMAS", "MMLMTS");
+        let lmts = (v[v.len() / 3], v[2 * v.len() / 3]);
+        // Narrow windows, which the LMTS index answers.
+        let (n0, n1, newest) = (v[v.len() / 2], v[v.len() / 2 + 12], v[v.len() - 1]);
+        let (head, tail) = (v[6], v[v.len() - 15]);
+        let ol = stamps("OOLINE", "OBLMTS");
+        let (o0, o1) = (ol[ol.len() / 4], ol[ol.len() / 4 + 9]);
+        let narrow = [
+            format!("MMCONO, MMITNO, MMLMTS from MITMAS where MMLMTS >= {n0} and MMLMTS < {n1}"),
+            format!("MMITNO, MMLMTS from MITMAS where MMLMTS = {newest} and MMITNO > 'A000050'"),
+            format!("MMITNO, MMLMTS from MITMAS where MMLMTS = {newest}"),
+            format!("MMITNO, MMLMTS from MITMAS where MMLMTS >= {tail}"),
+            format!("MMITNO, MMLMTS from MITMAS where MMLMTS > {tail}"),
+            format!("MMITNO, MMLMTS from MITMAS where MMLMTS <= {head}"),
+            format!("MMITNO from MITMAS where {n1} > MMLMTS and MMLMTS >= {n0} and MMITDS <> ''"),
+            format!("MMITNO from MITMAS where MMLMTS > {n0}.5 and MMLMTS <= '{n1}'"),
+            format!("MMITNO from MITMAS where MMLMTS >= {n1} and MMLMTS < {n0}"),
+            format!("MMITNO, MMLMTS from MITMAS where MMLMTS >= {n0} and MMLMTS < {n1} order by MMLMTS desc"),
+            format!("MMITNO from MITMAS where MMLMTS >= {n0} and MMLMTS < {n1} order by MMITNO"),
+            format!("MMITNO from MITMAS where MMLMTS >= {n0} and MMLMTS <= {n1} and MMCONO = 200"),
+            format!("MMITNO from MITMAS where MMLMTS >= {n0} and MMITNO >= 'A000100' and MMITNO < 'A000200'"),
+            format!("MMITNO from MITMAS where MMLMTS <> {n0} and MMLMTS >= {n0} and MMLMTS < {n1}"),
+            format!("MMITNO from MITMAS where MMLMTS >= {n0} and MMLMTS < {n1} and MMLMTS > {n0}"),
+            format!("MMITNO from MITMAS where (MMLMTS >= {n0} and MMLMTS < {n1}) and not MMSTAT = '90'"),
+            format!("OBORNO, OBPONR, OBLMTS from OOLINE where OBLMTS >= {o0} and OBLMTS < {o1}"),
+        ];
         let queries = [
             "* from MITMAS where MMITNO = 'A000001'".to_string(),
             "MMITNO from MITMAS where MMITNO = 'A000001 '".into(),
@@ -961,11 +1117,24 @@ mod tests {
             "OBORNO, OBPONR from OOLINE where OBORNO = '1000005' and OBPONR > '10' and OBPONR <= 30".into(),
             "OBORNO, OBPONR from OOLINE where OBORNO = '1000007' and OBPONR = 10 and OBPOSX = 0".into(),
             "OBORNO, OBPONR from OOLINE where OBORNO > '1000090' order by OBORNO, OBPONR".into(),
+            format!("MMITNO from MITMAS where MMLMTS >= {}", lmts.0),
+            format!("MMITNO from MITMAS where MMLMTS > {} and MMLMTS = MMLMTS", lmts.1),
         ];
         let mut nonempty = 0;
-        for q in &queries {
+        let mut by_index = 0;
+        for q in narrow.iter().chain(&queries) {
             let parsed = parse(q).unwrap();
             let data = &db.tables[&parsed.table];
+            let filter = parsed
+                .filter
+                .as_ref()
+                .map(|f| compile(f, data, CompanyCondition::Honoured).unwrap());
+            let conj = conjuncts(filter.as_ref());
+            let indexed = rows_by_stamp(&conj, data, &key_range(&conj, data, 100), usize::MAX).is_some();
+            by_index += usize::from(indexed);
+            if narrow.contains(q) {
+                assert!(indexed, "{q}: expected a read through the LMTS index");
+            }
             for company in [CompanyCondition::Honoured, CompanyCondition::Ignored] {
                 for cono in [100, 200] {
                     for maxrecs in [0, 1, 5] {
@@ -991,7 +1160,9 @@ mod tests {
                 }
             }
         }
-        assert!(nonempty > queries.len() * 4, "too few queries return rows: {nonempty}");
+        let total = narrow.len() + queries.len();
+        assert!(nonempty > total * 4, "too few queries return rows: {nonempty}");
+        assert!(by_index < total, "every query read through the LMTS index");
     }
 
     fn col(s: &str) -> Operand {

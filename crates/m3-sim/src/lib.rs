@@ -54,6 +54,7 @@ pub mod export_query;
 mod http;
 pub mod mi;
 pub mod modes;
+mod rows;
 mod seed;
 mod snapshot;
 mod webhook;

@@ -619,7 +619,7 @@ fn lst_by_key(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiRep
     let cono = KeyPart::Num(i128::from(call.cono) * 1_000_000_000);
     let records = db.tables[e.table]
         .rows
-        .range(from..)
+        .range_from(&from)
         .take_while(|(k, _)| k[0] == cono)
         .take(limit(call.maxrecs))
         .map(|(_, row)| record(&schema, &def.outputs, row))
@@ -667,7 +667,7 @@ fn lst_line(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply
     let from = vec![cono.clone(), orno_part.clone(), ponr, posx];
     let records = db.tables["OOLINE"]
         .rows
-        .range(from..)
+        .range_from(&from)
         .take_while(|(k, _)| k[0] == cono && k[1] == orno_part)
         .take(limit(call.maxrecs))
         .map(|(_, row)| record(&schema, &def.outputs, row))

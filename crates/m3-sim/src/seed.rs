@@ -533,10 +533,13 @@ pub(crate) fn mark_separators(db: &mut Db, mode: SeparatorValues) {
         .filter_map(|c| schema.column_pos(c))
         .map(|p| (p, usize::from(schema.col(p).length)))
         .collect();
-    for row in data.rows.values_mut().step_by(97) {
-        for &(p, len) in &cols {
-            row[p] = modes::with_separators(&row[p], len);
-        }
+    let keys: Vec<_> = data.rows.keys().step_by(97).cloned().collect();
+    for key in &keys {
+        data.rows.update(key, |row| {
+            for &(p, len) in &cols {
+                row[p] = modes::with_separators(&row[p], len);
+            }
+        });
     }
 }
 

@@ -166,7 +166,7 @@ pub(crate) fn load_into(db: &mut Db, path: &Path) -> Result<(), SimError> {
         }
         loaded += rows.len();
         if let Some(data) = db.tables.get_mut(&name) {
-            data.rows = rows;
+            data.rows.replace_all(rows);
         }
     }
     db.last_ms = db.last_ms.max(max_lmts);

@@ -107,7 +107,7 @@ impl Workload {
             .skip(start)
             .chain(data.rows.iter().take(start))
             .find(|(_, r)| r[cono_pos] == cono)
-            .map(|(k, r)| (k.clone(), r.clone()))
+            .map(|(k, r)| (k.to_vec(), r.clone()))
     }
 
     fn insert(&mut self, db: &mut Db, cono: u32, user: &str) -> Result<(), crate::SimError> {
