@@ -12,8 +12,9 @@ import { h, clear, m3Dot, dot, errorBox, num, when, copyText } from '../dom.js';
 
 export const name = 'wizard';
 
-const NAME_RE = /^[a-z][a-z0-9_-]*$/;
-const NAME_HINT = 'Lower case letters, digits, dashes and underscores, starting with a letter (at most 40); it appears in URLs and topic names.';
+// The server's rule (mapping::ConnectionName): 1 to 40 of these characters.
+const NAME_RE = /^[a-z0-9_-]{1,40}$/;
+const NAME_HINT = 'Lower case letters, digits, dashes and underscores (at most 40); it appears in URLs and topic names.';
 const POLL_MS = 2000;
 
 function check(ok, what, message, id) {
@@ -67,7 +68,7 @@ export async function render(root, params) {
     const v = nameInput.value;
     const ok = v === '' || NAME_RE.test(v);
     mark(nameInput, !ok);
-    nameHint.textContent = ok ? NAME_HINT : 'Use lower case letters, digits, dashes and underscores, starting with a letter.';
+    nameHint.textContent = ok ? NAME_HINT : 'Use lower case letters, digits, dashes and underscores (at most 40).';
   });
   const companyInput = h('input#conn-company', { type: 'number', min: 0, max: 999, step: 1, placeholder: 'e.g. 100', inputMode: 'numeric', 'aria-describedby': 'conn-company-hint' });
   const hostingNote = h('div');
