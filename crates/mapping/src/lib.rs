@@ -2,6 +2,7 @@
 //! No I/O lives here; this is the hot path and it is benchmarked.
 
 pub mod catalog;
+pub mod command;
 pub mod compiled;
 pub mod connection_name;
 pub mod convert;
