@@ -1,5 +1,5 @@
 //! The connector of one connection: deploys and undeploys mappings, each run by its own
-//! [`Worker`](crate::source::worker) (initial load, polling, reconciliation beside it), and
+//! `Worker` (`source::worker`) (initial load, polling, reconciliation beside it), and
 //! hands webhook hints to the workers of their table. Every write is one store transaction:
 //! messages, entity state and cursor together.
 

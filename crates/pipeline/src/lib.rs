@@ -1,13 +1,13 @@
 //! The connector: turns M3 tables into messages. Sources (initial load, polling on the change
-//! timestamp, key reconciliation for deletes) read M3, mappings project rows, and every page is
-//! written to the store's outbox together with the cursor that produced it.
+//! timestamp, reconciliation in both directions, webhook hints; see [`source`]) read M3 in
+//! windows, mappings project rows, and every page is written to the store's outbox together
+//! with the cursor that produced it. Also the command processor (M3 MI transactions).
 
 pub mod backoff;
 pub mod command_registry;
 pub mod commands;
 pub mod connector;
 pub mod error;
-pub mod query;
 pub mod registry;
 pub mod remote_mi;
 pub mod schedule;

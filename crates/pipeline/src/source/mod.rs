@@ -1,7 +1,7 @@
 //! Change-detection sources of one deployed mapping, each in its own file: the initial load
 //! (and scheduled full re-sync), polling on the change timestamp, reconciliation in both
 //! directions (beside polling), and webhook hints. All read M3 in [`window`]s through the
-//! [`reader`], on documented `EXPORTMI` ground only; the [`worker`] runs them and writes what
+//! `reader`, on documented `EXPORTMI` ground only; the `worker` runs them and writes what
 //! they find, with the cursor, in one store transaction.
 
 pub mod event;

@@ -28,7 +28,7 @@ impl Worker {
                 .table
                 .column(c)
                 .is_some_and(|col| col.kind != ColumnKind::Alpha);
-            if numeric && !crate::query::is_number(v.trim()) {
+            if numeric && !crate::source::window::is_number(v.trim()) {
                 return Err(PipelineError::Webhook(format!(
                     "column {c}: expected a number, got {v:?}"
                 )));

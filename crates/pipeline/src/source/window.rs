@@ -306,9 +306,19 @@ impl Density {
     }
 }
 
+/// `-?digits(.digits)?`: what may stand unquoted in a query.
+pub fn is_number(v: &str) -> bool {
+    let v = v.strip_prefix('-').unwrap_or(v);
+    let (int, frac) = v.split_once('.').unwrap_or((v, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn literal(kind: ColumnKind, value: &str) -> String {
     match kind {
-        ColumnKind::Numeric | ColumnKind::Date if crate::query::is_number(value) => value.to_string(),
+        ColumnKind::Numeric | ColumnKind::Date if is_number(value) => value.to_string(),
         _ => format!("'{}'", value.replace('\'', "''")),
     }
 }
@@ -413,6 +423,16 @@ mod tests {
             ]
         );
         assert!(d.split(&again[1], &sample, 2).is_none(), "one key cannot be split");
+    }
+
+    #[test]
+    fn only_plain_numbers_stand_unquoted() {
+        for n in ["0", "-12", "3.50", "20261130"] {
+            assert!(is_number(n), "{n}");
+        }
+        for t in ["", "-", "1.", ".5", "1e3", "12a", "1 2"] {
+            assert!(!is_number(t), "{t}");
+        }
     }
 
     #[test]
