@@ -2,10 +2,11 @@
 //! with an idempotent producer, and marks messages published only once the broker acknowledged
 //! them. While the broker is away, messages wait in the outbox; nothing is lost or reordered.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use pipeline::{RelayStatus, StatusBoard};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use store::Store;
 use tracing::{info, warn};
@@ -74,15 +75,38 @@ impl Relay {
     }
 
     /// Publish until `shutdown` turns true.
+    ///
+    /// Batches overlap: while the broker acknowledges one batch, the next is read from the
+    /// outbox and sent. Acknowledgements are awaited oldest batch first, so the acknowledged
+    /// prefix (what `mark_published` records) only ever grows in log order; the idempotent
+    /// producer keeps per-partition order across the batches in flight.
     pub async fn run(mut self, mut shutdown: pipeline::Shutdown) {
         let mut failures = 0u32;
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+        // The last sequence number handed to the producer; `None` = read from the first
+        // unacknowledged message (at the start, and after a failure).
+        let mut sent_up_to: Option<i64> = None;
         info!(connection = %self.connection, topic = %self.topic, "relay started");
         loop {
             if shutdown.is_shutdown() {
                 break;
             }
-            let wait = match self.publish_batch().await {
-                Ok(0) => {
+            let step = if in_flight.len() < BATCHES_IN_FLIGHT {
+                match self.send_batch(sent_up_to).await {
+                    Ok(Some(batch)) => {
+                        sent_up_to = Some(batch.last_seq);
+                        in_flight.push_back(batch);
+                        continue;
+                    }
+                    Ok(None) if in_flight.is_empty() => Ok(0),
+                    Ok(None) => self.settle(in_flight.pop_front().expect("a batch in flight")).await,
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.settle(in_flight.pop_front().expect("a batch in flight")).await
+            };
+            let wait = match step {
+                Ok(0) if in_flight.is_empty() => {
                     failures = 0;
                     Duration::from_millis(100)
                 }
@@ -92,6 +116,9 @@ impl Relay {
                 }
                 Err(e) => {
                     failures += 1;
+                    // Whatever else is in flight is sent again from the outbox.
+                    in_flight.clear();
+                    sent_up_to = None;
                     let wait =
                         pipeline::Backoff::new(Duration::from_millis(500), Duration::from_secs(30)).delay(failures);
                     warn!(connection = %self.connection, error = %e, retry_in = ?wait, "relay: publishing failed; messages stay in the outbox");
@@ -115,6 +142,12 @@ impl Relay {
                 shutdown.sleep(wait).await;
             }
         }
+        // Record what the broker acknowledged of the batches still in flight, in order.
+        while let Some(batch) = in_flight.pop_front() {
+            if self.settle(batch).await.is_err() {
+                break;
+            }
+        }
         // Let in-flight deliveries finish before stopping.
         let _ = tokio::task::spawn_blocking(move || {
             use rdkafka::producer::Producer;
@@ -123,26 +156,24 @@ impl Relay {
         .await;
     }
 
-    /// Send the next batch; mark the acknowledged prefix. Returns how many were published.
-    async fn publish_batch(&self) -> Result<usize, String> {
-        let batch = self
-            .store
-            .unpublished(&self.connection, self.batch)
-            .await
-            .map_err(|e| e.to_string())?;
-        if batch.is_empty() {
-            return Ok(0);
+    /// Read the next unacknowledged messages after `after` and hand them to the producer.
+    /// `None` when there is nothing to send.
+    async fn send_batch(&self, after: Option<i64>) -> Result<Option<InFlight>, String> {
+        let batch = match after {
+            None => self.store.unpublished(&self.connection, self.batch).await,
+            Some(seq) => self.store.unpublished_after(&self.connection, seq, self.batch).await,
         }
+        .map_err(|e| e.to_string())?;
         let mut deliveries = Vec::with_capacity(batch.len());
         for m in &batch {
-            let (headers, value) = cloudevents::encode(m, self.structured);
+            let (headers, value) = cloudevents::encode(m, self.structured, &self.settings.schema_base_url);
             let record = FutureRecord::to(&self.topic)
                 .key(m.subject.as_bytes())
                 .payload(&value)
                 .headers(headers);
             match self.producer.send_result(record) {
                 Ok(d) => deliveries.push((m.seq, d)),
-                // Local queue full: publish what is queued, the rest goes next round.
+                // Local queue full: send what is queued, the rest goes with the next batch.
                 Err((e, _)) => {
                     if deliveries.is_empty() {
                         return Err(e.to_string());
@@ -151,9 +182,18 @@ impl Relay {
                 }
             }
         }
+        Ok(deliveries
+            .last()
+            .map(|&(last_seq, _)| last_seq)
+            .map(|last_seq| InFlight { last_seq, deliveries }))
+    }
+
+    /// Wait for a batch's acknowledgements and mark the acknowledged prefix. Returns how many
+    /// were marked; an error if any delivery failed (its prefix is still marked).
+    async fn settle(&self, batch: InFlight) -> Result<usize, String> {
         let mut acked = None;
         let mut error = None;
-        for (seq, d) in deliveries {
+        for (seq, d) in batch.deliveries {
             match d.await {
                 Ok(Ok(_)) if error.is_none() => acked = Some(seq),
                 Ok(Ok(_)) => {}
@@ -182,4 +222,15 @@ impl Relay {
             None => Ok(published),
         }
     }
+}
+
+/// How many batches may wait for the broker's acknowledgement at once: two keep the producer
+/// busy while one batch is being acknowledged and marked.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// A batch handed to the producer, waiting for its acknowledgements.
+struct InFlight {
+    /// The sequence number of its last message.
+    last_seq: i64,
+    deliveries: Vec<(i64, DeliveryFuture)>,
 }

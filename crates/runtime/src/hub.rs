@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::connection::{ConnectionRuntime, Connections, Hosting, LaunchSpec, WebhookAuth};
-use crate::lease::{keep_lease, LeasePolicy};
+use crate::lease::{keep_lease, LeasePolicy, Share, REPLICA_TTL};
 use crate::remote::RemoteState;
 use crate::RuntimeError;
 
@@ -38,6 +38,10 @@ pub struct Hub {
     /// This process's name as a lease holder.
     holder: String,
     lease: LeasePolicy,
+    /// This replica's fair share of the hosted connections, dealt by [`Hub::share_leases`].
+    share: watch::Sender<Share>,
+    /// The live replicas at the last heartbeat (`None` before the first).
+    replicas: Mutex<Option<Vec<String>>>,
 }
 
 struct Running {
@@ -59,6 +63,8 @@ impl Hub {
             running: Mutex::new(HashMap::new()),
             holder,
             lease: LeasePolicy::STANDARD,
+            share: watch::Sender::new(Share::Any),
+            replicas: Mutex::new(None),
         })
     }
 
@@ -91,6 +97,7 @@ impl Hub {
                 spec.name.clone(),
                 self.holder.clone(),
                 tx,
+                self.share.subscribe(),
                 stop.clone(),
             )));
             Some(lease_rx)
@@ -154,6 +161,7 @@ impl Hub {
         if let Some(old) = replaced {
             // Two starts raced (an API save and the store sync): only the newest may run.
             tracing::info!(connection = %spec.name, "connection started again: the previous run stops");
+        self.deal();
             stop_running(old).await;
         }
         tracing::info!(connection = %spec.name, hosting = spec.hosting.as_str(), "connection started");
@@ -186,6 +194,7 @@ impl Hub {
         tracing::info!(connection = %name, "connection stopped");
     }
 
+        self.deal();
     /// Stop every connection.
     pub async fn stop_all(&self) {
         let names: Vec<String> = self.running.lock().expect("lock").keys().cloned().collect();
@@ -259,6 +268,61 @@ impl Hub {
     ) {
         loop {
             shutdown.sleep(SYNC_EVERY).await;
+    ) {
+        let share = tokio::spawn(self.clone().share_leases(shutdown.clone()));
+        self.sync_rounds(connections, configured, vault, &mut shutdown).await;
+        let _ = share.await;
+    }
+
+    /// Until `shutdown`, every renewal period: announce this replica in the store, read the
+    /// live replicas and deal the hosted connections among them ([`Share::deal`]); each
+    /// connection's lease loop takes or hands over its lease by that deal. On shutdown the
+    /// replica leaves, so the others deal its connections among themselves at once.
+    async fn share_leases(self: Arc<Self>, mut shutdown: Shutdown) {
+        while !shutdown.is_shutdown() {
+            match self.store.replica_heartbeat(&self.holder, REPLICA_TTL).await {
+                Ok(replicas) => {
+                    *self.replicas.lock().expect("lock") = Some(replicas);
+                    self.deal();
+                }
+                Err(e) => tracing::warn!(error = %e, "replicas: cannot renew this replica's heartbeat"),
+            }
+            shutdown.sleep(self.lease.renew_every).await;
+        }
+        let _ = self.store.replica_leave(&self.holder).await;
+    }
+
+    /// Deal the hosted connections running here among the replicas last seen (a no-op before
+    /// the first heartbeat): after every heartbeat, and when a connection starts or stops.
+    fn deal(&self) {
+        let Some(replicas) = self.replicas.lock().expect("lock").clone() else {
+            return;
+        };
+        let hosted: std::collections::BTreeSet<String> = self
+            .running
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, r)| r.remote.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let share = Share::deal(&hosted, &replicas, &self.holder);
+        self.share.send_if_modified(|current| {
+            if *current == share {
+                return false;
+            }
+            tracing::info!(replicas = replicas.len(), share = ?share, "hosted connections dealt among the replicas");
+            *current = share;
+            true
+        });
+    }
+
+    async fn sync_rounds(
+        &self,
+        connections: Arc<Connections>,
+        configured: String,
+        vault: vault::Vault,
+        shutdown: &mut Shutdown,
             if shutdown.is_shutdown() {
                 return;
             }

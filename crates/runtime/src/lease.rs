@@ -4,6 +4,7 @@
 //! channel lasts). Both take and renew it with [`LeasePolicy::STANDARD`]; [`instance_id`] is
 //! this installation's name as a holder.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,43 +35,121 @@ impl LeasePolicy {
     }
 }
 
+/// Which hosted connections this replica should hold, from the replicas sharing the store.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Share {
+    /// Not known yet (no heartbeat answered): take any lease that is free, as a lone process would.
+    #[default]
+    Any,
+    /// Exactly these: this replica's fair share.
+    Only(BTreeSet<String>),
+}
+
+impl Share {
+    /// Whether `connection` belongs to this replica.
+    pub fn includes(&self, connection: &str) -> bool {
+        match self {
+            Share::Any => true,
+            Share::Only(set) => set.contains(connection),
+        }
+    }
+
+    /// The fair share of `me`: the hosted connections and the live replicas, each sorted, are
+    /// dealt out in turn (connection `i` to replica `i mod R`), so every replica computes the
+    /// same deal and each holds ⌈C/R⌉ or ⌊C/R⌋ of them. A replica missing from `replicas`
+    /// (its heartbeat not written yet) takes none.
+    pub fn deal(connections: &BTreeSet<String>, replicas: &[String], me: &str) -> Share {
+        let mut replicas: Vec<&String> = replicas.iter().collect();
+        replicas.sort();
+        replicas.dedup();
+        let Some(mine) = replicas.iter().position(|r| r.as_str() == me) else {
+            return Share::Only(BTreeSet::new());
+        };
+        Share::Only(
+            connections
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % replicas.len() == mine)
+                .map(|(_, c)| c.clone())
+                .collect(),
+        )
+    }
+}
+
+/// How long a replica's heartbeat counts: shorter than a lease, so that the connections of a
+/// replica that died are dealt to the others before its leases lapse.
+pub const REPLICA_TTL: Duration = Duration::from_secs(10);
+
+/// How long a holder that hands a connection over waits between stopping its reads and giving
+/// the lease back: its worker checks the lease before every page, so the page under way ends
+/// first. Every page's writes commit with its cursor, so the new holder starts after it.
+const HANDOVER_GRACE: Duration = Duration::from_secs(2);
+
+/// How often a replica asks for a lease that is its share but held by another (during a
+/// handover), so that it takes it soon after the old holder lets go.
+const CLAIM_EVERY: Duration = Duration::from_secs(1);
+
 /// Hold (take, renew) a hosted connection's lease until `shutdown`, publishing whether this
-/// process holds it; released on shutdown so another replica takes over at once.
+/// process holds it; released on shutdown so another replica takes over at once. A connection
+/// outside this replica's [`Share`] is handed over: reads stop, then the lease is released.
 pub(crate) async fn keep_lease(
     policy: LeasePolicy,
     store: Store,
     connection: String,
     holder: String,
     held: watch::Sender<bool>,
+    mut share: watch::Receiver<Share>,
     mut shutdown: Shutdown,
 ) {
     let mut renewed = tokio::time::Instant::now();
     let mut first = true;
     while !shutdown.is_shutdown() {
-        match policy.acquire(&store, &connection, &holder).await {
-            Ok(LeaseOutcome::Granted) => {
-                renewed = tokio::time::Instant::now();
-                if !*held.borrow() {
-                    tracing::info!(connection = %connection, holder = %holder, "lease taken: this process reads M3 for the connection");
-                    let _ = held.send(true);
-                }
-            }
-            Ok(LeaseOutcome::HeldBy { holder: other, .. }) => {
-                if *held.borrow() || first {
-                    tracing::info!(connection = %connection, other = %other, "lease held by another process: standing by");
-                }
+        let mine = share.borrow_and_update().includes(&connection);
+        let mut wait = policy.renew_every;
+        if !mine {
+            if *held.borrow() {
+                tracing::info!(connection = %connection, holder = %holder, "handing the connection over to another replica (fair share)");
                 let _ = held.send(false);
+                shutdown.sleep(HANDOVER_GRACE).await;
+                let _ = store.release_lease(&connection, &holder).await;
             }
-            Err(e) => {
-                // Without renewal the lease may pass to another process: stop reading in time.
-                tracing::warn!(connection = %connection, error = %e, "lease renewal failed");
-                if renewed.elapsed() + policy.renew_every >= policy.ttl {
+        } else {
+            match policy.acquire(&store, &connection, &holder).await {
+                Ok(LeaseOutcome::Granted) => {
+                    renewed = tokio::time::Instant::now();
+                    if !*held.borrow() {
+                        tracing::info!(connection = %connection, holder = %holder, "lease taken: this process reads M3 for the connection");
+                        let _ = held.send(true);
+                    }
+                }
+                Ok(LeaseOutcome::HeldBy { holder: other, .. }) => {
+                    if *held.borrow() || first {
+                        tracing::info!(connection = %connection, other = %other, "lease held by another process: standing by");
+                    }
                     let _ = held.send(false);
+                    if matches!(*share.borrow(), Share::Only(_)) {
+                        wait = CLAIM_EVERY;
+                    }
+                }
+                Err(e) => {
+                    // Without renewal the lease may pass to another process: stop reading in time.
+                    tracing::warn!(connection = %connection, error = %e, "lease renewal failed");
+                    if renewed.elapsed() + policy.renew_every >= policy.ttl {
+                        let _ = held.send(false);
+                    }
                 }
             }
         }
         first = false;
-        shutdown.sleep(policy.renew_every).await;
+        tokio::select! {
+            _ = shutdown.sleep(wait) => {}
+            changed = share.changed() => {
+                if changed.is_err() {
+                    // The hub is gone: no more deals, renew on the clock.
+                    shutdown.sleep(wait).await;
+                }
+            }
+        }
     }
     let _ = store.release_lease(&connection, &holder).await;
 }

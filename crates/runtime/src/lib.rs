@@ -28,5 +28,5 @@ pub mod stored;
 pub use connection::{ConnectionRuntime, Connections, Hosting, LaunchSpec, WebhookAuth};
 pub use error::RuntimeError;
 pub use hub::Hub;
-pub use lease::{instance_id, LeasePolicy};
+pub use lease::{instance_id, LeasePolicy, Share};
 pub use remote::RemoteState;

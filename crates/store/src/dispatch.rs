@@ -172,6 +172,9 @@ delegate! {
     /// Messages of a connection not yet acknowledged by the broker, oldest first.
     fn unpublished(&self, connection: &str, limit: u32) -> Vec<StoredMessage>;
 
+    /// Like `unpublished`, but only messages after `after_seq` (those before it are in flight).
+    fn unpublished_after(&self, connection: &str, after_seq: i64, limit: u32) -> Vec<StoredMessage>;
+
     /// Mark every message of a connection up to `seq` as acknowledged by the broker.
     fn mark_published(&self, connection: &str, up_to_seq: i64) -> u64;
 
@@ -275,4 +278,11 @@ delegate! {
 
     /// Give a lease back (a clean stop); false if `holder` did not hold it.
     fn release_lease(&self, connection: &str, holder: &str) -> bool;
+
+    /// Announce (or renew) `holder` as a live replica for `ttl`; returns every live replica's
+    /// holder id, sorted, this one included.
+    fn replica_heartbeat(&self, holder: &str, ttl: Duration) -> Vec<String>;
+
+    /// Remove `holder` from the live replicas (a clean stop).
+    fn replica_leave(&self, holder: &str) -> ();
 }

@@ -402,6 +402,26 @@ where
     pub async fn mark_published(&self, connection: &str, up_to_seq: i64) -> Result<u64, StoreError> {
         let r = sqlx::query(
             "UPDATE outbox SET published_at = $1 WHERE connection = $2 AND seq <= $3 AND published_at IS NULL",
+    /// Like [`unpublished`](Self::unpublished), but only messages after `after_seq`: the relay
+    /// reads the next batch while the broker still acknowledges the ones before it.
+    pub async fn unpublished_after(
+        &self,
+        connection: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE connection = $1 AND published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(connection)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(message_from_row).collect())
+    }
+
         )
         .bind(now())
         .bind(connection)
@@ -912,6 +932,39 @@ where
     /// connection's write transaction, so no writer of it is between taking a `seq` and
     /// committing.
     pub(crate) async fn last_connection_seq(conn: &mut DB::Connection, connection: &str) -> Result<i64, StoreError> {
+    /// Announce (or renew) `holder` as a live replica for `ttl`; returns every live replica's
+    /// holder id, sorted, this one included. Replicas gone for a while are forgotten.
+    pub async fn replica_heartbeat(&self, holder: &str, ttl: std::time::Duration) -> Result<Vec<String>, StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        sqlx::query(
+            "INSERT INTO replicas (holder, expires_at) VALUES ($1, $2)
+             ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(holder)
+        .bind(now_ms + ttl.as_millis() as i64)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM replicas WHERE expires_at < $1")
+            .bind(now_ms - 3_600_000)
+            .execute(&self.pool)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT holder FROM replicas WHERE expires_at > $1 ORDER BY holder")
+                .bind(now_ms)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Remove `holder` from the live replicas (a clean stop).
+    pub async fn replica_leave(&self, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM replicas WHERE holder = $1")
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE connection = $1")
                 .bind(connection)
