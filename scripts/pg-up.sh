@@ -8,6 +8,7 @@
 # Prints shell lines for eval on stdout (progress goes to stderr):
 #   export ERP_BRIDGE_TEST_PG_URL=postgres://postgres@127.0.0.1:<port>/postgres
 #   export PG_STATE_DIR=<state-dir>
+#   export ERP_BRIDGE_TEST_PG_CA=<state-dir>/tls/ca.crt   (when openssl is there, see TLS below)
 # Stop it with scripts/pg-down.sh (reads $PG_STATE_DIR, or pass the folder).
 #
 # The cluster: `initdb -A trust -U postgres` (no password: it listens on 127.0.0.1 and on a Unix
@@ -15,6 +16,10 @@
 # initdb and postgres refuse to run as root: as root the cluster runs as $PG_RUN_AS, by default the
 # `postgres` user when it exists (Debian's package creates it), else `nobody`; the state folder is
 # given to that user (so it must not lie inside a folder closed to it, such as /root).
+# TLS: with openssl on the PATH the cluster also accepts TLS (`ssl=on`), with a server certificate
+# for 127.0.0.1 and localhost signed by a throwaway CA made here (`<state-dir>/tls/ca.crt`), so that
+# `sslmode=require` and `sslmode=verify-full&sslrootcert=<ca.crt>` can be tested; plain connections
+# keep working. Without openssl the cluster runs without TLS (and no CA is exported).
 set -euo pipefail
 
 # --- CI: install PostgreSQL when its binaries are absent (a fresh Debian machine) ----------------
@@ -73,11 +78,37 @@ if [ ! -f "$STATE/data/PG_VERSION" ]; then
   as_user "$PG_BIN/initdb" -D "$STATE/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync \
     >"$STATE/initdb.log" 2>&1 || { cat "$STATE/initdb.log" >&2; exit 1; }
 fi
+# --- TLS: a throwaway CA and a server certificate it signs (made once per state folder) ---------
+TLS_OPTS=""
+TLS="$STATE/tls"
+if command -v openssl >/dev/null 2>&1; then
+  if [ ! -f "$TLS/server.crt" ]; then
+    mkdir -p "$TLS"
+    {
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -subj "/CN=erp-bridge test CA" -keyout "$TLS/ca.key" -out "$TLS/ca.crt" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=127.0.0.1" -keyout "$TLS/server.key" -out "$TLS/server.csr" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$TLS/server.ext" &&
+      openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$TLS/server.ext" -out "$TLS/server.crt"
+    } >"$STATE/tls.log" 2>&1 || { cat "$STATE/tls.log" >&2; echo "pg-up: cannot make the TLS certificates" >&2; exit 1; }
+    chmod 600 "$TLS/server.key" "$TLS/ca.key"
+    [ "$(id -u)" -eq 0 ] && chown -R "$RUN_AS" "$TLS"
+  fi
+  TLS_OPTS="-c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key"
+else
+  echo "pg-up: openssl not found; PostgreSQL runs without TLS" >&2
+fi
+
 as_user "$PG_BIN/pg_ctl" -D "$STATE/data" -l "$STATE/postgres.log" -w -t 60 \
-  -o "-k $STATE -h 127.0.0.1 -p $PORT -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  -o "-k $STATE -h 127.0.0.1 -p $PORT -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 $TLS_OPTS" \
   start >&2 || { cat "$STATE/postgres.log" >&2; exit 1; }
 
 URL="postgres://postgres@127.0.0.1:$PORT/postgres"
-echo "pg-up: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') at $URL (state $STATE)" >&2
+echo "pg-up: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') at $URL (state $STATE${TLS_OPTS:+, TLS with CA $TLS/ca.crt})" >&2
 echo "export ERP_BRIDGE_TEST_PG_URL=$URL"
 echo "export PG_STATE_DIR=$STATE"
+[ -n "$TLS_OPTS" ] && echo "export ERP_BRIDGE_TEST_PG_CA=$TLS/ca.crt"
+exit 0

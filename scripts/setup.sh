@@ -11,6 +11,13 @@
 #      npm (the browser driver), postgresql (the store's PostgreSQL tests).
 #   2. `npm ci --prefix ui-tests` when ui-tests/node_modules is missing or was installed from another
 #      package-lock.json (a sha256 stamp in node_modules records which one).
+#   2b. the conformance suite's validators (crates/erp-bridge/tests/api/conformance.rs): promtool
+#      (Debian `prometheus`; its server is not left running), python3-venv, a virtualenv
+#      conformance/.venv from conformance/requirements.txt (jsonschema with format checkers, the
+#      CloudEvents SDK, kafka-python) and `npm ci --prefix conformance` (@asyncapi/parser), each
+#      redone only when its requirements file or lock changed (sha256 stamps, as in step 2).
+#   2c. a virtualenv ~/.cache/erp-bridge-venv ($ERP_BRIDGE_VENV) from conformance/openapi_requirements.txt
+#      (openapi-spec-validator, openapi-core) for the OpenAPI check, redone when the file changed.
 #   3. the tansu Kafka-protocol broker, built once by scripts/tansu-build.sh into ~/.cache (cold: ~20
 #      min on 2 cores); exports TANSU_BIN. A TANSU_BIN already pointing to a program is kept.
 #   4. cargo-nextest (`cargo install` when missing; without it scripts/test uses cargo test).
@@ -32,6 +39,10 @@ command -v npm >/dev/null 2>&1 || setup_missing+=(npm)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   setup_missing+=(postgresql)
 fi
+command -v promtool >/dev/null 2>&1 || setup_missing+=(prometheus)
+command -v openssl >/dev/null 2>&1 || setup_missing+=(openssl) # scripts/pg-up.sh: PostgreSQL's TLS certificates
+command -v python3 >/dev/null 2>&1 || setup_missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || setup_missing+=(python3-venv)
 if [ ${#setup_missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null 2>&1 || {
     setup_note "missing: ${setup_missing[*]} (no apt-get here: install them by hand)"; exit 1; }
@@ -46,6 +57,10 @@ if [ ${#setup_missing[@]} -gt 0 ]; then
     $SETUP_SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${setup_missing[@]}"; } \
     >"$setup_apt_log" 2>&1 || { cat "$setup_apt_log" >&2; setup_note "apt-get failed (log above)"; exit 1; }
   rm -f "$setup_apt_log"
+  # Only promtool is wanted from `prometheus`: do not leave its server running.
+  if [[ " ${setup_missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $SETUP_SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 # --- 2. The browser test's driver (playwright-core drives the system Chromium; no download) ---------
@@ -56,6 +71,37 @@ if [ ! -d "$SETUP_ROOT/ui-tests/node_modules/playwright-core" ] || [ "$(cat "$se
   npm ci --prefix "$SETUP_ROOT/ui-tests" --no-audit --no-fund >&2
   echo "$setup_lock_sum" >"$setup_stamp"
 fi
+
+# --- 2b. The conformance suite's validators ------------------------------------------------------
+setup_req_sum="$(sha256sum "$SETUP_ROOT/conformance/requirements.txt" | cut -d' ' -f1)"
+setup_venv="$SETUP_ROOT/conformance/.venv"
+if [ ! -x "$setup_venv/bin/python" ] || [ "$(cat "$setup_venv/.installed-from.sha256" 2>/dev/null)" != "$setup_req_sum" ]; then
+  setup_note "python venv conformance/.venv (conformance/requirements.txt)"
+  python3 -m venv --clear "$setup_venv" >&2
+  "$setup_venv/bin/pip" install --quiet --disable-pip-version-check -r "$SETUP_ROOT/conformance/requirements.txt" >&2
+  echo "$setup_req_sum" >"$setup_venv/.installed-from.sha256"
+fi
+setup_lock_sum="$(sha256sum "$SETUP_ROOT/conformance/package-lock.json" | cut -d' ' -f1)"
+setup_stamp="$SETUP_ROOT/conformance/node_modules/.installed-from-lock.sha256"
+if [ ! -d "$SETUP_ROOT/conformance/node_modules/@asyncapi/parser" ] || [ "$(cat "$setup_stamp" 2>/dev/null)" != "$setup_lock_sum" ]; then
+  setup_note "npm ci --prefix conformance"
+  npm ci --prefix "$SETUP_ROOT/conformance" --no-audit --no-fund >&2
+  echo "$setup_lock_sum" >"$setup_stamp"
+fi
+
+# --- 2c. The OpenAPI conformance check's Python validators ----------------------------------------
+# openapi-spec-validator and openapi-core (conformance/openapi_requirements.txt) in a virtualenv
+# ~/.cache/erp-bridge-venv ($ERP_BRIDGE_VENV), for crates/erp-bridge/tests/api/openapi.rs; redone
+# only when the requirements file changed. @redocly/cli comes with `npm ci --prefix conformance`.
+setup_oa_req_sum="$(sha256sum "$SETUP_ROOT/conformance/openapi_requirements.txt" | cut -d' ' -f1)"
+setup_oa_venv="${ERP_BRIDGE_VENV:-$HOME/.cache/erp-bridge-venv}"
+if [ ! -x "$setup_oa_venv/bin/python" ] || [ "$(cat "$setup_oa_venv/.installed-from.sha256" 2>/dev/null)" != "$setup_oa_req_sum" ]; then
+  setup_note "python venv $setup_oa_venv (conformance/openapi_requirements.txt)"
+  python3 -m venv --clear "$setup_oa_venv" >&2
+  "$setup_oa_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$SETUP_ROOT/conformance/openapi_requirements.txt" >&2
+  echo "$setup_oa_req_sum" >"$setup_oa_venv/.installed-from.sha256"
+fi
+export ERP_BRIDGE_VENV="$setup_oa_venv"
 
 # --- 3. The Kafka-protocol broker (each Kafka test starts its own on a free port) -------------------
 if [ -z "${TANSU_BIN:-}" ] || [ ! -x "$TANSU_BIN" ]; then

@@ -38,10 +38,15 @@ pub struct App {
     server_stop: ShutdownTrigger,
     /// Stops the replica sync.
     sync_stop: ShutdownTrigger,
+    /// Stops the outbox pruning task.
+    prune_stop: ShutdownTrigger,
+    prune: JoinHandle<()>,
     hub: Arc<Hub>,
     server: JoinHandle<()>,
     sync: JoinHandle<()>,
     simulator: Option<EmbeddedSim>,
+    /// Held while the app runs; released when it is dropped.
+    _folder_lock: runtime::FolderLock,
 }
 
 /// The demo's simulator: its server, workload and snapshot file.
@@ -56,8 +61,16 @@ struct EmbeddedSim {
 impl App {
     /// Start everything `cfg` describes.
     pub async fn start(mut cfg: Config) -> anyhow::Result<App> {
+        // The HTTP port is taken before anything starts (store, simulator, connectors), so that a
+        // port in use stops the start at once, with nothing to undo.
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+            .await
+            .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
+        let api_addr = listener.local_addr()?;
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", cfg.data_dir.display()))?;
+        // One process per data folder: a second one is refused here, naming the holder's pid.
+        let folder_lock = runtime::FolderLock::acquire(&cfg.data_dir)?;
         let store = match &cfg.store.url {
             Some(url) => Store::connect(url).await.context("store.url")?,
             None => Store::open(&cfg.data_dir.join("erp-bridge.db")).await?,
@@ -65,6 +78,9 @@ impl App {
 
         let vault = open_vault(&cfg, &store).await?;
         let holder = instance_id(&cfg.data_dir, "instance-id")?;
+        // Messages' `dataschema` and the schemas' `$id` are absolute URIs under this base.
+        let schema_base_url = cfg.http.schema_base_url(api_addr);
+        cfg.kafka.schema_base_url = schema_base_url.clone();
         let hub = Hub::new(store.clone(), tuning(&cfg.connection), cfg.kafka.clone(), holder);
         let (ionapi_file, simulator, configured) = if cfg.connection.enabled {
             let (ionapi_file, simulator) = match &cfg.connection.ionapi_file {
@@ -94,6 +110,13 @@ impl App {
         }
         hub.sync_stored(&connections, configured_name, &vault).await?;
 
+        let (prune_stop, prune_shutdown) = ShutdownTrigger::new();
+        let prune = tokio::spawn(runtime::retention::run(
+            store.clone(),
+            cfg.outbox.policy(!cfg.kafka.brokers.is_empty()),
+            cfg.outbox.prune_interval,
+            prune_shutdown,
+        ));
         let admin_token = studio::auth::bootstrap(&store, cfg.auth.bootstrap_token.as_deref()).await?;
         if !cfg.auth.enabled {
             tracing::warn!("auth.enabled = false: the API answers anyone who can reach it");
@@ -105,11 +128,13 @@ impl App {
             vault: Some(vault.clone()),
             hub: Some(hub.clone()),
             public_url: cfg.http.public_url.clone(),
+            schema_base_url,
+            contact_email: cfg.http.contact_email.clone(),
+            kafka: cfg.kafka.clone(),
+            outbound: studio::Outbound {
+                allowed_hosts: cfg.outbound.allowed_hosts.clone(),
+            },
         };
-        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-            .await
-            .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
-        let api_addr = listener.local_addr()?;
         let (sync_stop, sync_shutdown) = ShutdownTrigger::new();
         let sync = tokio::spawn(hub.clone().keep_in_sync(
             state.connections.clone(),
@@ -118,10 +143,10 @@ impl App {
             sync_shutdown,
         ));
         let (server_stop, mut server_shutdown) = ShutdownTrigger::new();
+        let limits = cfg.http.limits();
         let server = tokio::spawn(async move {
             let shutdown = async move { server_shutdown.recv().await };
-            let app = studio::router(state).into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = studio::server::serve(listener, studio::router(state), limits, shutdown).await {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
@@ -143,10 +168,13 @@ impl App {
             admin_token,
             server_stop,
             sync_stop,
+            prune_stop,
+            prune,
             hub,
             server,
             sync,
             simulator,
+            _folder_lock: folder_lock,
         })
     }
 
@@ -155,6 +183,8 @@ impl App {
     pub async fn shutdown(self) {
         self.sync_stop.fire();
         let _ = self.sync.await;
+        self.prune_stop.fire();
+        let _ = self.prune.await;
         self.hub.stop_all().await;
         self.server_stop.fire();
         let _ = self.server.await;

@@ -1,11 +1,12 @@
 //! The `erp-bridge` command line: its clap definitions, and the conversion of what was given
-//! into the library's configuration and options (flags over the configuration file, checked).
+//! into the library's configuration and options (flags over the configuration file, checked),
+//! and the log output.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use erp_bridge::bench::{BenchOptions, Measures};
-use erp_bridge::config::Config;
+use erp_bridge::config::{Config, LogFormat};
 use erp_bridge::mapping_client::{MappingTask, RemoteOptions};
 
 #[derive(Parser)]
@@ -14,6 +15,10 @@ pub struct Cli {
     /// TOML configuration file (settings can also come from ERP_BRIDGE__SECTION__KEY variables).
     #[arg(long, global = true, env = "ERP_BRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr: `text` (colour only on a terminal) or `json` (for log collectors);
+    /// default `log.format` of the configuration (`ERP_BRIDGE__LOG__FORMAT`), else `text`.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,11 +63,33 @@ pub enum Command {
     Mapping(MappingArgs),
 }
 
+/// Send log lines to stderr in `flag`'s format, else the configuration's (`log.format` in
+/// `config` or `ERP_BRIDGE__LOG__FORMAT`; a configuration that cannot be read is reported by the
+/// command that loads it): colour only when stderr is a terminal. `RUST_LOG` filters.
+pub fn init_logging(flag: Option<LogFormat>, config: Option<&Path>) {
+    use std::io::IsTerminal;
+    let format = flag.unwrap_or_else(|| Config::load_log(config).map(|l| l.format).unwrap_or_default());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+}
+
 /// `bench --only`: a subset of the measures.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum BenchOnly {
     /// The bare EXPORTMI paging and the initial load, with its memory figures.
     InitialLoad,
+    /// The initial load (to fill the store), then the read-model HTTP latencies.
+    ReadModels,
+    /// Many small connections in one process: memory per connection and idle CPU.
+    Connections,
 }
 
 #[derive(Subcommand)]
@@ -212,6 +239,9 @@ pub struct BenchArgs {
     /// default: the configuration's.
     #[arg(long)]
     pub load_parallelism: Option<usize>,
+    /// Hosted connections in the many-connections measure (0: skip it).
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
     /// Run only these measures.
     #[arg(long, value_enum)]
     pub only: Option<BenchOnly>,
@@ -230,6 +260,7 @@ impl BenchArgs {
             store_url,
             latency_ms,
             load_parallelism,
+            connections,
             only,
         } = self;
         if let Some(p) = load_parallelism {
@@ -249,9 +280,12 @@ impl BenchArgs {
             store_url,
             latency_ms,
             load_parallelism,
+            connections,
             measures: match only {
                 None => Measures::All,
                 Some(BenchOnly::InitialLoad) => Measures::InitialLoad,
+                Some(BenchOnly::ReadModels) => Measures::ReadModels,
+                Some(BenchOnly::Connections) => Measures::Connections,
             },
         })
     }

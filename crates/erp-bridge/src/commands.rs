@@ -1,19 +1,22 @@
 //! The bodies of the binary's subcommands, once parsed: `up` and `studio` start an [`App`] and
-//! print where it answers, `connector` runs a self-hosted connector until a signal, `sim` the
-//! M3 simulator alone, `bench` the measures. Each runs until Ctrl-C (or its end) and returns
-//! the error that stopped it; the binary chooses the exit code.
+//! print where it answers, `connector` runs a self-hosted connector, `sim` the M3 simulator
+//! alone, `bench` the measures. Each runs until SIGINT (Ctrl-C) or SIGTERM (containers, systemd),
+//! then stops cleanly and returns `Ok`, or returns the error that stopped it; the binary chooses
+//! the exit code.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::bench::{self, BenchOptions};
 use crate::config::Config;
 use crate::App;
 
-/// `erp-bridge up`: the whole product with `cfg`, until Ctrl-C.
+/// `erp-bridge up`: the whole product with `cfg`, until SIGINT or SIGTERM.
 pub async fn up(cfg: Config) -> anyhow::Result<()> {
+    let mut stop = StopSignals::install()?;
     let app = App::start(cfg).await?;
     let c = &app.connection;
     println!("erp-bridge is up");
@@ -55,15 +58,17 @@ pub async fn up(cfg: Config) -> anyhow::Result<()> {
     }
     print_admin_token(&app);
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    println!("stopping...");
+    let signal = stop.recv().await;
+    println!("stopping ({signal})...");
     app.shutdown().await;
     println!("stopped; the next start resumes from the stored cursor");
     Ok(())
 }
 
-/// `erp-bridge studio`: Studio and the API without a connection of its own, until Ctrl-C.
+/// `erp-bridge studio`: Studio and the API without a connection of its own, until SIGINT or
+/// SIGTERM.
 pub async fn studio(mut cfg: Config) -> anyhow::Result<()> {
+    let mut stop = StopSignals::install()?;
     cfg.connection.enabled = false;
     let app = App::start(cfg).await?;
     println!("erp-bridge Studio is up (no connection of its own; set one up in Studio)");
@@ -71,8 +76,10 @@ pub async fn studio(mut cfg: Config) -> anyhow::Result<()> {
     println!("  health / readiness:   {0}/healthz  {0}/readyz", app.api_url);
     print_admin_token(&app);
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    let signal = stop.recv().await;
+    println!("stopping ({signal})...");
     app.shutdown().await;
+    println!("stopped");
     Ok(())
 }
 
@@ -87,20 +94,43 @@ fn print_admin_token(app: &App) {
     }
 }
 
-/// `erp-bridge connector`: the self-hosted connector of `bundle`, until Ctrl-C or SIGTERM.
+/// `erp-bridge connector`: the self-hosted connector of `bundle`, until SIGINT or SIGTERM.
 /// [`connector_exit_code`] tells the binary's exit code from its error.
 pub async fn connector(bundle: runtime::connector::Bundle, data_dir: PathBuf) -> anyhow::Result<()> {
+    let mut signals = StopSignals::install()?;
     let (stop, shutdown) = pipeline::ShutdownTrigger::new();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let signal = signals.recv().await;
+        tracing::info!(%signal, "connector stopping");
         stop.fire();
     });
     runtime::connector::run(bundle, data_dir, shutdown).await
+}
+
+/// The signals that ask for a clean stop: SIGINT (Ctrl-C) and SIGTERM (`kill`, containers,
+/// systemd). Installed before anything starts, so that a signal during the start is not lost
+/// and does not kill the process.
+pub struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    /// Take over SIGINT and SIGTERM.
+    pub fn install() -> anyhow::Result<StopSignals> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// Wait for one of them; its name.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
 }
 
 /// The exit code of a connector stopped by `e`: 3 when Studio refused its token, else 1.
@@ -113,8 +143,9 @@ pub fn connector_exit_code(e: &anyhow::Error) -> i32 {
 }
 
 /// `erp-bridge sim`: the M3 simulator alone on `listen`, `items` seeded, simulated users making
-/// `changes_per_second`; prints its `.ionapi` file and runs until Ctrl-C.
+/// `changes_per_second`; prints its `.ionapi` file and runs until SIGINT or SIGTERM.
 pub async fn sim(listen: SocketAddr, items: usize, changes_per_second: f64) -> anyhow::Result<()> {
+    let mut stop = StopSignals::install()?;
     let sim = m3_sim::Simulator::new(m3_sim::SimConfig {
         items,
         ..Default::default()
@@ -123,7 +154,7 @@ pub async fn sim(listen: SocketAddr, items: usize, changes_per_second: f64) -> a
     println!("M3 simulator at {}", running.base_url);
     println!("{}", serde_json::to_string_pretty(&sim.ionapi(&running.base_url))?);
     let workload = sim.start_workload(changes_per_second);
-    tokio::signal::ctrl_c().await?;
+    stop.recv().await;
     workload.abort();
     running.shutdown().await;
     Ok(())

@@ -34,6 +34,88 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// The store.
     pub store: StoreConfig,
+    /// Outbound calls driven by user input (live checks of `.ionapi` files and MDP URLs).
+    pub outbound: OutboundConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Retention of the outbox (the message log of the embedded default).
+    pub outbox: OutboxConfig,
+}
+
+/// Where the server may call when a user asks it to check a URL.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Hosts of ION API gateways, authorization servers and Metadata Publishers the checks may
+    /// call: exact names or `*.example.com`; empty (the default) = any host.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Retention of the outbox, the message log the relay publishes from and `/messages` serves.
+/// By default nothing is removed. With a limit set, a pruning task removes the oldest messages
+/// in small transactions (SQLite then gives the space back to the file system); a message the
+/// Kafka relay has not acknowledged (Kafka configured) is never removed. A reader asking
+/// `/messages?after=N` for a removed position gets 410 with the earliest position held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Remove messages older than this (`"7d"`, `"12h"`); unset (default): no age limit.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// Keep the log's estimated size under this many bytes, oldest first; unset (default): no
+    /// size limit.
+    pub max_bytes: Option<u64>,
+    /// `"delete"` (default): what is beyond the limits goes. `"compact"`: the latest message of
+    /// every (connection, mapping, key) whose entity exists stays, like Kafka log compaction, so
+    /// the log read from the start (`after=0`) rebuilds the current state; deletes are kept for
+    /// the retention only.
+    pub mode: store::OutboxMode,
+    /// Pause between pruning passes (default 1 minute).
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            retention: None,
+            max_bytes: None,
+            mode: store::OutboxMode::Delete,
+            prune_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl OutboxConfig {
+    /// The store's policy; `kafka`: whether a relay runs (its unacknowledged messages stay).
+    pub fn policy(&self, kafka: bool) -> store::RetentionPolicy {
+        store::RetentionPolicy {
+            max_age: self.retention,
+            max_bytes: self.max_bytes,
+            mode: self.mode,
+            keep_unpublished: kafka,
+        }
+    }
+}
+
+/// Logging settings (the level filter is `RUST_LOG`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (colour only on a terminal) or `json` (one object per line, for log collectors);
+    /// `--log-format` overrides it.
+    pub format: LogFormat,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colour only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, spans).
+    Json,
 }
 
 /// Where everything durable lives.
@@ -113,6 +195,40 @@ pub struct HttpConfig {
     /// Studio's URL as self-hosted connectors reach it (written into connector bundles);
     /// the URL of the request that downloads the bundle when unset.
     pub public_url: Option<String>,
+    /// Who runs this erp-bridge (`integration-team@example.com`): the contact of its AsyncAPI
+    /// documents. Unset: `postmaster@<host of public_url>` when that host is a domain name,
+    /// else the documents name no contact.
+    pub contact_email: Option<String>,
+    /// Connections served at once (1 to 100000); beyond it new ones wait in the listen queue.
+    pub max_connections: usize,
+    /// Time a client has to send a complete request head, counted from the connection's
+    /// opening or from the previous response: also the idle timeout of kept-alive connections.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time a request, its body included, may take before it is answered 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl HttpConfig {
+    /// The absolute base URL of the JSON Schemas messages point to (`dataschema`, `$id`):
+    /// `public_url`, else `http://<bound>` (the address the API listens on; with port 0, the
+    /// port it got).
+    pub fn schema_base_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{bound}"),
+        }
+    }
+
+    /// The server's limits as studio takes them.
+    pub fn limits(&self) -> studio::server::ServerLimits {
+        studio::server::ServerLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+        }
+    }
 }
 
 /// One M3 connection.
@@ -185,6 +301,9 @@ impl Default for Config {
             auth: AuthConfig::default(),
             secrets: SecretsConfig::default(),
             store: StoreConfig::default(),
+            outbound: OutboundConfig::default(),
+            log: LogConfig::default(),
+            outbox: OutboxConfig::default(),
         }
     }
 }
@@ -194,6 +313,10 @@ impl Default for HttpConfig {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             public_url: None,
+            contact_email: None,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -252,7 +375,43 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The `log` section alone, from the same sources as [`Config::load`] (the binary sets up
+    /// logging before the rest is read and checked).
+    pub fn load_log(file: Option<&Path>) -> Result<LogConfig, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file.filter(|f| f.exists()) {
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("ERP_BRIDGE__").split("__"));
+        fig.extract_inner("log").map_err(|e| ConfigError(e.to_string()))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        if !(1..=100_000).contains(&h.max_connections) {
+            return Err(ConfigError(format!(
+                "http.max_connections: expected 1 to 100000, got {}",
+                h.max_connections
+            )));
+        }
+        for (name, d) in [
+            ("http.header_read_timeout", h.header_read_timeout),
+            ("http.request_timeout", h.request_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError(format!("{name}: expected a duration above 0")));
+            }
+        }
+        if let Some(e) = &h.contact_email {
+            let valid = e.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            });
+            if !valid {
+                return Err(ConfigError(format!(
+                    "http.contact_email: expected an address like team@example.com, got {e:?}"
+                )));
+            }
+        }
         let c = &self.connection;
         mapping::ConnectionName::parse(&c.name).map_err(|e| ConfigError(e.in_field("connection.name").to_string()))?;
         if !(1..=100_000).contains(&c.page_size) {
@@ -275,6 +434,22 @@ impl Config {
         }
         if let Some(s) = &c.full_resync {
             pipeline::schedule::Schedule::parse(s).map_err(|e| ConfigError(format!("connection.full_resync: {e}")))?;
+        }
+        if self.outbox.retention == Some(Duration::ZERO) {
+            return Err(ConfigError(
+                "outbox.retention: expected a duration above 0, or unset".into(),
+            ));
+        }
+        if self.outbox.max_bytes == Some(0) {
+            return Err(ConfigError(
+                "outbox.max_bytes: expected a number above 0, or unset".into(),
+            ));
+        }
+        if self.outbox.prune_interval < Duration::from_secs(1) {
+            return Err(ConfigError(format!(
+                "outbox.prune_interval: expected at least 1s, got {:?}",
+                self.outbox.prune_interval
+            )));
         }
         if let Some(t) = &self.auth.bootstrap_token {
             if t.len() < 16 {
@@ -303,6 +478,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_log_format_is_read_from_the_file_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        assert_eq!(Config::load(None).unwrap().log.format, LogFormat::Text);
+        std::fs::write(&f, "[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(Config::load(Some(&f)).unwrap().log.format, LogFormat::Json);
+        assert_eq!(Config::load_log(Some(&f)).unwrap().format, LogFormat::Json);
+        std::fs::write(&f, "[log]\nformat = \"xml\"\n").unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(err.contains("xml") && err.contains("format"), "{err}");
+    }
+
+    #[test]
+    fn a_full_resync_that_never_fires_is_refused_naming_the_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[connection]\nfull_resync = \"0 0 30 2 *\"\n").unwrap();
+        let err = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(
+            err.contains("connection.full_resync") && err.contains("day of month field \"30\" and month field \"2\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn file_values_override_defaults_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");
@@ -319,5 +519,54 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("connection.name"));
+    }
+
+    #[test]
+    fn outbox_retention_is_off_by_default_and_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let c = Config::load(None).unwrap();
+        assert!(!c.outbox.policy(false).is_active());
+        std::fs::write(
+            &f,
+            "[outbox]\nretention = \"7d\"\nmax_bytes = 1000000\nmode = \"compact\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        let p = c.outbox.policy(true);
+        assert_eq!(p.max_age, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(p.max_bytes, Some(1_000_000));
+        assert_eq!(p.mode, store::OutboxMode::Compact);
+        assert!(p.keep_unpublished);
+        for bad in ["mode = \"shrink\"", "retention = \"0s\"", "max_bytes = 0", "keep = 1"] {
+            std::fs::write(&f, format!("[outbox]\n{bad}\n")).unwrap();
+            let err = Config::load(Some(&f)).unwrap_err().to_string();
+            assert!(
+                err.contains("outbox") || err.contains("keep") || err.contains("shrink"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_schema_base_url_is_the_public_url_else_the_bound_address_and_contacts_are_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.http.schema_base_url(bound), "http://127.0.0.1:41234");
+        std::fs::write(
+            &f,
+            "[http]\npublic_url = \"https://bridge.example.com/\"\ncontact_email = \"team@example.com\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.http.schema_base_url(bound), "https://bridge.example.com");
+        assert_eq!(c.http.contact_email.as_deref(), Some("team@example.com"));
+        for bad in ["team", "@example.com", "team@localhost", "team@example."] {
+            std::fs::write(&f, format!("[http]\ncontact_email = \"{bad}\"\n")).unwrap();
+            let err = Config::load(Some(&f)).unwrap_err().to_string();
+            assert!(err.contains("http.contact_email"), "{bad}: {err}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The `erp-bridge` command line: `up` (the whole product, with the embedded M3 simulator by
 //! default), `studio`, `connector`, `sim` (the simulator alone), `bench` and `mapping`. This file
-//! parses ([`cli`]) and dispatches to the library; exit codes are chosen here.
+//! parses ([`cli`]) and dispatches to the library; exit codes are chosen here: 0 after a clean
+//! stop (SIGINT or SIGTERM), 1 on error (3: a connector whose token Studio refused).
 
 mod cli;
 
@@ -10,13 +11,12 @@ use erp_bridge::{commands, mapping_client};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
-        )
-        .init();
-    let Cli { config, command } = Cli::parse();
+    let Cli {
+        config,
+        log_format,
+        command,
+    } = Cli::parse();
+    cli::init_logging(log_format, config.as_deref());
     let config = config.as_deref();
     match command {
         Command::Up(args) => commands::up(args.config(config)?).await?,

@@ -35,6 +35,12 @@ pub struct KafkaSettings {
     /// Extra librdkafka properties passed through (SASL, TLS: `security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, ...).
     pub properties: BTreeMap<String, String>,
+    /// Not a configuration key: the absolute URL the relative `dataschema` of messages
+    /// (`/api/connections/demo/schemas/ItemUpdated`) is resolved against, so that records carry
+    /// the absolute URI CloudEvents requires. The app sets it from `http.public_url` (default
+    /// `http://<http.listen>`); empty keeps `dataschema` as stored.
+    #[serde(skip)]
+    pub schema_base_url: String,
 }
 
 impl Default for KafkaSettings {
@@ -46,6 +52,7 @@ impl Default for KafkaSettings {
             replication_factor: 1,
             structured_mode: false,
             properties: BTreeMap::new(),
+            schema_base_url: String::new(),
         }
     }
 }

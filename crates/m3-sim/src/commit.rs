@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 use crate::db::{KeyPart, TableSchema};
 use crate::webhook::Op;
-use crate::{lock, Inner};
+use crate::Inner;
 
 /// One write waiting for its commit.
 #[derive(Debug)]
@@ -130,7 +130,7 @@ pub(crate) fn spawn_committer(inner: Weak<Inner>, wake: Arc<Notify>) {
                 let Some(inner) = inner.upgrade() else {
                     break;
                 };
-                let mut db = lock(&inner.db);
+                let mut db = crate::write(&inner.db);
                 db.settle();
                 db.commits.next_due()
             };

@@ -549,6 +549,11 @@ impl Db {
     }
 
     /// Commits every pending write that is due; called before every read.
+    /// Whether a pending write is due (then [`Db::settle`] must run before a read answers).
+    pub fn has_due(&self) -> bool {
+        self.commits.next_due().is_some_and(|due| due <= Instant::now())
+    }
+
     pub fn settle(&mut self) {
         if !self.commits.is_empty() {
             self.commit_until(Some(Instant::now()));

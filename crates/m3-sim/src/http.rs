@@ -125,7 +125,7 @@ async fn not_found() -> Response {
 
 async fn health(State(inner): S) -> Response {
     let items = {
-        let mut db = lock(&inner.db);
+        let mut db = crate::write(&inner.db);
         db.settle();
         db.tables.get("MITMAS").map_or(0, |t| t.rows.len())
     };
@@ -606,18 +606,22 @@ fn run(inner: &Inner, program: &str, transaction: &str, inputs: &BTreeMap<String
     *lock(&inner.mi_calls)
         .entry((program.to_string(), transaction.to_string()))
         .or_insert(0) += 1;
-    let mut db = lock(&inner.db);
-    mi::execute(
-        &mut db,
-        &MiCall {
-            program,
-            transaction,
-            inputs,
-            cono: opts.cono,
-            maxrecs: opts.maxrecs,
-            user: MI_USER,
-        },
-    )
+    let call = MiCall {
+        program,
+        transaction,
+        inputs,
+        cono: opts.cono,
+        maxrecs: opts.maxrecs,
+        user: MI_USER,
+    };
+    if !mi::reads_only(program, transaction) {
+        return mi::execute(&mut crate::write(&inner.db), &call);
+    }
+    // Reads run beside each other, as at a real gateway; writes that are due land first.
+    if crate::read(&inner.db).has_due() {
+        crate::write(&inner.db).settle();
+    }
+    mi::execute_read(&crate::read(&inner.db), &call)
 }
 
 /// Indices of the output fields to return (`returncols`).
@@ -921,7 +925,7 @@ async fn mdp_tables(
         .find(|(k, _)| k == "filter")
         .map(|(_, v)| v.trim().to_ascii_uppercase())
         .unwrap_or_default();
-    let db = lock(&inner.db);
+    let db = crate::read(&inner.db);
     let list: Vec<Value> = db
         .tables
         .values()
@@ -947,7 +951,7 @@ async fn mdp_columns(
     if let Err(r) = gate(&inner, &tenant, &headers, Api::Mdp).await {
         return r;
     }
-    let db = lock(&inner.db);
+    let db = crate::read(&inner.db);
     let Some(data) = db.tables.get(&table.to_ascii_uppercase()) else {
         return json_response(StatusCode::OK, json!({"list": []}));
     };
@@ -1000,7 +1004,7 @@ async fn mdp_index_keys(
         return r;
     }
     let index = index.to_ascii_uppercase();
-    let db = lock(&inner.db);
+    let db = crate::read(&inner.db);
     let found = (index.len() > 2)
         .then(|| index.split_at(index.len() - 2))
         .and_then(|(t, n)| {

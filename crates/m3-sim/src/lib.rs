@@ -63,7 +63,7 @@ mod workload;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -170,7 +170,8 @@ pub struct Faults {
 /// Shared state behind every [`Simulator`] clone.
 pub(crate) struct Inner {
     pub cfg: SimConfig,
-    pub db: Mutex<Db>,
+    /// The database: reads (EXPORTMI, Get, List transactions) share it, writes take it alone.
+    pub db: RwLock<Db>,
     pub auth: Mutex<http::AuthState>,
     pub faults: Mutex<Faults>,
     pub hub: Arc<webhook::Hub>,
@@ -181,6 +182,16 @@ pub(crate) struct Inner {
 /// Locks a mutex, recovering from poisoning (a panicked holder cannot corrupt string rows).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes a read-write lock for reading, recovering from poisoning (as [`lock`]).
+pub(crate) fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes a read-write lock for writing, recovering from poisoning (as [`lock`]).
+pub(crate) fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The simulated M3. Cheap to clone; all clones share the same database.
@@ -267,7 +278,7 @@ impl Simulator {
         let sim = Simulator {
             inner: Arc::new(Inner {
                 cfg,
-                db: Mutex::new(db),
+                db: RwLock::new(db),
                 auth: Mutex::new(http::AuthState::default()),
                 faults: Mutex::new(Faults::default()),
                 hub,
@@ -280,14 +291,14 @@ impl Simulator {
 
     /// The strict modes in force (see [`SimModes`]).
     pub fn modes(&self) -> SimModes {
-        lock(&self.inner.db).modes.clone()
+        read(&self.inner.db).modes.clone()
     }
 
     /// Sets the strict modes. A new `commit_delay_ms` applies to later writes (pending ones
     /// keep their time); `separator_values` applies to later workload changes.
     pub fn set_modes(&self, modes: SimModes) {
         tracing::info!(?modes, "modes set");
-        lock(&self.inner.db).modes = modes;
+        write(&self.inner.db).modes = modes;
     }
 
     /// Writes a snapshot of all tables to `path` atomically (temporary file in the same
@@ -304,7 +315,7 @@ impl Simulator {
         let weak = Arc::downgrade(&self.inner);
         let every = every.max(Duration::from_millis(10));
         tokio::spawn(async move {
-            let mut saved = weak.upgrade().map(|i| lock(&i.db).generation);
+            let mut saved = weak.upgrade().map(|i| read(&i.db).generation);
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -312,7 +323,7 @@ impl Simulator {
                 let Some(inner) = weak.upgrade() else {
                     break;
                 };
-                if Some(lock(&inner.db).generation) == saved {
+                if Some(read(&inner.db).generation) == saved {
                     continue;
                 }
                 let path = path.clone();
@@ -345,7 +356,7 @@ impl Simulator {
     /// is not http(s).
     pub fn try_subscribe(&self, sub: WebhookSubscription) -> Result<SubscriptionId, SimError> {
         let (table, ops) = sub.filter()?;
-        if !lock(&self.inner.db).tables.contains_key(&table) {
+        if !read(&self.inner.db).tables.contains_key(&table) {
             return Err(SimError::InvalidSubscription(format!("table {table} does not exist")));
         }
         match url::Url::parse(&sub.url) {
@@ -455,7 +466,7 @@ impl Simulator {
     /// Inserts a row as an M3 user would (user `TEST`): values by full column name, others
     /// blank/0, company defaults to the configured company. Audit fields are set.
     pub fn insert(&self, table: &str, values: &[(&str, &str)]) -> Result<(), SimError> {
-        let mut db = lock(&self.inner.db);
+        let mut db = write(&self.inner.db);
         db.insert(table, values, DIRECT_USER, self.inner.cfg.company)
             .map(|_| ())
     }
@@ -463,7 +474,7 @@ impl Simulator {
     /// Updates the row with this key (values in primary-key order, e.g. `["100","A000123"]`).
     /// Bumps CHNO and LMTS even when nothing changes.
     pub fn update(&self, table: &str, key: &[&str], changes: &[(&str, &str)]) -> Result<(), SimError> {
-        let mut db = lock(&self.inner.db);
+        let mut db = write(&self.inner.db);
         let schema = db.table(table)?.schema.clone();
         let key = Db::make_key(&schema, key)?;
         db.update(table, &key, changes, DIRECT_USER).map(|_| ())
@@ -471,7 +482,7 @@ impl Simulator {
 
     /// Deletes the row with this key.
     pub fn delete(&self, table: &str, key: &[&str]) -> Result<(), SimError> {
-        let mut db = lock(&self.inner.db);
+        let mut db = write(&self.inner.db);
         let schema = db.table(table)?.schema.clone();
         let key = Db::make_key(&schema, key)?;
         db.delete(table, &key, DIRECT_USER).map(|_| ())
@@ -481,7 +492,7 @@ impl Simulator {
     /// primary-key order. Unknown tables give an empty list. Like every read, it sees only
     /// committed writes (see [`SimModes::commit_delay_ms`]).
     pub fn rows(&self, table: &str) -> Vec<BTreeMap<String, String>> {
-        let mut db = lock(&self.inner.db);
+        let mut db = write(&self.inner.db);
         db.settle();
         let Ok(data) = db.table(table) else {
             return Vec::new();
@@ -491,7 +502,7 @@ impl Simulator {
 
     /// One row by key (values in primary-key order), as reads see it (committed writes).
     pub fn get(&self, table: &str, key: &[&str]) -> Option<BTreeMap<String, String>> {
-        let mut db = lock(&self.inner.db);
+        let mut db = write(&self.inner.db);
         db.settle();
         let data = db.table(table).ok()?;
         let key = Db::make_key(&data.schema, key).ok()?;
@@ -501,7 +512,7 @@ impl Simulator {
     /// A row as writers see it: with late commits ([`SimModes::commit_delay_ms`]) the newest
     /// write, committed or not (what [`Simulator::get`] shows only once it is committed).
     pub fn get_latest(&self, table: &str, key: &[&str]) -> Option<BTreeMap<String, String>> {
-        let db = lock(&self.inner.db);
+        let db = read(&self.inner.db);
         let data = db.table(table).ok()?;
         let schema = data.schema.clone();
         let key = Db::make_key(&schema, key).ok()?;
@@ -510,13 +521,13 @@ impl Simulator {
 
     /// Names of the tables the simulator has (standard catalogue plus custom ones).
     pub fn tables(&self) -> Vec<String> {
-        lock(&self.inner.db).tables.keys().cloned().collect()
+        read(&self.inner.db).tables.keys().cloned().collect()
     }
 }
 
 fn save_inner(inner: &Inner, path: &Path) -> Result<u64, SimError> {
     let (bytes, generation) = {
-        let mut db = lock(&inner.db);
+        let mut db = write(&inner.db);
         db.commit_all();
         snapshot::serialize(&db, &inner.cfg.tenant, inner.cfg.company)?
     };

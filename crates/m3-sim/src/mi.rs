@@ -387,37 +387,84 @@ pub fn programs() -> Vec<&'static str> {
     p
 }
 
-/// Executes one transaction against the database (the caller holds the lock). Writes that
-/// are due are committed first; `maxrecs` is applied as [`crate::SimModes::maxrecs`] says.
+/// Executes one transaction against the database (the caller holds the write lock). Writes
+/// that are due are committed first; `maxrecs` is applied as [`crate::SimModes::maxrecs`] says.
 pub(crate) fn execute(db: &mut Db, call: &MiCall<'_>) -> MiReply {
     db.settle();
-    let call = &MiCall {
+    let (def, call) = match checked(db, call) {
+        Ok(c) => c,
+        Err(nok) => return nok,
+    };
+    let mut reply = match (def.action, def.entity) {
+        (Action::Add, Some(e)) => add(db, def, e, &call),
+        (Action::Upd, Some(e)) => upd(db, def, e, &call),
+        (Action::Dlt, Some(e)) => dlt(db, e, &call),
+        _ => read(db, def, &call),
+    };
+    if reply.fields.is_empty() && reply.error.is_none() {
+        reply.fields = def.outputs.clone();
+    }
+    reply
+}
+
+/// Whether a transaction only reads: it may run under the shared lock through
+/// [`execute_read`], beside other reads (a gateway serves concurrent calls).
+pub(crate) fn reads_only(program: &str, transaction: &str) -> bool {
+    find(program, transaction).is_none_or(|def| !matches!(def.action, Action::Add | Action::Upd | Action::Dlt))
+}
+
+/// Executes a transaction for which [`reads_only`] holds under the shared lock; the caller
+/// committed the writes that were due (see [`Db::has_due`]). Same answers as [`execute`].
+pub(crate) fn execute_read(db: &Db, call: &MiCall<'_>) -> MiReply {
+    let (def, call) = match checked(db, call) {
+        Ok(c) => c,
+        Err(nok) => return nok,
+    };
+    let mut reply = read(db, def, &call);
+    if reply.fields.is_empty() && reply.error.is_none() {
+        reply.fields = def.outputs.clone();
+    }
+    reply
+}
+
+fn find(program: &str, transaction: &str) -> Option<&'static TrnDef> {
+    let program = program.to_ascii_uppercase();
+    catalog()
+        .iter()
+        .find(|t| t.program == program && t.transaction.eq_ignore_ascii_case(transaction))
+}
+
+/// The transaction's definition and the call with the effective `maxrecs`, or the NOK of an
+/// unknown transaction or a too long input.
+fn checked<'a>(db: &Db, call: &MiCall<'a>) -> Result<(&'static TrnDef, MiCall<'a>), MiReply> {
+    let call = MiCall {
         maxrecs: db.modes.effective_maxrecs(call.maxrecs),
         ..call.clone()
     };
-    let program = call.program.to_ascii_uppercase();
-    let Some(def) = catalog()
-        .iter()
-        .find(|t| t.program == program && t.transaction.eq_ignore_ascii_case(call.transaction))
-    else {
+    let Some(def) = find(call.program, call.transaction) else {
+        let program = call.program.to_ascii_uppercase();
         if !catalog().iter().any(|t| t.program == program) {
-            return MiReply::nok(Nok::new("", "", &format!("Program {} does not exist", call.program)));
+            return Err(MiReply::nok(Nok::new(
+                "",
+                "",
+                &format!("Program {} does not exist", call.program),
+            )));
         }
-        return MiReply::nok(Nok::new(
+        return Err(MiReply::nok(Nok::new(
             "",
             "",
             &format!("Transaction {} does not exist", call.transaction),
-        ));
+        )));
     };
     // Input field lengths are checked like MI does.
     for f in &def.inputs {
         if let Some(v) = call.inputs.get(&f.name) {
             if v.trim_end().chars().count() > f.length {
-                return MiReply::nok(Nok::new(
+                return Err(MiReply::nok(Nok::new(
                     "",
                     &f.name,
                     &format!("Input field {} is too long, max {}", f.name, f.length),
-                ));
+                )));
             }
         }
     }
@@ -427,11 +474,13 @@ pub(crate) fn execute(db: &mut Db, call: &MiCall<'_>) -> MiReply {
         cono = call.cono,
         "MI call"
     );
-    let mut reply = match (def.action, def.entity) {
+    Ok((def, call))
+}
+
+/// The transactions that only read.
+fn read(db: &Db, def: &TrnDef, call: &MiCall<'_>) -> MiReply {
+    match (def.action, def.entity) {
         (Action::Get, Some(e)) => get(db, def, e, call),
-        (Action::Add, Some(e)) => add(db, def, e, call),
-        (Action::Upd, Some(e)) => upd(db, def, e, call),
-        (Action::Dlt, Some(e)) => dlt(db, e, call),
         (Action::LstByKey, Some(e)) => lst_by_key(db, def, e, call),
         (Action::LstByChgDate, Some(e)) => lst_by_chg_date(db, def, e, call),
         (Action::ExportSelect { pad }, _) => export_select(db, pad, call),
@@ -439,11 +488,7 @@ pub(crate) fn execute(db: &mut Db, call: &MiCall<'_>) -> MiReply {
         (Action::LstTransactions, _) => lst_transactions(call),
         (Action::LstLine, Some(e)) => lst_line(db, def, e, call),
         _ => MiReply::nok(Nok::new("", "", "Transaction not implemented")),
-    };
-    if reply.fields.is_empty() && reply.error.is_none() {
-        reply.fields = def.outputs.clone();
     }
-    reply
 }
 
 fn input<'a>(call: &'a MiCall<'_>, field: &str) -> &'a str {
@@ -498,7 +543,7 @@ fn sim_error_nok(schema: &TableSchema, e: &Entity, err: SimError) -> Nok {
     }
 }
 
-fn get(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
+fn get(db: &Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
     let schema = table_schema(db, e);
     let k = input(call, e.key);
     if k.is_empty() {
@@ -613,7 +658,7 @@ fn limit(maxrecs: usize) -> usize {
     }
 }
 
-fn lst_by_key(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
+fn lst_by_key(db: &Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
     let schema = table_schema(db, e);
     let from = key_of(&schema, call.cono, input(call, e.key));
     let cono = KeyPart::Num(i128::from(call.cono) * 1_000_000_000);
@@ -631,7 +676,7 @@ fn lst_by_key(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiRep
     }
 }
 
-fn lst_line(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
+fn lst_line(db: &Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
     let head = table_schema(db, e);
     let orno = input(call, "ORNO");
     if orno.is_empty() {
@@ -679,7 +724,7 @@ fn lst_line(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply
     }
 }
 
-fn lst_by_chg_date(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
+fn lst_by_chg_date(db: &Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> MiReply {
     let schema = table_schema(db, e);
     let lmdt = schema.def.column("MMLMDT").cloned();
     let Some(lmdt_col) = lmdt else {
@@ -720,7 +765,7 @@ fn lst_by_chg_date(db: &mut Db, def: &TrnDef, e: &Entity, call: &MiCall<'_>) -> 
     }
 }
 
-fn export_select(db: &mut Db, pad: bool, call: &MiCall<'_>) -> MiReply {
+fn export_select(db: &Db, pad: bool, call: &MiCall<'_>) -> MiReply {
     let fields = vec![FieldMeta::new("REPL", "A", 3000, "Reply")];
     let qery = call.inputs.get("QERY").map(String::as_str).unwrap_or("");
     if qery.trim().is_empty() {

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::db::{parse_dec, Db};
 use crate::modes::{self, SeparatorValues};
-use crate::{lock, seed, Inner};
+use crate::{seed, Inner};
 
 const USERS: &[&str] = &[
     "SIMUSR01", "SIMUSR02", "SIMUSR03", "SIMUSR04", "SIMUSR05", "SIMUSR06", "SIMUSR07", "SIMUSR08",
@@ -56,7 +56,7 @@ pub(crate) fn start(inner: Weak<Inner>, changes_per_second: f64) -> JoinHandle<(
                 continue;
             }
             let cono = inner.cfg.company;
-            let mut db = lock(&inner.db);
+            let mut db = crate::write(&inner.db);
             db.settle();
             for _ in 0..n {
                 w.one_change(&mut db, cono);

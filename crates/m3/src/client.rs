@@ -106,6 +106,8 @@ impl M3Client {
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
             .connect_timeout(Duration::from_secs(10))
+            // A redirect is answered as what it is (an HTTP status), never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| M3Error::NotSent(e.to_string()))?;
         Ok(Self {

@@ -168,7 +168,8 @@ fn warn_unknown_type(table: &str, column: &str, data_type: &str, kind: ColumnKin
 /// it lists.
 pub async fn check_endpoint(ep: &crate::MdpEndpoint) -> Result<usize, M3Error> {
     let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(15))
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| M3Error::Unreachable(e.to_string()))?;
     let path = "/les/getTables";

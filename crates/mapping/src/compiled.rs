@@ -18,6 +18,7 @@ use crate::error::{MappingError, ValueError};
 use crate::filter::Filter;
 use crate::names::{self, Case, MessageTypeName};
 use crate::spec::{FieldType, MappingSpec};
+use crate::zone::TimeZone;
 /// The key of one entity: the trimmed primary-key values, in key order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EntityKey(pub Vec<String>);
@@ -141,6 +142,8 @@ pub struct CompiledMapping {
     constants_json: String,
     /// Initial capacity of a payload.
     capacity: usize,
+    /// The zone of M3's dates and times.
+    time_zone: TimeZone,
 }
 
 impl CompiledMapping {
@@ -390,6 +393,12 @@ impl CompiledMapping {
             }
             None => names::resource_name(&name),
         };
+        let time_zone = match &spec.time_zone {
+            Some(z) => z
+                .parse::<TimeZone>()
+                .map_err(|source| MappingError::BadTimeZone { mapping, source })?,
+            None => TimeZone::Utc,
+        };
         let capacity = 2
             + constants_json.len()
             + fields
@@ -408,6 +417,7 @@ impl CompiledMapping {
             constants: spec.constants.clone(),
             constants_json,
             capacity,
+            time_zone,
         })
     }
 
@@ -459,6 +469,11 @@ impl CompiledMapping {
         self.filter.as_ref().is_none_or(|f| f.matches(row))
     }
 
+    /// The zone M3's dates and times are in (the offset `datetime` fields carry).
+    pub fn time_zone(&self) -> TimeZone {
+        self.time_zone
+    }
+
     /// The constant fields added to every `...Updated` payload.
     pub fn constants(&self) -> &BTreeMap<String, Value> {
         &self.constants
@@ -480,7 +495,7 @@ impl CompiledMapping {
             } else {
                 ""
             };
-            write_value(&mut payload, f, raw, time)?;
+            write_value(&mut payload, f, raw, time, &self.time_zone)?;
         }
         payload.push_str(&self.constants_json);
         payload.push('}');
@@ -503,7 +518,7 @@ impl CompiledMapping {
             }
             let f = &self.fields[fi];
             payload.push_str(&f.prefix);
-            write_value(&mut payload, f, raw, "")?;
+            write_value(&mut payload, f, raw, "", &self.time_zone)?;
         }
         payload.push('}');
         Ok(payload)
@@ -511,8 +526,8 @@ impl CompiledMapping {
 
     /// The JSON Schema (2020-12) of field `field_index` of [`Self::fields`]: `type`, `format`
     /// (`date`, `date-time`), `enum` (the domain values, in code order, then the default) and
-    /// `description`. Dates and date-times may be `null` (M3's date `0`). Date-times are local
-    /// to the M3 server and carry no offset, which a `pattern` states.
+    /// `description`. Dates and date-times may be `null` (M3's date `0`). Date-times are RFC 3339
+    /// with the offset of the mapping's time zone (`Z` for UTC), which a `pattern` states.
     ///
     /// # Panics
     /// If `field_index` is out of range.
@@ -527,7 +542,10 @@ impl CompiledMapping {
             FieldType::DateTime => json!({
                 "type": ["string", "null"],
                 "format": "date-time",
-                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$",
+                "pattern": format!(
+                    "^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}{}$",
+                    self.time_zone.offset_pattern()
+                ),
             }),
             FieldType::Enum => {
                 let mut domain: Vec<&str> = Vec::new();
@@ -552,7 +570,7 @@ impl CompiledMapping {
     }
 }
 
-fn write_value(out: &mut String, f: &CompiledField, raw: &str, time: &str) -> Result<(), ValueError> {
+fn write_value(out: &mut String, f: &CompiledField, raw: &str, time: &str, zone: &TimeZone) -> Result<(), ValueError> {
     let ok = match f.ty {
         FieldType::String => {
             // M3 pads with blanks; other trailing characters are data.
@@ -564,7 +582,7 @@ fn write_value(out: &mut String, f: &CompiledField, raw: &str, time: &str) -> Re
         FieldType::Boolean => convert::write_boolean(out, raw),
         FieldType::Date => convert::write_date(out, raw),
         FieldType::DateTime => {
-            return convert::write_datetime(out, raw, time).map_err(|date| {
+            return convert::write_datetime(out, raw, time, zone).map_err(|date| {
                 let (column, value, expected) = if date {
                     (&f.column, raw, "a yyyyMMdd date or 0")
                 } else {
@@ -628,7 +646,7 @@ fn lookup_code<'f>(f: &'f CompiledField, raw: &str) -> Option<&'f str> {
 /// values), so that a payload is allocated once.
 fn estimated_width(table: &Table, f: &CompiledField) -> usize {
     match f.ty {
-        FieldType::DateTime => 21,
+        FieldType::DateTime => 27,
         FieldType::Date => 12,
         FieldType::Boolean => 5,
         FieldType::Enum => f.codes.iter().map(|(_, v)| v.len()).max().unwrap_or(8),
@@ -938,7 +956,7 @@ mod tests {
         assert_eq!(m.columns()[7..], ["MMRGDT".to_string(), "MMRGTM".to_string()]);
         let mut row = ["100", "A1", "Bolt", "", "20", "PCS", "FG", "20261125", "140307"];
         let v: Value = serde_json::from_str(&m.apply(&row).unwrap().payload).unwrap();
-        assert_eq!(v["created"], "2026-11-25T14:03:07");
+        assert_eq!(v["created"], "2026-11-25T14:03:07Z");
         row[7] = "0";
         let v: Value = serde_json::from_str(&m.apply(&row).unwrap().payload).unwrap();
         assert_eq!(v["created"], Value::Null);
@@ -951,6 +969,29 @@ mod tests {
         );
         assert_eq!(m.field_json_schema(7)["format"], "date-time",);
         assert_eq!(m.field_json_schema(7)["type"], json!(["string", "null"]));
+        assert_eq!(m.time_zone(), TimeZone::Utc);
+    }
+
+    #[test]
+    fn datetimes_carry_the_offset_of_the_mappings_time_zone() {
+        let mut fields = default_item_mapping().fields;
+        fields.push(created());
+        let mut s = spec(fields);
+        s.time_zone = Some("Europe/Stockholm".into());
+        let m = CompiledMapping::compile(&s, &mitmas()).unwrap();
+        let winter = ["100", "A1", "Bolt", "", "20", "PCS", "FG", "20261030", "232956"];
+        let v: Value = serde_json::from_str(&m.apply(&winter).unwrap().payload).unwrap();
+        assert_eq!(v["created"], "2026-10-30T23:29:56+01:00");
+        let summer = ["100", "A1", "Bolt", "", "20", "PCS", "FG", "20260630", "232956"];
+        let v: Value = serde_json::from_str(&m.apply(&summer).unwrap().payload).unwrap();
+        assert_eq!(v["created"], "2026-06-30T23:29:56+02:00");
+        let pattern = m.field_json_schema(7)["pattern"].as_str().unwrap().to_string();
+        assert!(pattern.ends_with("[+-][0-9]{2}:[0-9]{2}$"), "{pattern}");
+        s.time_zone = Some("Europe/Stockholmm".into());
+        assert_eq!(
+            CompiledMapping::compile(&s, &mitmas()).unwrap_err().to_string(),
+            "mapping `Item`: timeZone: expected `UTC`, an offset like `+01:00` or an IANA time zone like `Europe/Stockholm`, got \"Europe/Stockholmm\""
+        );
     }
 
     #[test]
@@ -1008,7 +1049,7 @@ mod tests {
         let row = ["1", "A", "", "", "", "", "", "93000", "20260101", "20260102"];
         assert!(m.matches(&row));
         let v: Value = serde_json::from_str(&m.apply(&row).unwrap().payload).unwrap();
-        assert_eq!(v["created"], "2026-01-01T09:30:00");
+        assert_eq!(v["created"], "2026-01-01T09:30:00Z");
         assert_eq!(v["createdTime"], 93000);
     }
 

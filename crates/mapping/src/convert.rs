@@ -1,6 +1,8 @@
 //! Conversions of M3's string values into JSON: trimmed strings, numbers, `yyyyMMdd` dates, booleans.
 //! They write straight into the output buffer, since this is the hot path.
 
+use crate::zone::{self, TimeZone};
+
 /// Bytes that need escaping inside a JSON string: control characters, `"` and `\\`.
 static NEEDS_ESCAPE: [bool; 256] = {
     let mut t = [false; 256];
@@ -217,12 +219,27 @@ fn parse_date(raw: &str) -> Option<Option<&str>> {
     if b.len() != 8 || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let month = (b[4] - b'0') * 10 + (b[5] - b'0');
-    let day = (b[6] - b'0') * 10 + (b[7] - b'0');
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+    let (year, month, day) = ymd(t);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
     Some(Some(t))
+}
+
+/// Year, month and day of 8 `yyyyMMdd` digits.
+fn ymd(t: &str) -> (i32, u32, u32) {
+    let n = |r: std::ops::Range<usize>| t.as_bytes()[r].iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'));
+    (n(0..4) as i32, n(4..6), n(6..8))
+}
+
+/// Days in `month` of `year` (Gregorian: 2024-02 has 29, 2100-02 has 28).
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 fn push_date(out: &mut String, t: &str) {
@@ -234,10 +251,11 @@ fn push_date(out: &mut String, t: &str) {
 }
 
 /// Append an M3 date (`yyyyMMdd`) and time (`HHmmss`, leading zeros optional: `93000` is
-/// 09:30:00; blank is midnight) as an ISO local date-time string (`"2026-11-25T09:30:00"`), or
-/// `null` when the date is `0`/blank. `Err(true)` if the date is invalid, `Err(false)` if the
-/// time is.
-pub fn write_datetime(out: &mut String, date: &str, time: &str) -> Result<(), bool> {
+/// 09:30:00; blank is midnight), local to `zone`, as an RFC 3339 date-time string with the
+/// zone's offset at that moment (`"2026-11-25T09:30:00Z"`, `"2026-11-25T09:30:00+01:00"`), or
+/// `null` when the date is `0`/blank. `Err(true)` if the date is invalid (also 30 February),
+/// `Err(false)` if the time is.
+pub fn write_datetime(out: &mut String, date: &str, time: &str, zone: &TimeZone) -> Result<(), bool> {
     let Some(d) = parse_date(date).ok_or(true)? else {
         out.push_str("null");
         return Ok(());
@@ -261,6 +279,9 @@ pub fn write_datetime(out: &mut String, date: &str, time: &str) -> Result<(), bo
     out.push_str(&hms[2..4]);
     out.push(':');
     out.push_str(&hms[4..6]);
+    let (y, mo, d) = ymd(d);
+    let n = |i: usize| u32::from(two(i));
+    zone::push_offset(out, zone.offset_at(y, mo, d, n(0), n(2), n(4)));
     out.push('"');
     Ok(())
 }
@@ -310,6 +331,12 @@ mod tests {
         assert_eq!(run(write_date, "20261125").as_deref(), Some("\"2026-11-25\""));
         assert_eq!(run(write_date, "0").as_deref(), Some("null"));
         assert_eq!(run(write_date, "20261325"), None);
+        // Calendar days only: `format: date` accepts no 30 February or 31 April.
+        assert_eq!(run(write_date, "20260230"), None);
+        assert_eq!(run(write_date, "20260431"), None);
+        assert_eq!(run(write_date, "21000229"), None);
+        assert_eq!(run(write_date, "20000229").as_deref(), Some("\"2000-02-29\""));
+        assert_eq!(run(write_date, "20261231").as_deref(), Some("\"2026-12-31\""));
         assert_eq!(run(write_boolean, "1").as_deref(), Some("true"));
         assert_eq!(run(write_boolean, "2"), None);
         assert_eq!(run(write_integer, "-0").as_deref(), Some("0"));
@@ -324,15 +351,28 @@ mod tests {
     }
 
     fn dt(date: &str, time: &str) -> Result<String, bool> {
+        dtz(date, time, TimeZone::Utc)
+    }
+
+    fn dtz(date: &str, time: &str, zone: TimeZone) -> Result<String, bool> {
         let mut s = String::new();
-        write_datetime(&mut s, date, time).map(|_| s)
+        write_datetime(&mut s, date, time, &zone).map(|_| s)
     }
 
     #[test]
     fn datetimes_join_a_date_and_a_time_column() {
-        assert_eq!(dt("20261125", "140307").unwrap(), "\"2026-11-25T14:03:07\"");
-        assert_eq!(dt("20261125", "93000 ").unwrap(), "\"2026-11-25T09:30:00\"");
-        assert_eq!(dt("20261125", "").unwrap(), "\"2026-11-25T00:00:00\"");
+        assert_eq!(dt("20261125", "140307").unwrap(), "\"2026-11-25T14:03:07Z\"");
+        assert_eq!(dt("20261125", "93000 ").unwrap(), "\"2026-11-25T09:30:00Z\"");
+        assert_eq!(dt("20261125", "").unwrap(), "\"2026-11-25T00:00:00Z\"");
+        let se: TimeZone = "Europe/Stockholm".parse().unwrap();
+        assert_eq!(dtz("20261030", "232956", se).unwrap(), "\"2026-10-30T23:29:56+01:00\"");
+        assert_eq!(dtz("20260630", "232956", se).unwrap(), "\"2026-06-30T23:29:56+02:00\"");
+        assert_eq!(
+            dtz("20260630", "0", TimeZone::Fixed(-16200)).unwrap(),
+            "\"2026-06-30T00:00:00-04:30\""
+        );
+        assert_eq!(dt("20260229", "0"), Err(true));
+        assert_eq!(dt("20280229", "0").unwrap(), "\"2028-02-29T00:00:00Z\"");
         assert_eq!(dt("0", "140307").unwrap(), "null");
         assert_eq!(dt("20261325", "0"), Err(true));
         assert_eq!(dt("20261125", "240000"), Err(false));

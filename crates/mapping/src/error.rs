@@ -81,6 +81,12 @@ pub enum MappingError {
         column: String,
         kind: crate::catalog::ColumnKind,
     },
+    #[error("mapping `{mapping}`: timeZone: {source}")]
+    BadTimeZone {
+        mapping: String,
+        #[source]
+        source: crate::zone::TimeZoneError,
+    },
     #[error("mapping `{mapping}`: fields[{index}].{option}: only allowed with type {allowed_with}, the field is {ty}")]
     MisplacedOption {
         mapping: String,

@@ -10,9 +10,11 @@ pub mod error;
 pub mod filter;
 pub mod names;
 pub mod spec;
+pub mod zone;
 
 pub use compiled::{CompiledField, CompiledMapping, EntityKey, Projection};
 pub use connection_name::{ConnectionName, NameError};
 pub use error::{MappingError, ValueError};
 pub use filter::{Filter, FilterError};
 pub use spec::{FieldSpec, FieldType, MappingSpec};
+pub use zone::{TimeZone, TimeZoneError};

@@ -33,6 +33,10 @@ pub struct MappingSpec {
     /// (`{"source": "m3"}`). Names follow the field-name rules and must not clash with fields.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub constants: BTreeMap<String, serde_json::Value>,
+    /// The time zone the M3 server's dates and times are in (`UTC`, `+01:00` or an IANA name
+    /// like `Europe/Stockholm`); `datetime` fields carry its offset. `None` is UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// One mapped column.
@@ -93,8 +97,8 @@ pub enum FieldType {
     Boolean,
     /// `yyyyMMdd` -> ISO date, `0` -> null.
     Date,
-    /// A `yyyyMMdd` date column plus an `HHmmss` time column (`timeColumn`) -> ISO local
-    /// date-time (`2026-11-25T14:03:07`), date `0` -> null.
+    /// A `yyyyMMdd` date column plus an `HHmmss` time column (`timeColumn`) -> RFC 3339
+    /// date-time with the offset of the mapping's `timeZone` (`2026-11-25T14:03:07Z`), date `0` -> null.
     #[serde(rename = "datetime")]
     DateTime,
     /// An M3 code translated through `values` to a domain value (a JSON string).
@@ -135,6 +139,7 @@ pub fn default_item_mapping() -> MappingSpec {
         resource: None,
         filter: None,
         constants: BTreeMap::new(),
+        time_zone: None,
     }
 }
 

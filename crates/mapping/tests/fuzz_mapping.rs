@@ -380,6 +380,7 @@ fn valid_spec() -> impl Strategy<Value = MappingSpec> {
             resource,
             filter,
             constants,
+            time_zone: None,
         })
 }
 
@@ -421,6 +422,7 @@ fn random_spec() -> impl Strategy<Value = MappingSpec> {
             resource,
             filter,
             constants,
+            time_zone: None,
         })
 }
 

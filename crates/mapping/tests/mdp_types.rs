@@ -55,6 +55,7 @@ fn unknown_text_types_never_reject_a_row() {
         resource: None,
         filter: None,
         constants: BTreeMap::new(),
+        time_zone: None,
     };
     let m = CompiledMapping::compile(&spec, &t).unwrap();
     let p = m

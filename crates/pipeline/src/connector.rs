@@ -153,6 +153,14 @@ impl Connector {
         self.inner.status.clone()
     }
 
+    /// Retry now every mapping waiting after a failed step (M3 was seen back); the others go on
+    /// as they were.
+    pub fn retry_failed_now(&self) {
+        for w in self.workers() {
+            w.retry.notify_waiters();
+        }
+    }
+
     /// The M3 client it reads with.
     pub fn client(&self) -> Arc<M3Client> {
         self.inner.client.clone()
@@ -240,6 +248,7 @@ impl Connector {
             lmts_index,
             reader,
             dead_keys: Mutex::new(Default::default()),
+            retry: tokio::sync::Notify::new(),
         });
         let (stop, shutdown): (ShutdownTrigger, Shutdown) = ShutdownTrigger::new();
         let task = if inner.settings.remote {

@@ -1,20 +1,27 @@
 //! Cron schedules (five fields: minute hour day-of-month month day-of-week, in UTC) for the
-//! periodic full re-sync. Supports `*`, numbers, lists `a,b`, ranges `a-b` and steps `*/n`, `a-b/n`.
+//! periodic full re-sync, parsed and evaluated by the `croner` crate. The syntax is POSIX cron's:
+//! `*`, numbers, lists `a,b`, ranges `a-b` and steps `*/n`, `a-b/n`, `a/n`; 0 and 7 are Sunday; when
+//! day-of-month and day-of-week are both restricted, either matching is enough. A schedule that can
+//! never fire (`0 0 30 2 *`, 30 February) is refused, naming the fields.
 
-use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use croner::parser::{CronParser, Seconds, Year};
+use croner::Cron;
 
 /// A parsed cron schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Schedule {
     source: String,
-    minutes: Vec<bool>,
-    hours: Vec<bool>,
-    days: Vec<bool>,
-    months: Vec<bool>,
-    weekdays: Vec<bool>,
-    /// Whether day-of-month and day-of-week were both restricted (cron then matches either).
-    either_day: bool,
+    cron: Cron,
 }
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Schedule {}
 
 /// Why a cron expression cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +33,7 @@ pub struct ScheduleError {
     pub message: String,
 }
 
+/// The fields in order, as errors name them, with their bounds.
 const FIELDS: [(&str, u32, u32); 5] = [
     ("minute", 0, 59),
     ("hour", 0, 23),
@@ -33,6 +41,15 @@ const FIELDS: [(&str, u32, u32); 5] = [
     ("month", 1, 12),
     ("day of week", 0, 7),
 ];
+
+/// Five fields, no seconds, no years; day-of-month OR day-of-week as POSIX cron.
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .dom_and_dow(false)
+        .build()
+}
 
 impl Schedule {
     /// Parse `m h dom mon dow`, e.g. `30 2 * * *` (02:30 every night).
@@ -48,23 +65,55 @@ impl Schedule {
                 parts.len()
             )));
         }
-        let mut sets = Vec::with_capacity(5);
-        for (part, (name, lo, hi)) in parts.iter().zip(FIELDS) {
-            sets.push(parse_field(part, lo, hi).map_err(|m| err(format!("{name} field {part:?}: {m}")))?);
+        let parser = parser();
+        // `*` inside a list (`*,5`) is the whole range; croner takes it alone only.
+        let fields: Vec<String> = parts
+            .iter()
+            .zip(FIELDS)
+            .map(|(part, (_, lo, hi))| match part.contains(',') {
+                true => part
+                    .split(',')
+                    .map(|item| {
+                        if item == "*" {
+                            format!("{lo}-{hi}")
+                        } else {
+                            item.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                false => part.to_string(),
+            })
+            .collect();
+        // Each field alone (the others `*`), so that an error names its field; croner's own
+        // extensions (L, W, #, names, @nicknames) are kept out: the documented syntax is POSIX's.
+        for (i, (part, (name, _, _))) in parts.iter().zip(FIELDS).enumerate() {
+            let field_err = |m: &dyn std::fmt::Display| err(format!("{name} field {part:?}: {m}"));
+            if let Some(bad) = part.chars().find(|c| !matches!(c, '0'..='9' | '*' | ',' | '/' | '-')) {
+                return Err(field_err(&format_args!(
+                    "unexpected {bad:?} (expected numbers, `*`, `,`, `-` and `/`)"
+                )));
+            }
+            if part.split(',').any(str::is_empty) {
+                return Err(field_err(&"empty list item"));
+            }
+            let mut alone = ["*"; 5];
+            alone[i] = &fields[i];
+            parser.parse(&alone.join(" ")).map_err(|e| field_err(&e))?;
         }
-        let mut weekdays = sets.pop().expect("5 fields");
-        weekdays[0] |= weekdays[7]; // 7 is Sunday too
-        weekdays.truncate(7);
-        let months = sets.pop().expect("5 fields");
-        let days = sets.pop().expect("5 fields");
+        let cron = parser.parse(&fields.join(" ")).map_err(|e| err(e.to_string()))?;
+        let dates = parser
+            .parse(&format!("0 0 {} {} {}", fields[2], fields[3], fields[4]))
+            .map_err(|e| err(e.to_string()))?;
+        if !possible(&dates) {
+            return Err(err(format!(
+                "day of month field {:?} and month field {:?}: no such date, the schedule never fires",
+                parts[2], parts[3]
+            )));
+        }
         Ok(Schedule {
             source: expr.to_string(),
-            either_day: parts[2] != "*" && parts[4] != "*",
-            minutes: sets[0].clone(),
-            hours: sets[1].clone(),
-            days,
-            months,
-            weekdays,
+            cron,
         })
     }
 
@@ -73,68 +122,29 @@ impl Schedule {
         &self.source
     }
 
-    fn matches(&self, t: DateTime<Utc>) -> bool {
-        let dom = self.days[t.day() as usize];
-        let dow = self.weekdays[t.weekday().num_days_from_sunday() as usize];
-        let day = if self.either_day { dom || dow } else { dom && dow };
-        self.minutes[t.minute() as usize] && self.hours[t.hour() as usize] && self.months[t.month() as usize] && day
-    }
-
-    /// The first matching minute strictly after `after` (within about four years).
+    /// The first matching minute strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut t = after.with_second(0)?.with_nanosecond(0)? + Duration::minutes(1);
-        for _ in 0..(4 * 366 * 24 * 60) {
-            if self.matches(t) {
-                return Some(t);
-            }
-            t += Duration::minutes(1);
-        }
-        None
+        self.cron.find_next_occurrence(&after, false).ok()
     }
 }
 
-fn parse_field(part: &str, lo: u32, hi: u32) -> Result<Vec<bool>, String> {
-    let mut set = vec![false; hi as usize + 1];
-    for item in part.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => (
-                r,
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or(format!("step {s:?} is not a positive number"))?,
-            ),
-            None => (item, 1),
-        };
-        let (from, to) = if range == "*" {
-            (lo, hi)
-        } else if let Some((a, b)) = range.split_once('-') {
-            (num(a, lo, hi)?, num(b, lo, hi)?)
-        } else {
-            let n = num(range, lo, hi)?;
-            (n, if item.contains('/') { hi } else { n })
-        };
-        if from > to {
-            return Err(format!("range {from}-{to} is backwards"));
+/// Whether `dates` (a schedule at midnight) matches some day of a leap year: every month-day and
+/// every weekday occurs in one.
+fn possible(dates: &Cron) -> bool {
+    let mut day = NaiveDate::from_ymd_opt(2028, 1, 1).expect("a date");
+    while day.year() == 2028 {
+        let midnight = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).expect("midnight"));
+        if dates.is_time_matching(&midnight).unwrap_or(false) {
+            return true;
         }
-        for v in (from..=to).step_by(step as usize) {
-            set[v as usize] = true;
-        }
+        day = day.succ_opt().expect("next day");
     }
-    Ok(set)
-}
-
-fn num(s: &str, lo: u32, hi: u32) -> Result<u32, String> {
-    s.parse::<u32>()
-        .ok()
-        .filter(|n| (lo..=hi).contains(n))
-        .ok_or(format!("expected a number from {lo} to {hi}, got {s:?}"))
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
@@ -148,23 +158,55 @@ mod tests {
         let s = Schedule::parse("*/15 * * * *").unwrap();
         assert_eq!(s.next_after(at(2026, 11, 25, 17, 1)), Some(at(2026, 11, 25, 17, 15)));
         // Sundays at 04:00 (7 and 0 both mean Sunday); 2026-11-29 is a Sunday.
-        let s = Schedule::parse("0 4 * * 7").unwrap();
-        assert_eq!(s.next_after(at(2026, 11, 25, 0, 0)), Some(at(2026, 11, 29, 4, 0)));
-        let s = Schedule::parse("0 0 1,15 * 1-5").unwrap();
-        assert!(s.next_after(at(2026, 11, 25, 0, 0)).is_some());
+        for dow in ["7", "0"] {
+            let s = Schedule::parse(&format!("0 4 * * {dow}")).unwrap();
+            assert_eq!(s.next_after(at(2026, 11, 25, 0, 0)), Some(at(2026, 11, 29, 4, 0)));
+        }
+        // Day of month and day of week both restricted: either is enough (POSIX). 2026-11-30 is
+        // a Monday, the 1st of December a Tuesday.
+        let s = Schedule::parse("0 0 1,15 * 1").unwrap();
+        assert_eq!(s.next_after(at(2026, 11, 25, 0, 0)), Some(at(2026, 11, 30, 0, 0)));
+        assert_eq!(s.next_after(at(2026, 11, 30, 0, 0)), Some(at(2026, 12, 1, 0, 0)));
+        // 29 February exists in leap years only.
+        let s = Schedule::parse("0 0 29 2 *").unwrap();
+        assert_eq!(s.next_after(at(2026, 11, 25, 0, 0)), Some(at(2028, 2, 29, 0, 0)));
     }
 
     #[test]
     fn bad_expressions_name_the_field() {
         let e = Schedule::parse("61 * * * *").unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("minute field \"61\": expected a number from 0 to 59"),
-            "{e}"
-        );
+        assert!(e.message.starts_with("minute field \"61\": "), "{e}");
         let e = Schedule::parse("0 2 * *").unwrap_err();
         assert!(e.to_string().contains("expected 5 fields"), "{e}");
         let e = Schedule::parse("0 */0 * * *").unwrap_err();
-        assert!(e.to_string().contains("hour field"), "{e}");
+        assert!(e.message.starts_with("hour field \"*/0\": "), "{e}");
+        let e = Schedule::parse("0 0 1,,2 * *").unwrap_err();
+        assert!(
+            e.message.starts_with("day of month field \"1,,2\": empty list item"),
+            "{e}"
+        );
+        let e = Schedule::parse("0 0 * JAN *").unwrap_err();
+        assert!(e.message.starts_with("month field \"JAN\": unexpected 'J'"), "{e}");
+        let e = Schedule::parse("0 0 * * 5-1").unwrap_err();
+        assert!(e.message.starts_with("day of week field \"5-1\": "), "{e}");
+    }
+
+    #[test]
+    fn impossible_dates_are_refused_naming_the_fields() {
+        for expr in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30-31 2 *"] {
+            let e = Schedule::parse(expr).unwrap_err();
+            assert!(
+                e.message.starts_with("day of month field")
+                    && e.message.contains("month field")
+                    && e.message.contains("never fires"),
+                "{expr}: {e}"
+            );
+        }
+        // Possible once a month of them has the day; or through the day of week (either matches).
+        Schedule::parse("0 0 31 2,3 *").unwrap();
+        Schedule::parse("0 0 30 2 1").unwrap();
+        // `*` in a list is the whole range.
+        let s = Schedule::parse("*,5 0 * * *").unwrap();
+        assert_eq!(s.next_after(at(2026, 11, 25, 0, 0)), Some(at(2026, 11, 25, 0, 1)));
     }
 }

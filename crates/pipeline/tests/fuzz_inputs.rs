@@ -316,7 +316,12 @@ proptest! {
     fn valid_schedules_parse(fields in valid_cron(), blank in proptest::sample::select(vec![" ", "  ", "\t", " \n "])) {
         let expr = fields.join(blank);
         let s = check_schedule(&expr)?;
-        prop_assert!(s.is_some(), "{:?} refused: {:?}", expr, Schedule::parse(&expr).err());
+        // Valid fields may still name no real date (30 February): refused as such, nothing else.
+        let refused = Schedule::parse(&expr).err();
+        prop_assert!(
+            s.is_some() || refused.as_ref().is_some_and(|e| e.message.contains("never fires")),
+            "{:?} refused: {:?}", expr, refused
+        );
     }
 
     #[test]

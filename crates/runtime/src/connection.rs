@@ -35,6 +35,18 @@ pub struct ConnectionRuntime {
     pub revision: Option<String>,
 }
 
+impl ConnectionRuntime {
+    /// The connection's light: computed once here from its status board and, when self-hosted,
+    /// its connector's channel; every view and `/readyz` show this.
+    pub fn light(&self) -> pipeline::status::Light {
+        let link = match &self.remote {
+            Some(r) => r.link(),
+            None => pipeline::status::Link::InProcess,
+        };
+        self.connector.status().snapshot().light(&link)
+    }
+}
+
 /// Credentials accepted on `POST /webhooks/{connection}/{TABLE}`.
 #[derive(Clone, Default)]
 pub struct WebhookAuth {

@@ -126,6 +126,9 @@ impl Hub {
             Arc::new(RemoteState::new(mi, self.tuning.clone()))
         });
         let command_registry = CommandRegistry::new(processor.clone(), self.store.clone());
+        if !remote {
+            tasks.push(tokio::spawn(probe_while_idle(connector.clone(), stop.clone())));
+        }
         if !self.kafka.brokers.is_empty() {
             tasks.push(tokio::spawn(crate::relay::run(
                 self.kafka.clone(),
@@ -158,10 +161,10 @@ impl Hub {
                 tasks,
             },
         );
+        self.deal();
         if let Some(old) = replaced {
             // Two starts raced (an API save and the store sync): only the newest may run.
             tracing::info!(connection = %spec.name, "connection started again: the previous run stops");
-        self.deal();
             stop_running(old).await;
         }
         tracing::info!(connection = %spec.name, hosting = spec.hosting.as_str(), "connection started");
@@ -191,10 +194,10 @@ impl Hub {
             return;
         };
         stop_running(r).await;
+        self.deal();
         tracing::info!(connection = %name, "connection stopped");
     }
 
-        self.deal();
     /// Stop every connection.
     pub async fn stop_all(&self) {
         let names: Vec<String> = self.running.lock().expect("lock").keys().cloned().collect();
@@ -266,9 +269,6 @@ impl Hub {
         vault: vault::Vault,
         mut shutdown: Shutdown,
     ) {
-        loop {
-            shutdown.sleep(SYNC_EVERY).await;
-    ) {
         let share = tokio::spawn(self.clone().share_leases(shutdown.clone()));
         self.sync_rounds(connections, configured, vault, &mut shutdown).await;
         let _ = share.await;
@@ -323,6 +323,9 @@ impl Hub {
         configured: String,
         vault: vault::Vault,
         shutdown: &mut Shutdown,
+    ) {
+        loop {
+            shutdown.sleep(SYNC_EVERY).await;
             if shutdown.is_shutdown() {
                 return;
             }
@@ -359,5 +362,31 @@ async fn stop_running(r: Running) {
     r.shutdown.fire();
     for t in r.tasks {
         let _ = t.await;
+    }
+}
+
+/// How often a connection with no mapping deployed checks M3 again (see [`probe_while_idle`]).
+pub const IDLE_PROBE_EVERY: Duration = Duration::from_secs(60);
+
+/// Check M3 at start, then every [`IDLE_PROBE_EVERY`] while no mapping is deployed (deployed
+/// mappings report connectivity themselves), so that the connection's light shows its state
+/// before a message type is deployed.
+pub async fn probe_while_idle(connector: Connector, mut stop: Shutdown) {
+    let board = connector.status();
+    let mut first = true;
+    loop {
+        if first || connector.mappings().is_empty() {
+            // A stop never waits for M3's answer.
+            let m3 = connector.m3();
+            tokio::select! {
+                _ = stop.recv() => return,
+                _ = pipeline::status::probe(&m3, &board) => {}
+            }
+        }
+        first = false;
+        tokio::select! {
+            _ = stop.recv() => return,
+            _ = tokio::time::sleep(IDLE_PROBE_EVERY) => {}
+        }
     }
 }

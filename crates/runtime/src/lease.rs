@@ -2,7 +2,7 @@
 //! connection's lease is held by the replica whose hub runs it (the hub renews it), a
 //! self-hosted connection's by the connector whose channel is open (Studio renews it while the
 //! channel lasts). Both take and renew it with [`LeasePolicy::STANDARD`]; [`instance_id`] is
-//! this installation's name as a holder.
+//! this process's name as a holder (unique per process).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -154,18 +154,35 @@ pub(crate) async fn keep_lease(
     let _ = store.release_lease(&connection, &holder).await;
 }
 
-/// The stable id of this installation (its name as a lease holder), kept in `data_dir/file`.
+/// This process's name as a lease holder: the installation's stable id, kept in
+/// `data_dir/file`, then this process's pid and a random suffix. Unique per process, so two
+/// processes never pass for one another on a shared store, even when they share a folder's id
+/// (a copied folder, a second process on the same folder).
 pub fn instance_id(data_dir: &std::path::Path, file: &str) -> anyhow::Result<String> {
     let path = data_dir.join(file);
-    if let Ok(id) = std::fs::read_to_string(&path) {
-        if !id.trim().is_empty() {
-            return Ok(id.trim().to_string());
-        }
-    }
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "erp-bridge".into());
     let mut rng = rand::thread_rng();
-    let suffix: String = (0..8).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
-    let id = format!("{host}-{suffix}");
-    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(id)
+    let mut hex = |n: usize| -> String { (0..n).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect() };
+    let folder = match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "erp-bridge".into());
+            let id = format!("{host}-{}", hex(8));
+            std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+            id
+        }
+    };
+    Ok(format!("{folder}-{}-{}", std::process::id(), hex(6)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn holder_ids_keep_the_folder_id_and_differ_per_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = super::instance_id(dir.path(), "id").unwrap();
+        let b = super::instance_id(dir.path(), "id").unwrap();
+        assert_ne!(a, b);
+        let folder = std::fs::read_to_string(dir.path().join("id")).unwrap();
+        assert!(a.starts_with(&format!("{folder}-{}-", std::process::id())), "{a}");
+    }
 }

@@ -72,6 +72,18 @@ impl RemoteState {
         json!(self.info.lock().expect("lock").clone())
     }
 
+    /// How the connection reaches M3 now, for its light (see [`pipeline::status::Link`]).
+    pub fn link(&self) -> pipeline::status::Link {
+        let i = self.info.lock().expect("lock");
+        match i.state {
+            ChannelState::Waiting => pipeline::status::Link::NeverCalled,
+            ChannelState::Connected => pipeline::status::Link::Connected,
+            ChannelState::Disconnected => pipeline::status::Link::Gone {
+                last_seen: i.last_seen.clone(),
+            },
+        }
+    }
+
     /// Close the open channel (the connection stops or Studio shuts down).
     pub fn close(&self) {
         self.stop.fire();

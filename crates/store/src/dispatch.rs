@@ -18,12 +18,12 @@ use crate::sqlite::SqliteStore;
 /// The store. Cheap to clone (a connection pool inside).
 #[derive(Debug, Clone)]
 pub struct Store {
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 /// The back end a [`Store`] talks to.
 #[derive(Debug, Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqliteStore),
     Postgres(PgStore),
 }

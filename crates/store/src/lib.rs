@@ -10,6 +10,7 @@ mod error;
 mod model;
 mod plan;
 mod postgres;
+mod retention;
 mod shared;
 mod sqlite;
 
@@ -20,3 +21,4 @@ pub use model::{
     MappingRecord, MappingVersion, NewMessage, ReadModelPage, SourceDeadLetter, StoredMessage,
 };
 pub use plan::event_id;
+pub use retention::{OutboxHorizon, OutboxMode, OutboxStats, PruneReport, RetentionPolicy};

@@ -99,6 +99,20 @@ pub struct ReadModelPage {
     pub next: Option<String>,
 }
 
+impl ReadModelPage {
+    /// The page of `limit` items from up to `limit + 1` rows read in key order: a row beyond
+    /// `limit` means there is a next page, after the page's last key.
+    pub(crate) fn from_rows(mut items: Vec<(String, String)>, limit: u32) -> Self {
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        ReadModelPage { items, next }
+    }
+}
+
 /// One stored version of a mapping definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MappingVersion {

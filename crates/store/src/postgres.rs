@@ -34,6 +34,16 @@
 //!   version (`MAX(version) + 1`) waits for a concurrent save instead of failing on the
 //!   primary key ([`Dialect::version_tx`]).
 //!
+//! # Read models
+//!
+//! Read models are read through a small pool of their own ([`read_pool`]): the API's reads do
+//! not wait behind the writers' pool, and its sessions forbid sorts, sequential and bitmap scans
+//! (`enable_sort` and the others off, which makes them a last resort), so a page is always an
+//! ordered walk of the primary-key index that stops after `limit + 1` rows. The cost-based
+//! choice went wrong while the statistics still described a nearly empty table (right after
+//! the initial load, before autovacuum analyses it): the planner expected 4 rows, read all of
+//! them with a bitmap scan and sorted them, and a first page took 800 ms at 200,000 entities.
+//!
 //! # Read model filters
 //!
 //! [`PgStore::entities`] compares a field of the stored JSON state as text like SQLite's
@@ -132,6 +142,20 @@ async fn connection_tx(pool: &PgPool, connection: &str) -> Result<Transaction<'s
     Ok(tx)
 }
 
+/// The pool that reads read models (see the module documentation); connections are opened when
+/// first needed.
+fn read_pool(opts: PgConnectOptions) -> PgPool {
+    let opts = opts.options([
+        ("enable_sort", "off"),
+        ("enable_seqscan", "off"),
+        ("enable_bitmapscan", "off"),
+    ]);
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_lazy_with(opts)
+}
+
 /// A transaction holding the advisory lock `(class, hashtext(key))`.
 async fn locked_tx(pool: &PgPool, class: i32, key: &str) -> Result<Transaction<'static, Postgres>, StoreError> {
     let mut tx = pool.begin().await?;
@@ -168,11 +192,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(open_error)?;
         sqlx::migrate!("./migrations-postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            readers: None,
+            read_pool: Some(read_pool(opts)),
+        })
     }
 
     /// The highest message sequence number (0 when empty), read while no outbox writer is between
@@ -190,8 +218,23 @@ impl PgStore {
         Ok(seq)
     }
 
+    /// The current state of one entity.
+    pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT state FROM entities WHERE connection = $1 AND mapping = $2 AND key = $3")
+                .bind(connection)
+                .bind(mapping)
+                .bind(key)
+                .fetch_optional(self.read_pool.as_ref().unwrap_or(&self.pool))
+                .await?,
+        )
+    }
+
     /// A page of entities in key order after `after`, where every `(field, value)` filter matches
     /// the field's value rendered as text (as SQLite renders it: see the module documentation).
+    ///
+    /// The first page and a later one are two statements (`key > $3` only in the second), so
+    /// that each has one plan that seeks the primary-key index (see the SQLite twin).
     pub async fn entities(
         &self,
         connection: &str,
@@ -200,10 +243,12 @@ impl PgStore {
         limit: u32,
         filters: &[(String, String)],
     ) -> Result<ReadModelPage, StoreError> {
-        let mut sql = String::from(
-            "SELECT key, state FROM entities WHERE connection = $1 AND mapping = $2 AND ($3::text IS NULL OR key > $3)",
-        );
-        let mut n = 3;
+        let mut sql = String::from("SELECT key, state FROM entities WHERE connection = $1 AND mapping = $2");
+        let mut n = 2;
+        if after.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND key > ${n}"));
+        }
         for _ in filters {
             let (field, value) = (n + 1, n + 2);
             n += 2;
@@ -214,19 +259,21 @@ impl PgStore {
             ));
         }
         sql.push_str(&format!(" ORDER BY key LIMIT ${}", n + 1));
-        let mut q = sqlx::query(&sql).bind(connection).bind(mapping).bind(after);
+        let mut q = sqlx::query(&sql).bind(connection).bind(mapping);
+        if let Some(after) = after {
+            q = q.bind(after);
+        }
         for (field, value) in filters {
             q = q.bind(field).bind(value);
         }
-        let rows = q.bind(i64::from(limit) + 1).fetch_all(&self.pool).await?;
-        let mut items: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        Ok(ReadModelPage { items, next })
+        let rows = q
+            .bind(i64::from(limit) + 1)
+            .fetch_all(self.read_pool.as_ref().unwrap_or(&self.pool))
+            .await?;
+        Ok(ReadModelPage::from_rows(
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect(),
+            limit,
+        ))
     }
 
     /// Record a source row that could not be split or mapped; the same row again bumps its
@@ -276,9 +323,11 @@ impl PgStore {
     }
 }
 
-/// Apply a page of changes with a few statements (see the SQLite twin and [`crate::plan`]).
-/// Sequence numbers of one multi-row insert increase in row order; the per-connection lock
-/// taken by the caller keeps them in commit order too.
+/// Apply a page of changes with a few statements (see the SQLite twin and [`crate::plan`]):
+/// each statement takes its rows as arrays (`UNNEST`), so a page is one round trip per
+/// statement and one prepared statement whatever its size. Sequence numbers of one insert
+/// increase in row order (`ORDER BY` the arrays' ordinality); the per-connection lock taken by
+/// the caller keeps them in commit order too.
 async fn apply_changes(
     tx: &mut PgConnection,
     connection: &str,
@@ -288,18 +337,16 @@ async fn apply_changes(
     applied: &mut Applied,
     numbering: &mut Numbering,
 ) -> Result<(), StoreError> {
-    use crate::plan::placeholders;
     if changes.is_empty() {
         return Ok(());
     }
     let keys = crate::plan::keys(changes);
-    let key_list: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT key, hash, position, seq FROM entities WHERE connection = $1 AND mapping = $2 AND key = ANY($3)",
     )
     .bind(connection)
     .bind(mapping)
-    .bind(&key_list)
+    .bind(&keys)
     .fetch_all(&mut *tx)
     .await?;
     let stored = rows
@@ -313,68 +360,73 @@ async fn apply_changes(
     }
     let ids = plan.message_ids(numbering);
     let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
-    for (chunk, ids) in plan.emitted.chunks(100).zip(ids.chunks(100)) {
-        let sql = format!(
-            "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload) VALUES {} RETURNING seq",
-            placeholders(chunk.len(), 9, Some(1))
-        );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql);
-        for (e, id) in chunk.iter().zip(ids) {
-            let m = &e.change.message;
-            q = q
-                .bind(connection)
-                .bind(mapping)
-                .bind(id.as_ref())
-                .bind(&m.ty)
-                .bind(&m.source)
-                .bind(&m.subject)
-                .bind(&m.time)
-                .bind(&m.dataschema)
-                .bind(&m.payload);
-        }
-        let mut got = q.fetch_all(&mut *tx).await?;
-        got.sort_unstable();
-        seqs.extend(got);
+    if !plan.emitted.is_empty() {
+        let column = |f: fn(&crate::model::NewMessage) -> &str| -> Vec<&str> {
+            plan.emitted.iter().map(|e| f(&e.change.message)).collect()
+        };
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_ref()).collect();
+        seqs = sqlx::query_scalar(
+            "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload)
+             SELECT $1, $2, u.id, u.type, u.source, u.subject, u.time, u.dataschema, u.payload
+             FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                  WITH ORDINALITY AS u(id, type, source, subject, time, dataschema, payload, n)
+             ORDER BY u.n
+             RETURNING seq",
+        )
+        .bind(connection)
+        .bind(mapping)
+        .bind(&ids)
+        .bind(column(|m| m.ty.as_str()))
+        .bind(column(|m| m.source.as_str()))
+        .bind(column(|m| m.subject.as_str()))
+        .bind(column(|m| m.time.as_str()))
+        .bind(column(|m| m.dataschema.as_str()))
+        .bind(column(|m| m.payload.as_str()))
+        .fetch_all(&mut *tx)
+        .await?;
+        seqs.sort_unstable();
     }
     if !plan.deletes.is_empty() {
-        let gone: Vec<String> = plan.deletes.iter().map(|k| k.to_string()).collect();
         sqlx::query("DELETE FROM entities WHERE connection = $1 AND mapping = $2 AND key = ANY($3)")
             .bind(connection)
             .bind(mapping)
-            .bind(&gone)
+            .bind(&plan.deletes)
             .execute(&mut *tx)
             .await?;
     }
-    for chunk in plan.upserts.chunks(100) {
-        let sql = format!(
-            "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position) VALUES {}
+    if !plan.upserts.is_empty() {
+        let ups = &plan.upserts;
+        sqlx::query(
+            "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position)
+             SELECT $1, $2, u.key, u.hash, u.state, u.seq, $3, u.position
+             FROM UNNEST($4::text[], $5::int8[], $6::text[], $7::int8[], $8::int8[]) AS u(key, hash, state, seq, position)
              ON CONFLICT (connection, mapping, key)
              DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
                            updated_at = excluded.updated_at, position = excluded.position",
-            placeholders(chunk.len(), 8, Some(1))
-        );
-        let mut q = sqlx::query(&sql);
-        for (k, hash, st, message, position) in chunk {
-            q = q
-                .bind(connection)
-                .bind(mapping)
-                .bind(*k)
-                .bind(*hash)
-                .bind(*st)
-                .bind(seqs[*message])
-                .bind(time)
-                .bind(*position);
-        }
-        q.execute(&mut *tx).await?;
+        )
+        .bind(connection)
+        .bind(mapping)
+        .bind(time)
+        .bind(ups.iter().map(|u| u.0).collect::<Vec<&str>>())
+        .bind(ups.iter().map(|u| u.1).collect::<Vec<i64>>())
+        .bind(ups.iter().map(|u| u.2).collect::<Vec<&str>>())
+        .bind(ups.iter().map(|u| seqs[u.3]).collect::<Vec<i64>>())
+        .bind(ups.iter().map(|u| u.4).collect::<Vec<i64>>())
+        .execute(&mut *tx)
+        .await?;
     }
-    for (k, p) in &plan.positions {
-        sqlx::query("UPDATE entities SET position = $1 WHERE connection = $2 AND mapping = $3 AND key = $4")
-            .bind(p)
-            .bind(connection)
-            .bind(mapping)
-            .bind(*k)
-            .execute(&mut *tx)
-            .await?;
+    if !plan.positions.is_empty() {
+        sqlx::query(
+            "UPDATE entities AS e SET position = u.position
+             FROM UNNEST($3::text[], $4::int8[]) AS u(key, position)
+             WHERE e.connection = $1 AND e.mapping = $2 AND e.key = u.key",
+        )
+        .bind(connection)
+        .bind(mapping)
+        .bind(plan.positions.iter().map(|p| p.0).collect::<Vec<&str>>())
+        .bind(plan.positions.iter().map(|p| p.1).collect::<Vec<i64>>())
+        .execute(&mut *tx)
+        .await?;
     }
     numbering.written += plan.emitted.len();
     applied.emitted += plan.applied.emitted;

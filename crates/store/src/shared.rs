@@ -91,12 +91,18 @@ impl Versioned {
 /// A store on the database `DB`. Cheap to clone (a connection pool inside).
 pub(crate) struct Db<DB: Database> {
     pub(crate) pool: Pool<DB>,
+    /// SQLite only: the connections that read read models on the caller's thread.
+    pub(crate) readers: Option<std::sync::Arc<crate::sqlite::Readers>>,
+    /// PostgreSQL only: the pool that reads read models, with planner settings of its own.
+    pub(crate) read_pool: Option<Pool<DB>>,
 }
 
 impl<DB: Database> Clone for Db<DB> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            readers: self.readers.clone(),
+            read_pool: self.read_pool.clone(),
         }
     }
 }
@@ -234,18 +240,6 @@ where
         Ok(rows.into_iter().map(message_from_row).collect())
     }
 
-    /// The current state of one entity.
-    pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT state FROM entities WHERE connection = $1 AND mapping = $2 AND key = $3")
-                .bind(connection)
-                .bind(mapping)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
     /// Number of entities of a mapping.
     pub async fn entity_count(&self, connection: &str, mapping: &str) -> Result<i64, StoreError> {
         Ok(
@@ -265,15 +259,19 @@ where
         round: i64,
         keys: &[String],
     ) -> Result<(), StoreError> {
+        // 500 keys a statement: one round trip per chunk instead of one per key.
+        const CHUNK: usize = 500;
         let mut tx = DB::connection_tx(&self.pool, connection).await?;
-        for k in keys {
-            sqlx::query("UPDATE entities SET seen = $1 WHERE connection = $2 AND mapping = $3 AND key = $4")
-                .bind(round)
-                .bind(connection)
-                .bind(mapping)
-                .bind(k)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in keys.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE entities SET seen = $1 WHERE connection = $2 AND mapping = $3 AND key IN {}",
+                crate::plan::placeholders(1, chunk.len(), Some(4))
+            );
+            let mut q = sqlx::query(&sql).bind(round).bind(connection).bind(mapping);
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -398,10 +396,6 @@ where
         Ok(rows.into_iter().map(message_from_row).collect())
     }
 
-    /// Mark every message of a connection up to `seq` as acknowledged by the broker.
-    pub async fn mark_published(&self, connection: &str, up_to_seq: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET published_at = $1 WHERE connection = $2 AND seq <= $3 AND published_at IS NULL",
     /// Like [`unpublished`](Self::unpublished), but only messages after `after_seq`: the relay
     /// reads the next batch while the broker still acknowledges the ones before it.
     pub async fn unpublished_after(
@@ -422,6 +416,10 @@ where
         Ok(rows.into_iter().map(message_from_row).collect())
     }
 
+    /// Mark every message of a connection up to `seq` as acknowledged by the broker.
+    pub async fn mark_published(&self, connection: &str, up_to_seq: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET published_at = $1 WHERE connection = $2 AND seq <= $3 AND published_at IS NULL",
         )
         .bind(now())
         .bind(connection)
@@ -928,10 +926,6 @@ where
         Ok(DB::rows_affected(&r) == 1)
     }
 
-    /// The connection's highest log position (0 when none), for [`Numbering::before`]; in the
-    /// connection's write transaction, so no writer of it is between taking a `seq` and
-    /// committing.
-    pub(crate) async fn last_connection_seq(conn: &mut DB::Connection, connection: &str) -> Result<i64, StoreError> {
     /// Announce (or renew) `holder` as a live replica for `ttl`; returns every live replica's
     /// holder id, sorted, this one included. Replicas gone for a while are forgotten.
     pub async fn replica_heartbeat(&self, holder: &str, ttl: std::time::Duration) -> Result<Vec<String>, StoreError> {
@@ -965,6 +959,10 @@ where
         Ok(())
     }
 
+    /// The connection's highest log position (0 when none), for [`Numbering::before`]; in the
+    /// connection's write transaction, so no writer of it is between taking a `seq` and
+    /// committing.
+    pub(crate) async fn last_connection_seq(conn: &mut DB::Connection, connection: &str) -> Result<i64, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE connection = $1")
                 .bind(connection)

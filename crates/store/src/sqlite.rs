@@ -4,15 +4,31 @@
 //! SQLite has one writer at a time: every write transaction starts with `BEGIN IMMEDIATE`, which
 //! serialises writers of a connection, of a lease and of a mapping's versions as [`Dialect`]
 //! asks.
+//!
+//! # Read models
+//!
+//! sqlx runs each SQLite connection on a thread of its own, so every query is a round trip
+//! between threads, which cost far more than the index lookup itself (a read model GET by key
+//! spent 45 % of its CPU time in those threads and most of the rest switching to and from them).
+//! Read models are therefore read on the caller's thread through [`Readers`]: read-only
+//! connections of their own (rusqlite, on the same SQLite library), each query one short
+//! index seek with a cached statement. Every read is its own read transaction in WAL mode, so
+//! it sees every transaction committed before it began: never an older state. A list with
+//! field filters may scan many rows, so it still goes through the pool, off the caller's thread.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use rusqlite::OpenFlags;
 
 use crate::error::StoreError;
 use crate::model::{Applied, Change, ReadModelPage};
@@ -79,17 +95,26 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            .auto_vacuum(SqliteAutoVacuum::Incremental);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection to a local file does not go stale; the check before every use was
+            // another round trip to the connection's thread per query.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(|source| StoreError::Open {
                 path: path.display().to_string(),
                 source,
             })?;
+        crate::retention::ensure_incremental_vacuum(&pool, &path.display().to_string()).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            readers: Some(std::sync::Arc::new(Readers::new(path))),
+            read_pool: None,
+        })
     }
 
     /// The highest message sequence number (0 when empty).
@@ -99,8 +124,33 @@ impl SqliteStore {
             .await?)
     }
 
+    /// The current state of one entity (read on the caller's thread: see the module documentation).
+    pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
+        if let Some(readers) = &self.readers {
+            return readers.read(|c| {
+                use rusqlite::OptionalExtension;
+                c.prepare_cached("SELECT state FROM entities WHERE connection = ?1 AND mapping = ?2 AND key = ?3")?
+                    .query_row((connection, mapping, key), |r| r.get(0))
+                    .optional()
+            });
+        }
+        Ok(
+            sqlx::query_scalar("SELECT state FROM entities WHERE connection = ? AND mapping = ? AND key = ?")
+                .bind(connection)
+                .bind(mapping)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// A page of entities in key order after `after`, where every `(field, value)` filter matches
     /// the field's value rendered as text. Field names must have been validated by the caller.
+    ///
+    /// The first page and a later one are two statements (`key > ?` only in the second): a
+    /// condition such as `(? IS NULL OR key > ?)` cannot be used to seek the primary-key index,
+    /// so every page would scan from the first key. Without filters a page reads at most
+    /// `limit + 1` rows, on the caller's thread (see the module documentation).
     pub async fn entities(
         &self,
         connection: &str,
@@ -109,26 +159,40 @@ impl SqliteStore {
         limit: u32,
         filters: &[(String, String)],
     ) -> Result<ReadModelPage, StoreError> {
-        let mut sql = String::from(
-            "SELECT key, state FROM entities WHERE connection = ? AND mapping = ? AND (? IS NULL OR key > ?)",
-        );
-        for _ in filters {
-            sql.push_str(" AND CAST(json_extract(state, ?) AS TEXT) = ?");
+        let mut sql = String::from("SELECT key, state FROM entities WHERE connection = ?1 AND mapping = ?2");
+        if after.is_some() {
+            sql.push_str(" AND key > ?4");
         }
-        sql.push_str(" ORDER BY key LIMIT ?");
-        let mut q = sqlx::query(&sql).bind(connection).bind(mapping).bind(after).bind(after);
+        if let (Some(readers), true) = (&self.readers, filters.is_empty()) {
+            sql.push_str(" ORDER BY key LIMIT ?3");
+            let rows = readers.read(|c| {
+                let mut st = c.prepare_cached(&sql)?;
+                let rows = match after {
+                    Some(after) => st.query((connection, mapping, limit + 1, after))?,
+                    None => st.query((connection, mapping, limit + 1))?,
+                };
+                rows.mapped(|r| Ok((r.get(0)?, r.get(1)?))).collect()
+            })?;
+            return Ok(ReadModelPage::from_rows(rows, limit));
+        }
+        let first = if after.is_some() { 5 } else { 4 };
+        for i in 0..filters.len() {
+            let n = first + 2 * i;
+            sql.push_str(&format!(" AND CAST(json_extract(state, ?{n}) AS TEXT) = ?{}", n + 1));
+        }
+        sql.push_str(" ORDER BY key LIMIT ?3");
+        let mut q = sqlx::query(&sql).bind(connection).bind(mapping).bind(limit + 1);
+        if let Some(after) = after {
+            q = q.bind(after);
+        }
         for (field, value) in filters {
             q = q.bind(format!("$.\"{field}\"")).bind(value);
         }
-        let rows = q.bind(limit + 1).fetch_all(&self.pool).await?;
-        let mut items: Vec<(String, String)> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-        let next = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        Ok(ReadModelPage { items, next })
+        let rows = q.fetch_all(&self.pool).await?;
+        Ok(ReadModelPage::from_rows(
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect(),
+            limit,
+        ))
     }
 
     /// Record a source row that could not be split or mapped; the same row again bumps its
@@ -187,6 +251,69 @@ impl SqliteStore {
     }
 }
 
+/// Rows per multi-row `INSERT` (9 values each: far below SQLite's limit of 32,766 variables).
+const ROWS_PER_STATEMENT: usize = 250;
+/// Keys per `IN (...)` list.
+const KEYS_PER_STATEMENT: usize = 500;
+
+/// The text of a multi-row statement for `n` rows; the one for full chunks (`full` rows) is
+/// built once and kept in `cache` (sqlx caches the prepared statement by its text).
+fn rows_sql(
+    cache: &'static OnceLock<String>,
+    full: usize,
+    n: usize,
+    build: impl Fn(usize) -> String,
+) -> Cow<'static, str> {
+    if n == full {
+        Cow::Borrowed(cache.get_or_init(|| build(full)).as_str())
+    } else {
+        Cow::Owned(build(n))
+    }
+}
+
+/// Read-only connections to the store file, used synchronously on the caller's thread for the
+/// short, index-bounded reads of read models (see the module documentation). A read takes an
+/// idle connection or opens one; at most [`Readers::IDLE`] are kept.
+pub(crate) struct Readers {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl Readers {
+    /// Idle connections kept: as many as threads read at once (the runtime's workers).
+    const IDLE: usize = 8;
+
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `read` on an idle connection (a new one if none is idle).
+    fn read<T>(&self, read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = rusqlite::Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                // Readers of a WAL database wait only in rare moments (recovery after a crash).
+                c.busy_timeout(Duration::from_secs(1))?;
+                c
+            }
+        };
+        let got = read(&conn)?;
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < Self::IDLE {
+            idle.push(conn);
+        }
+        Ok(got)
+    }
+}
+
 /// Apply a page of changes with a few statements instead of three per change: the stored hash
 /// and position of every key in one query, the decisions made in memory ([`crate::plan`]), then
 /// the messages, deletions and final entity states written in multi-row statements.
@@ -205,11 +332,14 @@ async fn apply_changes(
     }
     let keys = crate::plan::keys(changes);
     let mut stored = std::collections::HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(500) {
-        let sql = format!(
-            "SELECT key, hash, position, seq FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
-            placeholders(1, chunk.len(), None)
-        );
+    static SELECT_STORED: OnceLock<String> = OnceLock::new();
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        let sql = rows_sql(&SELECT_STORED, KEYS_PER_STATEMENT, chunk.len(), |n| {
+            format!(
+                "SELECT key, hash, position, seq FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
+                placeholders(1, n, None)
+            )
+        });
         let mut q = sqlx::query_as::<_, (String, i64, i64, i64)>(&sql)
             .bind(connection)
             .bind(mapping);
@@ -232,11 +362,18 @@ async fn apply_changes(
     // Messages: AUTOINCREMENT numbers the rows of one statement in insertion order, and this
     // transaction is the only writer, so the returned numbers, sorted, follow `emitted`.
     let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
-    for (chunk, ids) in plan.emitted.chunks(100).zip(ids.chunks(100)) {
-        let sql = format!(
-            "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload) VALUES {} RETURNING seq",
-            placeholders(chunk.len(), 9, None)
-        );
+    static INSERT_MESSAGES: OnceLock<String> = OnceLock::new();
+    for (chunk, ids) in plan
+        .emitted
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(ids.chunks(ROWS_PER_STATEMENT))
+    {
+        let sql = rows_sql(&INSERT_MESSAGES, ROWS_PER_STATEMENT, chunk.len(), |n| {
+            format!(
+                "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload) VALUES {} RETURNING seq",
+                placeholders(n, 9, None)
+            )
+        });
         let mut q = sqlx::query_scalar::<_, i64>(&sql);
         for (e, id) in chunk.iter().zip(ids) {
             let m = &e.change.message;
@@ -266,14 +403,17 @@ async fn apply_changes(
         }
         q.execute(&mut *tx).await?;
     }
-    for chunk in plan.upserts.chunks(100) {
-        let sql = format!(
-            "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position) VALUES {}
-             ON CONFLICT (connection, mapping, key)
-             DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
-                           updated_at = excluded.updated_at, position = excluded.position",
-            placeholders(chunk.len(), 8, None)
-        );
+    static UPSERT_ENTITIES: OnceLock<String> = OnceLock::new();
+    for chunk in plan.upserts.chunks(ROWS_PER_STATEMENT) {
+        let sql = rows_sql(&UPSERT_ENTITIES, ROWS_PER_STATEMENT, chunk.len(), |n| {
+            format!(
+                "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position) VALUES {}
+                 ON CONFLICT (connection, mapping, key)
+                 DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
+                               updated_at = excluded.updated_at, position = excluded.position",
+                placeholders(n, 8, None)
+            )
+        });
         let mut q = sqlx::query(&sql);
         for (k, hash, st, message, position) in chunk {
             q = q

@@ -1,6 +1,7 @@
 //! API authentication: bearer tokens with scopes (`read`, `read-write`, `admin`, and
 //! `read-model` tokens for one connection's read models), an admin token created on first start,
-//! and the counter behind the limit on failed attempts per client address. The middleware that
+//! and the counters behind the limit on failed attempts (per source and per credential, see
+//! [`Auth`]). The middleware that
 //! applies them is `routes/middleware.rs`; token management is `routes/tokens.rs`.
 //!
 //! Tokens look like `ebt_<id>.<secret>`; only a SHA-256 of the secret is stored, so a token is
@@ -55,47 +56,170 @@ impl Scope {
     }
 }
 
-/// Authentication settings and the failure counter.
+/// Authentication settings and the failure counters.
+///
+/// Only failures are counted and only failures are throttled: a request with valid
+/// credentials is checked first and always served, so nobody can lock others out by failing
+/// on purpose (from behind the same proxy, or with someone's token id). Failures count per
+/// source address and per presented credential ([`Attempt::Token`]: the `ebt_<id>` part of a
+/// token; [`Attempt::Webhook`]: a connection's webhook), and once either has failed
+/// [`MAX_FAILURES`] times in [`FAILURE_WINDOW`], further failures are answered 429.
 pub struct Auth {
     /// Whether `/api` needs tokens at all (off only for local experiments).
     pub enabled: bool,
-    failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    by_source: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    by_credential: Mutex<HashMap<String, (Instant, u32)>>,
+    verified: VerifiedTokens,
 }
 
-/// Failed attempts allowed per client address and minute before answering 429.
-const MAX_FAILURES: u32 = 20;
-const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Failed attempts allowed per source address, and per presented credential, in
+/// [`FAILURE_WINDOW`] before further failures are answered 429.
+pub const MAX_FAILURES: u32 = 20;
+/// The window failures are counted in.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Sources and credentials tracked at most; beyond, new ones are not counted until old
+/// windows expire (the memory an attacker can make us use is bounded).
+const MAX_TRACKED: usize = 10_000;
+
+/// What a failed attempt presented, besides its source.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt<'a> {
+    /// No credentials at all: only the source counts.
+    Nothing,
+    /// An API token with this id (the `ebt_<id>` part; `bootstrap` for other forms).
+    Token(&'a str),
+    /// Credentials for the webhooks of this connection.
+    Webhook(&'a str),
+}
+
+impl Attempt<'_> {
+    fn key(&self) -> Option<String> {
+        match self {
+            Attempt::Nothing => None,
+            Attempt::Token(id) => Some(format!("token:{id}")),
+            Attempt::Webhook(c) => Some(format!("webhook:{c}")),
+        }
+    }
+}
+
+fn count<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, (Instant, u32)>>, key: K) -> u32 {
+    let mut m = map.lock().expect("lock");
+    if m.len() >= MAX_TRACKED && !m.contains_key(&key) {
+        m.retain(|_, (since, _)| since.elapsed() <= FAILURE_WINDOW);
+        if m.len() >= MAX_TRACKED {
+            return 0;
+        }
+    }
+    let e = m.entry(key).or_insert((Instant::now(), 0));
+    if e.0.elapsed() > FAILURE_WINDOW {
+        *e = (Instant::now(), 0);
+    }
+    e.1 = e.1.saturating_add(1);
+    e.1
+}
+
+fn left<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, (Instant, u32)>>, key: &K) -> Option<Duration> {
+    let m = map.lock().expect("lock");
+    let (since, n) = m.get(key)?;
+    let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
+    (*n > MAX_FAILURES).then_some(left)
+}
 
 impl Auth {
     /// Authentication on or off.
     pub fn new(enabled: bool) -> Self {
         Self {
             enabled,
-            failures: Mutex::new(HashMap::new()),
+            by_source: Mutex::new(HashMap::new()),
+            by_credential: Mutex::new(HashMap::new()),
+            verified: VerifiedTokens::default(),
         }
     }
 
-    /// How long `ip` must still wait, when it failed too often in the current window.
-    pub(crate) fn blocked(&self, ip: Option<IpAddr>) -> Option<Duration> {
-        let ip = ip?;
-        let f = self.failures.lock().expect("lock");
-        let (since, n) = f.get(&ip)?;
-        let left = FAILURE_WINDOW.checked_sub(since.elapsed())?;
-        (*n >= MAX_FAILURES).then_some(left)
+    /// Count a failed attempt from `ip` presenting `what`. Returns how long to wait when the
+    /// source or the credential failed too often in its window (answer 429), else `None`
+    /// (answer 401).
+    pub fn fail(&self, ip: Option<IpAddr>, what: Attempt<'_>) -> Option<Duration> {
+        if let Some(ip) = ip {
+            count(&self.by_source, ip);
+        }
+        if let Some(key) = what.key() {
+            count(&self.by_credential, key.clone());
+            if let Some(wait) = left(&self.by_credential, &key) {
+                return Some(wait);
+            }
+        }
+        ip.and_then(|ip| left(&self.by_source, &ip))
+    }
+}
+
+/// The value of an `Authorization` header with the given scheme (compared without regard to
+/// case, as RFC 9110 says), trimmed; `None` for another scheme.
+pub fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = header.trim_start().split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
+}
+
+/// How long a verified token is taken as valid without asking the store again. A token revoked
+/// through this process is refused at once ([`Auth::forget_verified`]); one revoked through
+/// another replica of a shared store, within this time.
+const VERIFIED_FOR: Duration = Duration::from_secs(2);
+/// At most this many verified tokens are remembered (only valid tokens are, so strangers cannot
+/// fill it); beyond it the oldest half is dropped.
+const MAX_VERIFIED: usize = 10_000;
+
+/// Tokens verified lately, by the SHA-256 of the presented text: a request with the same token
+/// skips the store lookup (a round trip to the database on every API call otherwise).
+#[derive(Default)]
+struct VerifiedTokens {
+    inner: Mutex<Verified>,
+}
+
+#[derive(Default)]
+struct Verified {
+    /// Bumped by every [`Auth::forget_verified`]: a lookup that began before it is not remembered.
+    generation: u64,
+    tokens: HashMap<[u8; 32], (Instant, ApiToken)>,
+}
+
+impl Auth {
+    /// The stored, unrevoked token whose text is `presented` (`None`: unknown, wrong or
+    /// revoked), from the tokens verified within [`VERIFIED_FOR`] or else from the store.
+    pub(crate) async fn verify(&self, store: &Store, presented: &str) -> Result<Option<ApiToken>, store::StoreError> {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let generation = {
+            let v = self.verified.inner.lock().expect("lock");
+            if let Some((at, token)) = v.tokens.get(&digest) {
+                if at.elapsed() < VERIFIED_FOR {
+                    return Ok(Some(token.clone()));
+                }
+            }
+            v.generation
+        };
+        let (id, secret) = split(presented);
+        let valid = store
+            .token(&id)
+            .await?
+            .filter(|t| t.revoked_at.is_none())
+            .filter(|t| constant_time_eq(t.hash.as_bytes(), sha256_hex(secret).as_bytes()));
+        if let Some(token) = &valid {
+            let mut v = self.verified.inner.lock().expect("lock");
+            if v.generation == generation {
+                if v.tokens.len() >= MAX_VERIFIED {
+                    v.tokens.retain(|_, (at, _)| at.elapsed() < VERIFIED_FOR / 2);
+                }
+                v.tokens.insert(digest, (Instant::now(), token.clone()));
+            }
+        }
+        Ok(valid)
     }
 
-    /// Count a failed attempt of `ip`.
-    pub(crate) fn fail(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
-        let mut f = self.failures.lock().expect("lock");
-        let e = f.entry(ip).or_insert((Instant::now(), 0));
-        if e.0.elapsed() > FAILURE_WINDOW {
-            *e = (Instant::now(), 0);
-        }
-        e.1 += 1;
-        if f.len() > 10_000 {
-            f.retain(|_, (since, _)| since.elapsed() <= FAILURE_WINDOW);
-        }
+    /// Forget every verified token (after any request that may have changed tokens, such as a
+    /// revocation or a connection's deletion), including lookups still under way.
+    pub(crate) fn forget_verified(&self) {
+        let mut v = self.verified.inner.lock().expect("lock");
+        v.generation += 1;
+        v.tokens.clear();
     }
 }
 
@@ -175,7 +299,8 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> Result<Option
 #[derive(Debug, Clone)]
 pub struct AuthToken(pub String);
 
-/// Compare secrets without an early exit that would reveal how much matched.
+/// Compare secrets without an early exit that would reveal how much matched (`subtle`; only
+/// the lengths may show).
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }

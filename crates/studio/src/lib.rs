@@ -11,8 +11,10 @@ mod checks;
 mod error;
 mod routes;
 pub mod schema;
+pub mod server;
 mod state;
 
+pub use checks::Outbound;
 pub use error::ApiError;
 pub use routes::router;
 pub use state::AppState;

@@ -24,8 +24,30 @@ pub struct AppState {
     pub vault: Option<vault::Vault>,
     /// Starts and stops stored connections; `None` = they are stored but not started.
     pub hub: Option<Arc<Hub>>,
+    /// Where outbound calls driven by user input (checks of `.ionapi` files and MDP URLs) may
+    /// go.
+    pub outbound: crate::checks::Outbound,
     /// Studio's URL as connectors reach it (for bundles); the request's `Host` when unset.
     pub public_url: Option<String>,
+    /// Absolute base URL of the message schemas (`$id`, `dataschema`): `http.public_url`, else
+    /// `http://<http.listen>`.
+    pub schema_base_url: String,
+    /// `http.contact_email`: the contact of the AsyncAPI documents.
+    pub contact_email: Option<String>,
+    /// The Kafka settings the relay and the command consumer use (brokers empty = no Kafka),
+    /// for the AsyncAPI document.
+    pub kafka: kafka::KafkaSettings,
+}
+
+impl AppState {
+    /// The absolute URI of a message type's JSON Schema: its `$id` and the `dataschema` of its
+    /// messages.
+    pub fn schema_url(&self, connection: &str, message_type: &str) -> String {
+        format!(
+            "{}/api/connections/{connection}/schemas/{message_type}",
+            self.schema_base_url
+        )
+    }
 }
 
 impl AppState {

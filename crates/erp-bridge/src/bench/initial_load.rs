@@ -26,11 +26,16 @@ pub(super) struct Loaded {
     pub status_url: String,
     /// The items the steady-state measure changes: the first ones in key order.
     pub targets: Vec<(String, String)>,
+    /// The last [`TAIL`] items in key order (the read-model bench lists the deep page after the first).
+    pub tail: std::collections::VecDeque<(String, String)>,
     /// Rows of the table (as the bare paging read them).
     pub bare_rows: usize,
     /// How long the bare paging took.
     pub bare: Duration,
 }
+
+/// How many of the last items [`Loaded::tail`] keeps: one more than a read-model page of 50.
+pub(super) const TAIL: usize = 51;
 
 /// The status of the `Item` mapping, from the connection's status.
 pub(super) async fn item_status(http: &reqwest::Client, status_url: &str) -> anyhow::Result<serde_json::Value> {
@@ -77,6 +82,7 @@ pub(super) async fn measure(
     let itno_at = sel.iter().position(|c| c == "MMITNO").context("MMITNO selected")?;
     // The items the steady-state measure changes: the first ones in key order.
     let mut targets: Vec<(String, String)> = Vec::with_capacity(opts.changes);
+    let mut tail = std::collections::VecDeque::with_capacity(TAIL + 1);
     loop {
         let cond = after
             .as_ref()
@@ -87,6 +93,12 @@ pub(super) async fn measure(
         bare_rows += got.len();
         for r in got.iter().take(opts.changes - targets.len()) {
             targets.push((r[cono_at].trim().to_string(), r[itno_at].trim().to_string()));
+        }
+        for r in got.iter().skip(got.len().saturating_sub(TAIL)) {
+            tail.push_back((r[cono_at].trim().to_string(), r[itno_at].trim().to_string()));
+            if tail.len() > TAIL {
+                tail.pop_front();
+            }
         }
         after = got.last().map(|r| r[itno_at].clone());
         if (got.len() as u32) < page {
@@ -222,6 +234,7 @@ pub(super) async fn measure(
         http,
         status_url,
         targets,
+        tail,
         bare_rows,
         bare,
     })

@@ -5,8 +5,10 @@
 //! This module holds the options, the figures and their goals, and the run order ([`run`]);
 //! each measure has its file: [`initial_load`] (with the windowed reads alone and the memory
 //! figures), [`steady_state`], [`read_models`] (HTTP latencies), [`relay`] (outbox -> Kafka),
-//! [`webhook`] and [`mapping_rate`]; [`report`] prints the table.
+//! [`webhook`], [`mapping_rate`] and [`connections`] (many connections in one process);
+//! [`report`] prints the table.
 
+mod connections;
 mod initial_load;
 mod mapping_rate;
 mod read_models;
@@ -48,6 +50,8 @@ pub struct BenchOptions {
     /// `connection.load_parallelism` of the measured load (windows read at once); `None`: the
     /// configuration's default.
     pub load_parallelism: Option<usize>,
+    /// Hosted connections of the many-connections measure (0: skip it).
+    pub connections: usize,
     /// Which measures run.
     pub measures: Measures,
 }
@@ -60,6 +64,10 @@ pub enum Measures {
     All,
     /// The bare paging and the initial load with its memory figures only.
     InitialLoad,
+    /// The initial load (its figures included), then the read-model latencies only.
+    ReadModels,
+    /// Only the many-connections measure (memory per connection, idle CPU).
+    Connections,
 }
 
 /// A target a figure is held to, printed beside it with whether this run met it.
@@ -67,6 +75,12 @@ pub enum Measures {
 pub enum Goal {
     /// `value / baseline` at most this.
     RatioAtMost(f64),
+    /// `value / baseline` at least this (throughput).
+    RatioAtLeast(f64),
+    /// The value itself, in the figure's unit, at most this.
+    AtMost(f64),
+    /// The value itself, in the figure's unit, at least this.
+    AtLeast(f64),
     /// The value itself, in MiB, at most this many megabytes (10^6 bytes).
     MegabytesAtMost(f64),
 }
@@ -79,7 +93,11 @@ impl Goal {
         }
         let (got, limit) = match *self {
             Goal::RatioAtMost(r) if f.baseline > 0.0 => (f.value / f.baseline, r),
-            Goal::RatioAtMost(_) => return None,
+            // `-got <= -limit` is `got >= limit`.
+            Goal::RatioAtLeast(r) if f.baseline > 0.0 => (-(f.value / f.baseline), -r),
+            Goal::RatioAtMost(_) | Goal::RatioAtLeast(_) => return None,
+            Goal::AtMost(v) => (f.value, v),
+            Goal::AtLeast(v) => (-f.value, -v),
             Goal::MegabytesAtMost(mb) if f.unit == "MiB" => (f.value, mb * 1e6 / MIB),
             Goal::MegabytesAtMost(_) => return None,
         };
@@ -89,6 +107,9 @@ impl Goal {
     fn describe(&self) -> String {
         match *self {
             Goal::RatioAtMost(r) => format!("<= {r:.2}x"),
+            Goal::RatioAtLeast(r) => format!(">= {r:.2}x"),
+            Goal::AtMost(v) => format!("<= {v}"),
+            Goal::AtLeast(v) => format!(">= {v}"),
             Goal::MegabytesAtMost(mb) => format!("<= {mb} MB ({:.1} MiB)", mb * 1e6 / MIB),
         }
     }
@@ -208,6 +229,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 /// Run every measure and return the figures.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
+    if opts.measures == Measures::Connections {
+        return connections::measure(&opts).await;
+    }
     let mut figures = Vec::new();
     let rss_start = rss_kib();
     // Seeding is CPU-bound and cannot be interrupted: run it on a blocking thread and give up
@@ -252,6 +276,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
         running.shutdown().await;
         return Ok(figures);
     }
+    if opts.measures == Measures::ReadModels {
+        figures.extend(read_models::measure(&opts, &loaded).await?);
+        loaded.app.shutdown().await;
+        running.shutdown().await;
+        return Ok(figures);
+    }
 
     // 3. Steady state: a burst of changes through poll -> map -> outbox.
     figures.push(steady_state::measure(&opts, &sim, &loaded).await?);
@@ -287,6 +317,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     // Last, with the connector stopped: the copies of the rows it needs do not inflate the
     // memory figures above.
     figures.insert(0, mapping_rate::measure(&sim, &table)?);
+    // Many small connections in one process, on a fresh store.
+    if opts.connections > 0 {
+        figures.extend(connections::measure(&opts).await?);
+    }
     Ok(figures)
 }
 

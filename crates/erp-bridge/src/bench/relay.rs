@@ -132,7 +132,7 @@ async fn relay(cfg: &Config, brokers: &str) -> anyhow::Result<Figure> {
         .await?
         .iter()
         .map(|m| {
-            let (headers, value) = kafka::cloudevents::encode(m, false);
+            let (headers, value) = kafka::cloudevents::encode(m, false, "");
             (m.subject.clone(), headers, value)
         })
         .collect();

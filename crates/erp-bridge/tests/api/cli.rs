@@ -294,7 +294,7 @@ async fn schema_from_the_server_writes_asyncapi_and_message_schemas() {
     let r = against(&app, "schema", &["--out", s(&out)]).await;
     assert!(r.ok, "{}", r.stderr);
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(out.join("asyncapi.json")).unwrap()).unwrap();
-    assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(doc["asyncapi"], "3.1.0");
     let updated: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("ItemUpdated.schema.json")).unwrap()).unwrap();
     assert_eq!(updated, doc["components"]["messages"]["ItemUpdated"]["payload"]);
@@ -351,5 +351,34 @@ async fn an_unreachable_server_and_a_refused_token_are_explained() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Item"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_data_folder_is_refused_naming_the_holder() {
+    let env = Env::new(5).await;
+    let app = env.start().await;
+    let data_dir = env.config().data_dir;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_erp-bridge"))
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .env_remove("ERP_BRIDGE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second process must not start: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "in use by another erp-bridge process (pid {})",
+            std::process::id()
+        )),
+        "{stderr}"
+    );
+    // Once the first has stopped, the folder is free again.
+    app.shutdown().await;
+    let app = env.start().await;
     app.shutdown().await;
 }

@@ -551,6 +551,24 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
         .unwrap();
     assert_eq!(status.code(), Some(3), "{}", first.output());
     assert!(first.output().contains("token"), "{}", first.output());
+    // A stopped connector is Disconnected everywhere, never the Healthy it last reported.
+    eventually("the stopped connector to show Disconnected", || async {
+        admin(&app, "GET", "/api/connections/edge/status", None).await.1["status"]["state"] == "Disconnected"
+    })
+    .await;
+    let (_, listed) = admin(&app, "GET", "/api/connections", None).await;
+    let edge = listed["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "edge")
+        .unwrap();
+    assert_eq!(edge["status"]["state"], "Disconnected", "{edge}");
+    let (s, ready) = admin(&app, "GET", "/readyz", None).await;
+    assert!(
+        s == 503 && ready.to_string().contains("connection edge: Disconnected"),
+        "{ready}"
+    );
     // Without a connector, Studio cannot reach this M3: the table search falls back to the
     // standard catalogue (no custom tables).
     let (_, tables) = admin(&app, "GET", "/api/connections/edge/tables?filter=CUG", None).await;
@@ -673,5 +691,135 @@ async fn a_studio_without_a_connection_of_its_own_runs_those_created_through_the
     let ion = std::fs::read_to_string(env.dir.path().join("m3.ionapi")).unwrap();
     let (s, v) = admin(&app, "PUT", "/api/connections/demo/ionapi", Some(ion)).await;
     assert_eq!((s, v["launch"]["running"].clone()), (200, json!(true)), "{v}");
+    app.shutdown().await;
+}
+
+/// The light of a connection in every answer that shows one: the list, the connection, its
+/// status and `/readyz`.
+async fn lights(app: &App, c: &str) -> [Value; 3] {
+    let (_, list) = admin(app, "GET", "/api/connections", None).await;
+    let listed = list["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == c)
+        .unwrap_or_else(|| panic!("{c} listed: {list}"))["status"]
+        .clone();
+    let described = admin(app, "GET", &format!("/api/connections/{c}"), None).await.1["status"].clone();
+    let status = admin(app, "GET", &format!("/api/connections/{c}/status"), None).await.1["status"].clone();
+    [listed, described, status]
+}
+
+/// Whether every light of `c` is `state`.
+async fn all_lights_are(app: &App, c: &str, state: &str) -> bool {
+    lights(app, c).await.iter().all(|l| l["state"] == state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_status_model_lights_every_view_and_a_failing_setting_never_replaces_a_working_one() {
+    let env = Env::new(10).await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    let (_sim, _running, ion) = other_m3(10, 3).await;
+    let mut wrong: Value = serde_json::from_str(&ion).unwrap();
+    wrong["sask"] = json!("not-the-secret");
+    let wrong = wrong.to_string();
+
+    // Stored, no .ionapi yet: NotConfigured, with what to do, in every view.
+    let create = |name: &str, hosting: &str| json!({"name": name, "hosting": hosting}).to_string();
+    assert_eq!(
+        admin(&app, "POST", "/api/connections", Some(create("fresh", "hosted")))
+            .await
+            .0,
+        201
+    );
+    for l in lights(&app, "fresh").await {
+        assert_eq!(l["state"], "NotConfigured", "{l}");
+        assert!(l["message"].as_str().unwrap().contains(".ionapi"), "{l}");
+    }
+
+    // Credentials M3 refuses: AuthenticationFailed with M3's words and the time, everywhere.
+    assert_eq!(
+        admin(&app, "POST", "/api/connections", Some(create("refused", "hosted")))
+            .await
+            .0,
+        201
+    );
+    let (s, v) = admin(&app, "PUT", "/api/connections/refused/ionapi", Some(wrong.clone())).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("AuthenticationFailed")), "{v}");
+    for l in lights(&app, "refused").await {
+        assert_eq!(l["state"], "AuthenticationFailed", "{l}");
+        assert!(!l["message"].as_str().unwrap_or("").is_empty(), "M3's message: {l}");
+        assert!(l["at"].as_str().is_some(), "when it was last seen: {l}");
+    }
+    let (s, ready) = admin(&app, "GET", "/readyz", None).await;
+    assert!(
+        s == 503 && ready.to_string().contains("connection refused: AuthenticationFailed"),
+        "{ready}"
+    );
+
+    // The working file: Healthy before any message type is deployed (checked, not assumed).
+    let (s, v) = admin(&app, "PUT", "/api/connections/refused/ionapi", Some(ion.clone())).await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("Healthy")), "{v}");
+    eventually("the connection to be Healthy in every view", || async {
+        all_lights_are(&app, "refused", "Healthy").await
+    })
+    .await;
+    // A refused file is not saved over the working one: it stays in use, and Healthy.
+    let (s, v) = admin(&app, "PUT", "/api/connections/refused/ionapi", Some(wrong.clone())).await;
+    assert_eq!(
+        (s, v["saved"].clone(), v["kept"].clone()),
+        (422, json!(false), json!(true)),
+        "{v}"
+    );
+    assert!(all_lights_are(&app, "refused", "Healthy").await);
+
+    // MDP: through the gateway works; an on-premises URL that does not answer is not saved.
+    let (s, v) = admin(&app, "PUT", "/api/connections/refused/mdp", Some("{}".into())).await;
+    assert_eq!((s, v["check"]["ok"].clone()), (200, json!(true)), "{v}");
+    let dead = json!({"url": "http://127.0.0.1:9/mdprest", "username": "mdp", "password": "pw"}).to_string();
+    let (s, v) = admin(&app, "PUT", "/api/connections/refused/mdp", Some(dead)).await;
+    assert_eq!(
+        (s, v["saved"].clone(), v["check"]["ok"].clone()),
+        (422, json!(false), json!(false)),
+        "{v}"
+    );
+    let (_, d) = admin(&app, "GET", "/api/connections/refused", None).await;
+    assert_eq!(d["mdp"]["via"], "gateway", "the working setting stays: {d}");
+    let (_, tables) = admin(&app, "GET", "/api/connections/refused/tables", None).await;
+    assert_eq!(tables["source"], "mdp", "{tables}");
+
+    // Self-hosted, its connector never called home: Disconnected (red), not "Not checked yet".
+    assert_eq!(
+        admin(&app, "POST", "/api/connections", Some(create("edge", "self-hosted")))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        admin(&app, "PUT", "/api/connections/edge/ionapi", Some(ion.clone()))
+            .await
+            .0,
+        200
+    );
+    for l in lights(&app, "edge").await {
+        assert_eq!(l["state"], "Disconnected", "{l}");
+    }
+
+    // The webhook token rotates: the new one is shown once and works, the old one no longer does.
+    let (s, v) = admin(&app, "POST", "/api/connections/refused/webhook-token", None).await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    assert_eq!(v["connection"]["webhook"]["bearerTokenSet"], true, "{v}");
+    let (_, again) = admin(&app, "GET", "/api/connections/refused", None).await;
+    assert!(!again.to_string().contains(&token), "never shown again: {again}");
+
+    // The chart's last hour comes from the server.
+    let (s, h) = admin(&app, "GET", "/api/connections/demo/status/history", None).await;
+    assert_eq!(s, 200, "{h}");
+    let samples = h["samples"].as_array().unwrap();
+    assert!(!samples.is_empty(), "{h}");
+    assert!(samples.last().unwrap()["messages"].as_u64().unwrap() > 0, "{h}");
+    assert_eq!(h["spanMs"], 3_600_000);
     app.shutdown().await;
 }

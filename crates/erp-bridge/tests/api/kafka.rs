@@ -100,7 +100,10 @@ async fn a_change_in_m3_arrives_on_kafka_as_a_cloudevent_keyed_by_entity() {
     assert_eq!(m.headers["ce_source"], "erp-bridge/demo/MITMAS");
     assert_eq!(m.headers["ce_subject"], key);
     assert_eq!(m.headers["content-type"], "application/json");
-    assert_eq!(m.headers["ce_dataschema"], "/api/connections/demo/schemas/ItemUpdated");
+    assert_eq!(
+        m.headers["ce_dataschema"],
+        format!("{}/api/connections/demo/schemas/ItemUpdated", app.api_url)
+    );
     // The same id as in the embedded log.
     let log = env.all_messages(&app).await;
     let logged = log.iter().rev().find(|x| x["subject"] == key.as_str()).unwrap();

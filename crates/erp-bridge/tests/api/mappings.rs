@@ -139,7 +139,7 @@ async fn a_new_mapping_with_mdp_columns_and_a_filter_is_deployed_and_served() {
         &app,
         "POST",
         "/api/connections/demo/mappings/ActiveItem/deploy",
-        None,
+        Some(json!({})),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -209,7 +209,7 @@ async fn a_new_mapping_with_mdp_columns_and_a_filter_is_deployed_and_served() {
     assert_eq!(m["resource"], "active-items");
     let (s, doc) = req(&env, &app, "GET", "/api/connections/demo/asyncapi", None).await;
     assert_eq!(s, 200);
-    assert_eq!(doc["asyncapi"], "3.0.0");
+    assert_eq!(doc["asyncapi"], "3.1.0");
     assert_eq!(doc["channels"]["events"]["address"], "erp-bridge.demo.events");
     let status_schema = &doc["components"]["messages"]["ActiveItemUpdated"]["payload"]["properties"]["status"];
     assert_eq!(
@@ -238,7 +238,14 @@ async fn versions_deploy_re_export_undeploy_and_delete() {
     let (_, shown) = req(&env, &app, "GET", "/api/connections/demo/mappings/Item", None).await;
     assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
     assert_eq!(shown["deployedVersion"], 1, "saving does not deploy");
-    req(&env, &app, "POST", "/api/connections/demo/mappings/Item/deploy", None).await;
+    req(
+        &env,
+        &app,
+        "POST",
+        "/api/connections/demo/mappings/Item/deploy",
+        Some(json!({})),
+    )
+    .await;
     eventually("the re-export with the new field", || async {
         env.all_messages(&app)
             .await

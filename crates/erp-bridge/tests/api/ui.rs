@@ -60,3 +60,188 @@ async fn studio_works_in_a_real_browser() {
     }
     app.shutdown().await;
 }
+
+/// The status lights and connection setup (issue 15) in a real browser: a self-hosted connector
+/// calls home, polls a deployed mapping and is stopped; then `ui-tests/status.spec.mjs` checks
+/// every light and setup step against it. Screenshots go to `target/ui-screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lights_and_connection_setup_in_a_real_browser() {
+    let ui_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-tests");
+    assert!(
+        ui_tests.join("node_modules/playwright-core").is_dir(),
+        "{}/node_modules is missing: run `npm ci --prefix ui-tests` from the workspace root first",
+        ui_tests.display()
+    );
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    let env = Env::new(50).await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    let ionapi = env.dir.path().join("m3.ionapi");
+    let http = helpers::http_client();
+    let api = |p: &str| format!("{}{p}", app.api_url);
+
+    // A self-hosted connection whose connector calls home, polls, and is then stopped.
+    let r = http
+        .post(api("/api/connections"))
+        .json(&serde_json::json!({"name": "edge", "hosting": "self-hosted"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .put(api("/api/connections/edge/ionapi"))
+        .body(std::fs::read_to_string(&ionapi).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bundle_text = http
+        .post(api("/api/connections/edge/bundle?format=toml"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let bundle = env.dir.path().join("bundle.toml");
+    std::fs::write(&bundle, bundle_text).unwrap();
+    let log = env.dir.path().join("connector.log");
+    let mut connector = tokio::process::Command::new(env!("CARGO_BIN_EXE_erp-bridge"))
+        .arg("connector")
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--data-dir")
+        .arg(env.dir.path().join("connector"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("erp-bridge connector starts");
+    let spec = mapping::spec::default_item_mapping();
+    let r = http
+        .post(api("/api/connections/edge/mappings"))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(api("/api/connections/edge/mappings/Item/deploy"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let status = || async {
+        http.get(api("/api/connections/edge/status"))
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    helpers::eventually("the connector to poll and report Healthy", || async {
+        let s = status().await;
+        s["status"]["state"] == "Healthy" && s["tables"]["Item"]["phase"] == "polling"
+    })
+    .await;
+    connector.kill().await.unwrap();
+    helpers::eventually("the stopped connector to show Disconnected", || async {
+        status().await["status"]["state"] == "Disconnected"
+    })
+    .await;
+
+    let stdout_path = env.dir.path().join("status-ui-test.stdout");
+    let stderr_path = env.dir.path().join("status-ui-test.stderr");
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(ui_tests.join("status.spec.mjs"))
+        .arg(&app.api_url)
+        .arg(&ionapi)
+        .arg(helpers::ADMIN_TOKEN)
+        .arg(&shots)
+        .arg("edge")
+        .current_dir(&ui_tests)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("node starts (is Node.js installed?)");
+    let deadline = started + Duration::from_secs(240);
+    let outcome = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    println!("{stdout}");
+    match outcome {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("the status browser test failed ({s}):\n{stdout}\n{stderr}"),
+        None => panic!("the status browser test did not finish within 240 s:\n{stdout}\n{stderr}"),
+    }
+    app.shutdown().await;
+}
+
+/// Accessibility, layout, tokens, contracts, the command form, the mapping editor and the Consume
+/// page (issue 15) in a real browser: `ui-tests/a11y.spec.mjs` visits every view at 390 and
+/// 1440 px, runs axe-core (0 serious or critical violations), checks that nothing scrolls
+/// sideways at 390 px, and checks each defect of the issue. Screenshots go to
+/// `target/ui-screenshots/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_is_accessible_and_fits_390_px_in_a_real_browser() {
+    let ui_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-tests");
+    assert!(
+        ui_tests.join("node_modules/axe-core/axe.min.js").is_file(),
+        "{}/node_modules is missing axe-core: run `npm ci --prefix ui-tests` from the workspace root first",
+        ui_tests.display()
+    );
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    let env = Env::new(50).await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    let stdout_path = env.dir.path().join("a11y-ui-test.stdout");
+    let stderr_path = env.dir.path().join("a11y-ui-test.stderr");
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(ui_tests.join("a11y.spec.mjs"))
+        .arg(&app.api_url)
+        .arg(helpers::ADMIN_TOKEN)
+        .arg(&shots)
+        .current_dir(&ui_tests)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("node starts (is Node.js installed?)");
+    let deadline = started + Duration::from_secs(240);
+    let outcome = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    println!("{stdout}");
+    match outcome {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("the accessibility browser test failed ({s}):\n{stdout}\n{stderr}"),
+        None => panic!("the accessibility browser test did not finish within 240 s:\n{stdout}\n{stderr}"),
+    }
+    app.shutdown().await;
+}

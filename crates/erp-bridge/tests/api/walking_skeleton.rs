@@ -21,7 +21,10 @@ async fn initial_load_emits_every_item_once_with_cloudevents_attributes() {
     assert_eq!(m["type"], "ItemUpdated");
     assert_eq!(m["source"], "erp-bridge/demo/MITMAS");
     assert_eq!(m["datacontenttype"], "application/json");
-    assert_eq!(m["dataschema"], "/api/connections/demo/schemas/ItemUpdated");
+    assert_eq!(
+        m["dataschema"],
+        format!("{}/api/connections/demo/schemas/ItemUpdated", app.api_url)
+    );
     assert_eq!(m["id"].as_str().unwrap().len(), 36);
     let first = &rows[0];
     let key = format!("100|{}", first["MMITNO"]);

@@ -1,9 +1,11 @@
 //! The initial load (and the scheduled full re-sync): every row of the table, read in windows
 //! of the change timestamp, a few in parallel. A window that may have been cut at the server's
-//! row cap is split and its parts read instead; a complete window is written (rows ordered by
+//! row cap is split and its parts read instead; complete windows are written (rows ordered by
 //! key in the client) together with the windows still pending, so a restart resumes where the
-//! load stood. Once no window is left, polling starts from the newest timestamp the table held
-//! when the load began.
+//! load stood. Complete windows are gathered into one transaction of about
+//! [`LOAD_BATCH_ROWS`] rows while reads go on: a bigger transaction writes each touched page of
+//! the store's key index once instead of once per window. Once no window is left, polling
+//! starts from the newest timestamp the table held when the load began.
 
 use std::sync::Arc;
 
@@ -16,6 +18,12 @@ use crate::source::reader::{sample, Answer};
 use crate::source::window::{Density, Window};
 use crate::source::worker::{Position, Step, Worker};
 use crate::status::Phase;
+
+/// Rows of complete windows written in one transaction during the load (fewer when no read is
+/// in flight: what has been read is then written at once). About two windows of a 5,000-row
+/// cap: bigger transactions cost less per row, but the rows wait in memory (issue 17 bounds
+/// the load's memory growth at 100 MB).
+pub(crate) const LOAD_BATCH_ROWS: usize = 10_000;
 
 impl Worker {
     /// Run the load until no window is pending (or shutdown, or a failure: the stored cursor
@@ -38,6 +46,10 @@ impl Worker {
         // many parts as should each come back below the cap, instead of halving it again and
         // again (each halving costs one more cut answer, read and thrown away).
         let mut density = Density::default();
+        // Complete windows read but not written yet (neither pending nor in flight any more):
+        // their rows and the raw rows that could not be split.
+        let mut ready: Vec<Vec<String>> = Vec::new();
+        let mut ready_unsplit: Vec<String> = Vec::new();
         loop {
             self.launch(&mut in_flight, &mut flying, &mut pending, shutdown);
             let Some(done) = in_flight.join_next().await else { break };
@@ -46,7 +58,9 @@ impl Worker {
             let answer = match answer {
                 Ok(a) => a,
                 Err(e) => {
-                    // The others finish in the background: their rows are read again later.
+                    // The others finish in the background: their rows are read again later
+                    // (and so are the windows read but not written: the stored cursor still
+                    // names them).
                     in_flight.abort_all();
                     return Err(e);
                 }
@@ -60,28 +74,22 @@ impl Worker {
                 }
             }
             density.record(&w, answer.rows.len());
-            // Keep reads going while this window is written.
+            ready.extend(answer.rows);
+            ready_unsplit.extend(answer.unsplit);
+            // Keep reads going while complete windows are written.
             self.launch(&mut in_flight, &mut flying, &mut pending, shutdown);
-            let mut rows = answer.rows;
-            rows.sort_by(|a, b| {
-                key_idx
-                    .iter()
-                    .map(|&i| a[i].as_str())
-                    .cmp(key_idx.iter().map(|&i| b[i].as_str()))
-            });
-            let mut still: Vec<Window> = pending.clone();
-            still.extend(flying.iter().cloned());
-            let next = Position::InitialLoad {
-                pending: still,
-                high_water,
-                resync,
-            };
-            self.write(&rows, Some(next)).await?;
-            self.unsplit(answer.unsplit).await?;
-            self.status.table(self.name(), |t| {
-                t.succeeded();
-                t.row_cap_seen = self.reader.cap.most_seen() as u64;
-            });
+            if ready.len() < LOAD_BATCH_ROWS && !in_flight.is_empty() {
+                continue;
+            }
+            let next = Self::load_position(&pending, &flying, high_water, resync);
+            self.write_windows(&key_idx, &mut ready, &mut ready_unsplit, next)
+                .await?;
+        }
+        if !ready.is_empty() || !ready_unsplit.is_empty() {
+            // Shutdown stopped the reads while complete windows waited.
+            let next = Self::load_position(&pending, &flying, high_water, resync);
+            self.write_windows(&key_idx, &mut ready, &mut ready_unsplit, next)
+                .await?;
         }
         if shutdown.is_shutdown() || !pending.is_empty() {
             return Ok(Step::More);
@@ -93,6 +101,42 @@ impl Worker {
 }
 
 impl Worker {
+    /// The stored position while the load goes on: the windows not written yet.
+    fn load_position(pending: &[Window], flying: &[Window], high_water: i64, resync: bool) -> Position {
+        let mut still: Vec<Window> = pending.to_vec();
+        still.extend(flying.iter().cloned());
+        Position::InitialLoad {
+            pending: still,
+            high_water,
+            resync,
+        }
+    }
+
+    /// Write the rows of complete windows (ordered by key) with the load's position, in one
+    /// transaction, then keep their unsplittable raw rows as dead letters.
+    async fn write_windows(
+        &self,
+        key_idx: &[usize],
+        ready: &mut Vec<Vec<String>>,
+        unsplit: &mut Vec<String>,
+        next: Position,
+    ) -> Result<(), PipelineError> {
+        let mut rows = std::mem::take(ready);
+        rows.sort_by(|a, b| {
+            key_idx
+                .iter()
+                .map(|&i| a[i].as_str())
+                .cmp(key_idx.iter().map(|&i| b[i].as_str()))
+        });
+        self.write_owned(rows, Some(next)).await?;
+        self.unsplit(std::mem::take(unsplit)).await?;
+        self.status.table(self.name(), |t| {
+            t.succeeded();
+            t.row_cap_seen = self.reader.cap.most_seen() as u64;
+        });
+        Ok(())
+    }
+
     /// Start reads of pending windows until `load_parallelism` are in flight.
     fn launch(
         self: &Arc<Self>,

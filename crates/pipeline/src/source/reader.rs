@@ -168,21 +168,10 @@ impl Reader {
     }
 
     fn observe<T>(&self, r: &Result<T, M3Error>) {
-        let (state, message) = match r {
-            Ok(_) => (Connectivity::Healthy, None),
-            Err(e @ M3Error::Authentication { .. }) => (Connectivity::AuthenticationFailed, Some(e.to_string())),
-            Err(e @ M3Error::NotAuthorised { .. }) => (Connectivity::AuthorizationFailed, Some(e.to_string())),
-            Err(e) if e.is_transient() => (Connectivity::Failing, Some(e.to_string())),
-            // M3 answered (NOK or odd shape): it is reachable; the mapping's own health says
-            // whether it makes progress.
-            Err(e) => (Connectivity::Healthy, Some(e.to_string())),
-        };
-        self.status.update(|s| {
-            s.m3 = state;
-            if message.is_some() {
-                s.m3_message = message;
-            }
-        });
+        // M3 answering at all (even NOK) means reachable; the mapping's own health says whether
+        // it makes progress.
+        let (state, message) = Connectivity::of(r);
+        self.status.update(|s| s.m3_observed(state, message));
     }
 }
 

@@ -61,6 +61,9 @@ pub(crate) struct Worker {
     pub reader: Reader,
     /// Keys with source dead letters (cleared once their row maps).
     pub dead_keys: Mutex<HashSet<String>>,
+    /// Cuts a backoff after a failed step short (M3 was seen back, see
+    /// [`crate::Connector::retry_failed_now`]).
+    pub retry: tokio::sync::Notify,
 }
 
 impl Worker {
@@ -116,7 +119,14 @@ impl Worker {
                     wait
                 }
             };
-            shutdown.sleep(wait).await;
+            if failures > 0 {
+                tokio::select! {
+                    _ = shutdown.sleep(wait) => {}
+                    _ = self.retry.notified() => {}
+                }
+            } else {
+                shutdown.sleep(wait).await;
+            }
         }
         let _ = reconcile.await;
     }
@@ -238,29 +248,48 @@ impl Worker {
     /// Map rows into changes and write them, with the cursor if given, in one transaction.
     pub async fn write(&self, rows: &[Vec<String>], next: Option<Position>) -> Result<usize, PipelineError> {
         let (changes, dead) = self.changes_for(rows);
+        self.write_changes(changes, dead, rows.len(), next).await
+    }
+
+    /// [`Worker::write`] of rows it may drop once mapped (they are not held during the commit).
+    pub async fn write_owned(&self, rows: Vec<Vec<String>>, next: Option<Position>) -> Result<usize, PipelineError> {
+        let (changes, dead) = self.changes_for(&rows);
+        let count = rows.len();
+        drop(rows);
+        self.write_changes(changes, dead, count, next).await
+    }
+
+    async fn write_changes(
+        &self,
+        changes: Vec<Change>,
+        dead: Vec<DeadRow>,
+        rows: usize,
+        next: Option<Position>,
+    ) -> Result<usize, PipelineError> {
         let cursor = next.map(|next| Cursor {
             fingerprint: self.src.fingerprint.clone(),
             position: serde_json::to_value(&next).expect("positions serialise"),
         });
-        let emitted = self
-            .commit(changes.clone(), rows.len(), dead.len() as u64, cursor)
-            .await?;
-        self.dead_letters(&changes, dead).await?;
+        // Keys whose dead letters a mapped row may heal (none, usually: no copy of the changes).
+        let maybe_healed: Vec<String> = if self.dead_keys.lock().expect("lock").is_empty() {
+            Vec::new()
+        } else {
+            changes.iter().map(|c| c.key.clone()).collect()
+        };
+        let emitted = self.commit(changes, rows, dead.len() as u64, cursor).await?;
+        self.dead_letters(&maybe_healed, dead).await?;
         Ok(emitted)
     }
 
-    /// Record rows that could not be mapped (or split) and clear those whose key now maps.
-    async fn dead_letters(&self, changes: &[Change], dead: Vec<DeadRow>) -> Result<(), PipelineError> {
+    /// Record rows that could not be mapped (or split) and clear those whose key now maps
+    /// (`mapped`: the keys of the rows that mapped).
+    async fn dead_letters(&self, mapped: &[String], dead: Vec<DeadRow>) -> Result<(), PipelineError> {
         let healed: Vec<String> = {
             let mut keys = self.dead_keys.lock().expect("lock");
             if keys.is_empty() {
                 Vec::new()
             } else {
-                changes
-                    .iter()
-                    .filter(|c| keys.remove(&c.key))
-                    .map(|c| c.key.clone())
-                    .collect()
+                mapped.iter().filter(|k| keys.remove(*k)).cloned().collect()
             }
         };
         if !healed.is_empty() {

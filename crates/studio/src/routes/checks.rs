@@ -2,6 +2,7 @@
 //! (the checking itself is [`crate::checks`]).
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -18,7 +19,18 @@ pub fn routes() -> Router<AppState> {
 /// `{"valid", "errors": [{"key", "message"}], "tenant", "token": {"ok", "message"}, "mi": {"ok", "message"}, "status"}`
 /// where `status` is `Invalid`, `Unreachable`, `AuthenticationFailed`, `AuthorizationFailed` or `Healthy`.
 /// Secrets are never echoed.
-async fn check_ionapi(body: Bytes) -> impl IntoResponse {
+#[utoipa::path(
+    post,
+    path = "/api/checks/ionapi",
+    operation_id = "checkIonApi",
+    summary = "check an .ionapi file live, step by step (secrets are never echoed)",
+    tag = "connections",
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "the .ionapi file"),
+    responses(
+        (status = 200, description = "the check", body = crate::routes::openapi::schemas::IonApiCheck)
+    )
+)]
+async fn check_ionapi(State(st): State<AppState>, body: Bytes) -> impl IntoResponse {
     let text = String::from_utf8_lossy(&body);
-    Json(check(&text, None).await.0)
+    Json(check(&text, None, &st.outbound).await.0)
 }

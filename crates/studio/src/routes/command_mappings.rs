@@ -42,6 +42,20 @@ fn mi_program(program: &str) -> Result<String, ApiError> {
 
 /// `GET /api/connections/{c}/mi/{program}/transactions`: the transactions of an MI program
 /// (`MRS001MI/LstTransactions`), for the command editor's search.
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/mi/{program}/transactions",
+    operation_id = "listTransactions",
+    summary = "the transactions of an MI program",
+    tag = "command mappings",
+    params(("c" = String, Path, description = "connection name"), ("program" = String, Path, description = "MI program, like MMS200MI")),
+    responses(
+        (status = 200, description = "the transactions", body = crate::routes::openapi::schemas::Transactions),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn transactions(
     State(st): State<AppState>,
     Path((c, program)): Path<(String, String)>,
@@ -89,6 +103,18 @@ fn parse_body(body: &[u8]) -> Result<pipeline::commands::CommandSpec, ApiError> 
     Ok(CommandRegistry::parse(&v)?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/command-mappings",
+    operation_id = "listCommandMappings",
+    summary = "command mappings with their latest versions",
+    tag = "command mappings",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 200, description = "the command mappings", body = crate::routes::openapi::schemas::CommandMappingList),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let reg = registry(connection(&st, &c)?)?;
     let list: Vec<Value> = reg
@@ -113,6 +139,22 @@ async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl 
     Ok(Json(json!({ "commandMappings": list })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/command-mappings",
+    operation_id = "createCommandMapping",
+    summary = "save a new command mapping",
+    tag = "command mappings",
+    params(("c" = String, Path, description = "connection name")),
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "a command mapping definition"),
+    responses(
+        (status = 201, description = "saved", body = crate::routes::openapi::schemas::VersionSaved),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "a command mapping of that name exists", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn create(
     State(st): State<AppState>,
     Path(c): Path<String>,
@@ -127,6 +169,18 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/command-mappings/{name}",
+    operation_id = "getCommandMapping",
+    summary = "one command mapping: its versions and whether it runs",
+    tag = "command mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "command mapping name")),
+    responses(
+        (status = 200, description = "the command mapping", body = crate::routes::openapi::schemas::CommandMappingDetail),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn show(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
@@ -148,6 +202,22 @@ async fn show(
     })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/connections/{c}/command-mappings/{name}",
+    operation_id = "updateCommandMapping",
+    summary = "save a new version of a command mapping",
+    tag = "command mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "command mapping name")),
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "a command mapping definition"),
+    responses(
+        (status = 200, description = "saved", body = crate::routes::openapi::schemas::VersionSaved),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "conflicts with what exists", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn update(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
@@ -161,6 +231,19 @@ async fn update(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/connections/{c}/command-mappings/{name}",
+    operation_id = "deleteCommandMapping",
+    summary = "delete a command mapping",
+    tag = "command mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "command mapping name")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "conflicts with what exists", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn remove(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
@@ -171,6 +254,20 @@ async fn remove(
 
 /// The input fields of an MI transaction (from `MRS001MI/LstAdtFieldInf`): 404 when M3 does not
 /// know it, 503 when M3 cannot be asked.
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/mi/{program}/{transaction}/fields",
+    operation_id = "transactionFields",
+    summary = "the input fields of an MI transaction",
+    tag = "command mappings",
+    params(("c" = String, Path, description = "connection name"), ("program" = String, Path, description = "MI program, like MMS200MI"), ("transaction" = String, Path, description = "MI transaction, like UpdItmBasic")),
+    responses(
+        (status = 200, description = "the fields", body = crate::routes::openapi::schemas::TransactionFields),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection, or M3 does not know the transaction", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn transaction_fields(
     State(st): State<AppState>,
     Path((c, program, transaction)): Path<(String, String, String)>,

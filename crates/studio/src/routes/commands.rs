@@ -29,6 +29,18 @@ fn processor(conn: &ConnectionRuntime) -> Result<&CommandProcessor, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("connection `{}` has no command processing", conn.name)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/commands",
+    operation_id = "listCommands",
+    summary = "the running commands with their JSON Schemas",
+    tag = "commands",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 200, description = "the commands", body = crate::routes::openapi::schemas::CommandList),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn command_mappings(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let p = processor(&conn)?;
@@ -42,6 +54,23 @@ async fn command_mappings(State(st): State<AppState>, Path(c): Path<String>) -> 
 /// Submit a command over HTTP: the same validation, deduplication and receipt as over Kafka.
 /// 200 succeeded, 400 rejected (malformed), 422 refused by M3, 503 M3 unavailable after retries,
 /// 502 unknown (M3 may have run a command that is not idempotent; the receipt says how to check).
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/commands",
+    operation_id = "submitCommand",
+    summary = "run a command in M3 and get its receipt",
+    tag = "commands",
+    params(("c" = String, Path, description = "connection name")),
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "a command: `{id?, command, data}`; the id makes it idempotent"),
+    responses(
+        (status = 200, description = "succeeded", body = ref("#/components/schemas/Receipt")),
+        (status = 400, description = "rejected: malformed (the field is named)", body = ref("#/components/schemas/Receipt")),
+        (status = 404, description = "no such connection, or it has no command processing", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 422, description = "failed: M3 refused it (its error text)", body = ref("#/components/schemas/Receipt")),
+        (status = 502, description = "unknown: M3 may have run a command that is not idempotent; not retried, `check` says how to find out", body = ref("#/components/schemas/Receipt")),
+        (status = 503, description = "failed: M3 unavailable after retries", body = ref("#/components/schemas/Receipt"))
+    )
+)]
 async fn submit_command(
     State(st): State<AppState>,
     Path(c): Path<String>,

@@ -31,12 +31,24 @@ pub fn routes() -> Router<AppState> {
         .route("/api/connections", get(list_connections).post(create))
         .route("/api/connections/{c}", get(describe).delete(remove))
         .route("/api/connections/{c}/status", get(status))
+        .route("/api/connections/{c}/status/history", get(history))
+        .route("/api/connections/{c}/webhook-token", post(rotate_webhook_token))
         .route("/api/connections/{c}/mdp", put(set_mdp))
         .route("/api/connections/{c}/ionapi", put(set_ionapi))
         .route("/api/connections/{c}/bundle", post(bundle))
 }
 
 /// Running connections, and stored ones that do not run yet (no `.ionapi` saved).
+#[utoipa::path(
+    get,
+    path = "/api/connections",
+    operation_id = "listConnections",
+    summary = "running and stored connections",
+    tag = "connections",
+    responses(
+        (status = 200, description = "the connections", body = crate::routes::openapi::schemas::ConnectionList)
+    )
+)]
 async fn list_connections(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let stored = st.store.connections().await?;
     let from_api: BTreeSet<&str> = stored.iter().map(|r| r.name.as_str()).collect();
@@ -53,6 +65,7 @@ async fn list_connections(State(st): State<AppState>) -> Result<impl IntoRespons
                 "hosting": if c.remote.is_some() { "self-hosted" } else { "hosted" },
                 "source": if from_api.contains(c.name.as_str()) { "api" } else { "configuration" },
                 "running": true,
+                "status": c.light(),
                 "m3": c.connector.status().snapshot().m3,
                 "messageTypes": c.connector.mappings().len(),
                 "connector": connector,
@@ -64,6 +77,7 @@ async fn list_connections(State(st): State<AppState>) -> Result<impl IntoRespons
         list.entry(rec.name.clone()).or_insert_with(|| {
             json!({
                 "name": rec.name, "hosting": rec.hosting, "source": "api", "running": false, "m3": "NotConfigured",
+                "status": not_configured(),
                 "messageTypes": 0, "connector": {"state": "not-configured"},
             })
         });
@@ -72,11 +86,111 @@ async fn list_connections(State(st): State<AppState>) -> Result<impl IntoRespons
 }
 
 /// `GET /api/connections/{c}/status`: the running connector's status board.
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/status",
+    operation_id = "connectionStatus",
+    summary = "the running connector's status board",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 200, description = "M3 connectivity, per-mapping progress and health, the Kafka relay, webhooks", body = crate::routes::openapi::schemas::Object),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn status(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(connection(&st, &c)?.connector.status().snapshot()))
+    let Some(rt) = st.connections.get(&c) else {
+        // Stored but not running yet: nothing to report but that.
+        stored(&st, &c).await?;
+        return Ok(Json(json!({
+            "m3": "Unknown", "m3_message": null, "tables": {}, "relay": null,
+            "webhooks": {"received": 0, "unauthorized": 0}, "status": not_configured(),
+        })));
+    };
+    let mut out =
+        serde_json::to_value(rt.connector.status().snapshot()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out["status"] = json!(rt.light());
+    Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+/// The light of a stored connection that does not run yet.
+fn not_configured() -> pipeline::status::Light {
+    pipeline::status::Light::not_configured("upload the .ionapi file to start (Configuration or the setup wizard)")
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/status/history",
+    operation_id = "connectionStatusHistory",
+    summary = "messages written over the last hour, sampled at most every 10 s (for the dashboard chart)",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 200, description = "`{samples: [{t, messages}], everyMs, spanMs}`", body = crate::routes::openapi::schemas::Object),
+        (status = 404, description = "no such connection", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
+/// `GET /api/connections/{c}/status/history`: the messages written over the last hour, sampled
+/// at most every 10 s and kept in memory: `{"samples": [{"t": epoch ms, "messages"}], "everyMs", "spanMs"}`.
+async fn history(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let samples = match st.connections.get(&c) {
+        Some(rt) => rt.connector.status().history(),
+        None => {
+            stored(&st, &c).await?;
+            Vec::new()
+        }
+    };
+    Ok(Json(json!({
+        "samples": samples,
+        "everyMs": pipeline::status::History::EVERY_MS,
+        "spanMs": pipeline::status::History::SPAN_MS,
+    })))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/webhook-token",
+    operation_id = "rotateWebhookToken",
+    summary = "a new webhook bearer token, shown once; the old one stops working (admin)",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 200, description = "`{token, note, launch, connection}`", body = crate::routes::openapi::schemas::Object),
+        (status = 404, description = "no such connection", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the connection is defined in the configuration file", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "no secret key is configured", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
+/// `POST /api/connections/{c}/webhook-token`: a new webhook bearer token, shown once in the
+/// answer; the old one stops working at once (the connection restarts with the new one).
+async fn rotate_webhook_token(
+    State(st): State<AppState>,
+    Path(c): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let vault = st.vault()?;
+    let mut rec = stored(&st, &c).await?;
+    let token = crate::auth::random_hex(40);
+    rec.secrets.insert(
+        "webhookToken".into(),
+        vault.seal(token.as_bytes(), &aad(&c, "webhookToken")),
+    );
+    st.store.update_connection(&rec).await?;
+    let rec = stored(&st, &c).await?;
+    tracing::info!(connection = %c, "connection: webhook token rotated");
+    let launch = if st.connections.contains_key(&c) {
+        relaunch(&st, &rec).await?
+    } else {
+        json!({"running": false})
+    };
+    Ok(Json(json!({
+        "token": token,
+        "note": "the webhook token is shown once; configure it in M3's Event Hub subscription (the old one no longer works)",
+        "launch": launch,
+        "connection": describe_record(&st, &rec).await,
+    })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewConnection {
     name: String,
@@ -87,6 +201,20 @@ struct NewConnection {
 
 /// `POST /api/connections`: `{"name", "hosting": "hosted"|"self-hosted", "company"?}`. The answer
 /// carries the webhook bearer token once.
+#[utoipa::path(
+    post,
+    path = "/api/connections",
+    operation_id = "createConnection",
+    summary = "create a connection (admin)",
+    tag = "connections",
+    request_body(content = NewConnection, content_type = "application/json", description = "name, hosting and company"),
+    responses(
+        (status = 201, description = "created; carries the webhook token once", body = crate::routes::openapi::schemas::ConnectionDetail),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the name is taken", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "no secret key is configured: connections cannot be stored", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let vault = st.vault()?;
     let req: NewConnection = serde_json::from_slice(&body).map_err(|e| {
@@ -152,6 +280,18 @@ async fn stored(st: &AppState, name: &str) -> Result<ConnectionRecord, ApiError>
 }
 
 /// `GET /api/connections/{c}`: settings and state, never a secret.
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}",
+    operation_id = "getConnection",
+    summary = "one connection's settings and state (never a secret)",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 200, description = "the connection", body = crate::routes::openapi::schemas::ConnectionDetail),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn describe(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     match st.store.connection(&c).await? {
         Some(rec) => Ok(Json(describe_record(&st, &rec).await)),
@@ -160,6 +300,7 @@ async fn describe(State(st): State<AppState>, Path(c): Path<String>) -> Result<i
             let s = rt.connector.status().snapshot();
             Ok(Json(json!({
                 "name": c, "hosting": "hosted", "source": "configuration", "running": true,
+                "status": rt.light(),
                 "m3": s.m3, "m3Message": s.m3_message, "messageTypes": rt.connector.mappings().len(),
                 "connector": {"state": "in-process"},
             })))
@@ -169,12 +310,22 @@ async fn describe(State(st): State<AppState>, Path(c): Path<String>) -> Result<i
 
 async fn describe_record(st: &AppState, rec: &ConnectionRecord) -> Value {
     let running = st.connections.get(&rec.name);
-    let (m3, m3_message, types) = match &running {
+    let (m3, m3_message, types, light) = match &running {
         Some(rt) => {
             let s = rt.connector.status().snapshot();
-            (json!(s.m3), json!(s.m3_message), rt.connector.mappings().len())
+            (
+                json!(s.m3),
+                json!(s.m3_message),
+                rt.connector.mappings().len(),
+                rt.light(),
+            )
         }
-        None => (json!("NotConfigured"), json!("upload the .ionapi file to start"), 0),
+        None => (
+            json!("NotConfigured"),
+            json!("upload the .ionapi file to start"),
+            0,
+            not_configured(),
+        ),
     };
     let connector = match (&running, rec.hosting.as_str()) {
         (Some(rt), _) if rt.remote.is_some() => rt.remote.as_ref().map(|r| r.describe()).unwrap_or(Value::Null),
@@ -194,6 +345,7 @@ async fn describe_record(st: &AppState, rec: &ConnectionRecord) -> Value {
         "ionapi": rec.settings["ionapi"],
         "webhook": {"path": format!("/webhooks/{}/{{TABLE}}", rec.name), "bearerTokenSet": rec.secrets.contains_key("webhookToken")},
         "running": running.is_some(),
+        "status": light,
         "m3": m3,
         "m3Message": m3_message,
         "messageTypes": types,
@@ -204,7 +356,7 @@ async fn describe_record(st: &AppState, rec: &ConnectionRecord) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MdpInput {
     /// Empty or absent: MDP through the ION API gateway with the OAuth2 token.
@@ -218,7 +370,25 @@ struct MdpInput {
 }
 
 /// `PUT /api/connections/{c}/mdp`: `{"url", "username", "password"}` for an on-premises MDP, or
-/// `{}` / `{"url": ""}` to read MDP through the gateway. Saved, then checked live.
+/// `{}` / `{"url": ""}` to read MDP through the gateway. Checked live, then saved; a setting that
+/// fails its check is not saved (422): the one in use stays.
+#[utoipa::path(
+    put,
+    path = "/api/connections/{c}/mdp",
+    operation_id = "setMdp",
+    summary = "set how the Metadata Publisher is reached (admin); checked live",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name")),
+    request_body(content = MdpInput, content_type = "application/json", description = "`{url, username, password}`, or `{}` for MDP through the ION API gateway"),
+    responses(
+        (status = 200, description = "saved, checked and (re)started", body = crate::routes::openapi::schemas::MdpSaved),
+        (status = 422, description = "not saved: the Metadata Publisher did not answer with this setting; the previous one stays in use", body = crate::routes::openapi::schemas::Object),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the connection is defined in the configuration file", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "no secret key is configured", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn set_mdp(
     State(st): State<AppState>,
     Path(c): Path<String>,
@@ -246,6 +416,9 @@ async fn set_mdp(
                         "url: expected an http(s) URL of the Metadata Publisher ending in /mdprest, got {u:?}"
                     ))
                 })?;
+            st.outbound
+                .check_url("url", parsed.as_str())
+                .map_err(ApiError::BadRequest)?;
             let user = input.username.as_deref().map(str::trim).unwrap_or("");
             if user.is_empty() {
                 return Err(ApiError::BadRequest(
@@ -270,19 +443,33 @@ async fn set_mdp(
     }
     let before = stored(&st, &c).await?;
     let changed = before.settings != rec.settings || before.secrets != rec.secrets;
+    // Checked before it is saved: a setting that fails its check never replaces the one in use.
+    let check = check_mdp(&st, &rec).await?;
+    if check["ok"] == json!(false) {
+        tracing::info!(connection = %c, "connection: MDP setting refused by its check, not saved");
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "saved": false,
+                "check": check,
+                "message": "not saved: the Metadata Publisher did not answer with this setting; the previous setting stays in use",
+                "connection": describe_record(&st, &before).await,
+            })),
+        ));
+    }
     if changed {
         st.store.update_connection(&rec).await?;
         rec = stored(&st, &c).await?;
     }
-    let check = check_mdp(&st, &rec).await?;
     // Restart only when something changed (a running connection keeps its state otherwise).
     let launch = if changed || !st.connections.contains_key(&c) {
         relaunch(&st, &rec).await?
     } else {
         json!({"running": true, "unchanged": true})
     };
-    Ok(Json(
-        json!({"saved": true, "check": check, "launch": launch, "connection": describe_record(&st, &rec).await}),
+    Ok((
+        StatusCode::OK,
+        Json(json!({"saved": true, "check": check, "launch": launch, "connection": describe_record(&st, &rec).await})),
     ))
 }
 
@@ -311,17 +498,20 @@ async fn check_mdp(st: &AppState, rec: &ConnectionRecord) -> Result<Value, ApiEr
         return Ok(match endpoint {
             Some(ep) => match m3::mdp::check_endpoint(&ep).await {
                 Ok(n) => json!({"ok": true, "tables": n, "message": format!("{n} tables")}),
-                Err(e) => json!({"ok": false, "status": crate::checks::status_of(&e), "message": e.to_string()}),
+                Err(e) => failed_check(&e),
             },
             None => {
                 json!({"ok": null, "message": "MDP is read through the ION API gateway: upload the .ionapi file to check it"})
             }
         });
     };
+    if let Err(message) = st.outbound.check_ionapi(&ion) {
+        return Ok(json!({"ok": false, "status": "NotAllowed", "reason": "not_allowed", "message": message}));
+    }
     let client = M3Client::new(
         ion,
         ClientOptions {
-            timeout: std::time::Duration::from_secs(15),
+            timeout: crate::checks::CHECK_TIMEOUT,
             company: None,
             mdp: endpoint,
         },
@@ -329,12 +519,39 @@ async fn check_mdp(st: &AppState, rec: &ConnectionRecord) -> Result<Value, ApiEr
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(match client.mdp_tables("").await {
         Ok(t) => json!({"ok": true, "tables": t.len(), "message": format!("{} tables", t.len())}),
-        Err(e) => json!({"ok": false, "status": crate::checks::status_of(&e), "message": e.to_string()}),
+        Err(e) => failed_check(&e),
     })
 }
 
+/// A failed MDP check: the status and a classified reason, never what the server said.
+fn failed_check(e: &m3::M3Error) -> Value {
+    let mut out = crate::checks::classify(e);
+    out["ok"] = json!(false);
+    out["status"] = json!(crate::checks::status_of(e));
+    out
+}
+
 /// `PUT /api/connections/{c}/ionapi` with the `.ionapi` file as the body: validated key by key,
-/// sealed and saved when valid, checked live (hosted), and the connection (re)started.
+/// sealed and saved when valid, checked live (hosted), and the connection (re)started. A file M3
+/// refuses is not saved over a stored one (422); the first file is saved even so, and the
+/// connection's light says what M3 said.
+#[utoipa::path(
+    put,
+    path = "/api/connections/{c}/ionapi",
+    operation_id = "setIonApi",
+    summary = "upload the connection's .ionapi file (admin); checked live, sealed, and the connection (re)started",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name")),
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "the .ionapi file"),
+    responses(
+        (status = 200, description = "saved", body = crate::routes::openapi::schemas::IonApiCheck),
+        (status = 422, description = "not saved: M3 refused this file and a saved one stays in use", body = crate::routes::openapi::schemas::IonApiCheck),
+        (status = 400, description = "not a valid .ionapi file (the check names the wrong keys), or not UTF-8 text", body = crate::routes::openapi::schemas::IonApiRefused),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the connection is defined in the configuration file", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "no secret key is configured", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn set_ionapi(
     State(st): State<AppState>,
     Path(c): Path<String>,
@@ -347,7 +564,7 @@ async fn set_ionapi(
     let hosted = rec.hosting == "hosted";
     let mdp = mdp_endpoint(&st, &rec)?;
     let (mut check, ion) = if hosted {
-        crate::checks::check(text, mdp).await
+        crate::checks::check(text, mdp, &st.outbound).await
     } else {
         crate::checks::validate_only(text)
     };
@@ -355,6 +572,15 @@ async fn set_ionapi(
         check["saved"] = json!(false);
         return Ok((StatusCode::BAD_REQUEST, Json(check)));
     };
+    // A file M3 refuses never replaces a saved one (which may work): it is not saved.
+    let refused = hosted && check["status"] != json!("Healthy");
+    if refused && rec.secrets.contains_key("ionapi") {
+        check["saved"] = json!(false);
+        check["kept"] = json!(true);
+        check["message"] = json!("not saved: M3 refused this file; the saved .ionapi file stays in use");
+        check["connection"] = describe_record(&st, &rec).await;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(check)));
+    }
     rec.secrets
         .insert("ionapi".into(), vault.seal(text.as_bytes(), &aad(&c, "ionapi")));
     rec.settings["ionapi"] = json!({"tenant": ion.tenant, "application": ion.app_name, "gateway": ion.gateway_url, "clientId": ion.client_id});
@@ -363,13 +589,19 @@ async fn set_ionapi(
     tracing::info!(connection = %c, tenant = %ion.tenant, "connection: .ionapi saved (sealed)");
     check["saved"] = json!(true);
     check["launch"] = relaunch(&st, &rec).await?;
-    if let (Some(rt), Some("Healthy")) = (st.connections.get(&c), check["status"].as_str()) {
-        // The live check just reached M3: show that until the connector says otherwise.
-        rt.connector.status().update(|s| {
-            if s.m3 == pipeline::Connectivity::Unknown {
-                s.m3 = pipeline::Connectivity::Healthy;
-            }
-        });
+    if let (Some(rt), true) = (st.connections.get(&c), hosted) {
+        // The live check just asked M3: show its verdict until the connector says otherwise.
+        let state = match check["status"].as_str() {
+            Some("Healthy") => pipeline::Connectivity::Healthy,
+            Some("AuthenticationFailed") => pipeline::Connectivity::AuthenticationFailed,
+            Some("AuthorizationFailed") => pipeline::Connectivity::AuthorizationFailed,
+            _ => pipeline::Connectivity::Failing,
+        };
+        let message = [&check["token"], &check["mi"]]
+            .into_iter()
+            .filter(|step| step["ok"] == json!(false))
+            .find_map(|step| step["message"].as_str().map(str::to_string));
+        rt.connector.status().update(|s| s.m3_observed(state, message));
     }
     check["connection"] = describe_record(&st, &rec).await;
     Ok((StatusCode::OK, Json(check)))
@@ -404,6 +636,19 @@ async fn relaunch(st: &AppState, rec: &ConnectionRecord) -> Result<Value, ApiErr
 
 /// `DELETE /api/connections/{c}`: stop it, forget its settings and secrets, revoke its tokens.
 /// Its messages and read models stay in the store.
+#[utoipa::path(
+    delete,
+    path = "/api/connections/{c}",
+    operation_id = "deleteConnection",
+    summary = "stop a connection and forget its settings and secrets (admin)",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the connection is defined in the configuration file", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn remove(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     stored(&st, &c).await?;
     let _restart = st.connections.restarts.lock().await;
@@ -421,6 +666,20 @@ async fn remove(State(st): State<AppState>, Path(c): Path<String>) -> Result<imp
 /// connector (`bundle.toml`, `Containerfile`, `README.md`) as a tar archive; `?format=toml`
 /// answers `bundle.toml` alone. Each download creates a new token (revoke old ones on the
 /// tokens page).
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/bundle",
+    operation_id = "connectorBundle",
+    summary = "a new connector token and the files to run a self-hosted connector (admin)",
+    tag = "connections",
+    params(("c" = String, Path, description = "connection name"), ("format" = Option<String>, Query, description = "`toml`: bundle.toml alone")),
+    responses(
+        (status = 200, description = "a tar archive (bundle.toml, Containerfile, README.md), or bundle.toml alone with `format=toml`", content((String = "application/x-tar"), (String = "application/toml"))),
+        (status = 400, description = "no Host header to name Studio's URL", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the connection is hosted, or defined in the configuration file", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn bundle(
     State(st): State<AppState>,
     Path(c): Path<String>,

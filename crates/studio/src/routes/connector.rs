@@ -31,6 +31,21 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /api/connections/{c}/connector/channel`: upgrade to the connector channel.
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/connector/channel",
+    operation_id = "connectorChannel",
+    summary = "the WebSocket a self-hosted connector calls home on (connector tokens)",
+    tag = "connector",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 101, description = "switched to the WebSocket channel"),
+        (status = 400, description = "not a WebSocket upgrade request", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the connection is hosted: its connector runs inside Studio", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 426, description = "the connection cannot be upgraded to a WebSocket", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn upgrade(
     State(st): State<AppState>,
     Path(c): Path<String>,
@@ -156,6 +171,9 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
     let mut renew = tokio::time::interval(lease.renew_every);
     let mut calls = remote.mi().attach();
     let mut pending = PendingCalls::default();
+    // M3 is checked through the connector as soon as it calls home, then while nothing is
+    // deployed: its light shows before any message type runs.
+    let probe = tokio::spawn(runtime::hub::probe_while_idle(rt.connector.clone(), remote.closing()));
     let end: String = loop {
         tokio::select! {
             Some(PendingCall { call, reply }) = calls.recv() => {
@@ -213,8 +231,13 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                         let board = rt.connector.status();
                         board.update(|s| {
                             let relay = s.relay.take();
+                            let mine = (s.m3, s.m3_message.take(), s.m3_since.take(), s.m3_checked_at.take());
                             *s = status;
                             s.relay = relay;
+                            // The connector has not read M3 yet: Studio's own check stands.
+                            if s.m3 == pipeline::Connectivity::Unknown {
+                                (s.m3, s.m3_message, s.m3_since, s.m3_checked_at) = mine;
+                            }
                         });
                     }
                     Ok(FromConnector::Messages { items }) => match ingest(&st.store, &c, items).await {
@@ -238,6 +261,7 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
             }
         }
     };
+    probe.abort();
     tracing::info!(connection = %c, holder = %holder, reason = %end, "connector channel closed");
     let _ = socket.send(Message::Close(None)).await;
     if end != "Studio is stopping" {

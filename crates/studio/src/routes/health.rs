@@ -1,11 +1,14 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the store answers, every connection
-//! reaches M3 and no mapping is failing; 503 listing the problems otherwise).
+//! `GET /healthz` (the process answers) and `GET /readyz` (the store answers, every connection's
+//! light ([`pipeline::status::Light`], the one every view shows) is `Healthy` and no mapping is
+//! failing; 503 listing the problems otherwise). A connection whose last step failed is probed
+//! (one M3 call) rather than reported as its last step saw it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use pipeline::status::ConnectionState;
 use pipeline::{Connectivity, Health};
 use serde_json::json;
 
@@ -18,10 +21,31 @@ pub fn routes() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    summary = "the process answers",
+    tag = "operations",
+    responses(
+        (status = 200, description = "alive", body = crate::routes::openapi::schemas::Health)
+    )
+)]
 async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    summary = "the store answers, every connection reaches M3 and no mapping fails",
+    tag = "operations",
+    responses(
+        (status = 200, description = "ready", body = crate::routes::openapi::schemas::Readiness),
+        (status = 503, description = "not ready; `problems` says why", body = crate::routes::openapi::schemas::Readiness)
+    )
+)]
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let store_ok = st.store.ping().await.is_ok();
     let mut problems = Vec::new();
@@ -29,13 +53,18 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         problems.push("store: not answering".to_string());
     }
     for c in st.connections.values() {
+        probe_if_failing(&c).await;
         let s = c.connector.status().snapshot();
-        if s.m3 != Connectivity::Healthy {
+        // The same light as every view: ready only when it is Healthy.
+        let light = c.light();
+        if light.state != ConnectionState::Healthy
+            && !(light.state == ConnectionState::Failing && s.m3 == Connectivity::Healthy)
+        {
             problems.push(format!(
-                "connection {}: M3 {:?}{}",
+                "connection {}: {}{}",
                 c.name,
-                s.m3,
-                s.m3_message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+                light.state.as_str(),
+                light.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
             ));
         }
         problems.extend(failing_mappings(&c.name, &s));
@@ -46,6 +75,30 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(json!({"ready": problems.is_empty(), "problems": problems})))
+}
+
+/// The longest a readiness probe waits for M3.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When the connection's last M3 step failed (M3 down or refusing, or a mapping failing), ask
+/// M3 now (one cheap authenticated call, [`pipeline::status::probe`]) rather than report what
+/// the last step saw until its backoff ends; when M3 answers, the failed mappings retry at once,
+/// so readiness follows M3 within a step.
+async fn probe_if_failing(c: &runtime::ConnectionRuntime) {
+    let s = c.connector.status().snapshot();
+    let failing = s.m3 != Connectivity::Healthy || s.tables.values().any(|t| t.health == Health::Failing);
+    let reachable = matches!(
+        c.light().state,
+        ConnectionState::Failing | ConnectionState::AuthenticationFailed | ConnectionState::AuthorizationFailed
+    );
+    if !(failing && reachable) {
+        return;
+    }
+    let board = c.connector.status();
+    let probed = tokio::time::timeout(PROBE_TIMEOUT, pipeline::status::probe(&c.connector.m3(), &board)).await;
+    if probed.is_ok() && board.snapshot().m3 == Connectivity::Healthy {
+        c.connector.retry_failed_now();
+    }
 }
 
 /// One readiness problem per mapping of `connection` whose health is `Failing` (a mapping not

@@ -1,7 +1,7 @@
 //! Mapping management over HTTP: tables and columns (MDP or catalogue), mappings with versions,
 //! deploy/undeploy, preview and re-export.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use pipeline::registry::RegistryError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::query::UniqueQuery;
 use crate::error::ApiError;
 use crate::state::{connection, AppState};
 
@@ -54,16 +55,42 @@ struct TablesQuery {
     filter: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/tables",
+    operation_id = "listTables",
+    summary = "tables a mapping can read",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("filter" = Option<String>, Query, description = "only names or descriptions containing this")),
+    responses(
+        (status = 200, description = "the tables", body = crate::routes::openapi::schemas::TableList),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn tables(
     State(st): State<AppState>,
     Path(c): Path<String>,
-    Query(q): Query<TablesQuery>,
+    UniqueQuery(q): UniqueQuery<TablesQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let (list, source) = conn.registry.tables(&q.filter).await;
     Ok(Json(json!({"source": source, "tables": list})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/tables/{table}",
+    operation_id = "getTable",
+    summary = "one table's columns, with suggested field names",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("table" = String, Path, description = "M3 table, like MITMAS")),
+    responses(
+        (status = 200, description = "the table", body = crate::routes::openapi::schemas::TableDetail),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn table(
     State(st): State<AppState>,
     Path((c, t)): Path<(String, String)>,
@@ -89,6 +116,18 @@ async fn table(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/mappings",
+    operation_id = "listMappings",
+    summary = "mappings with their latest and deployed versions",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name")),
+    responses(
+        (status = 200, description = "the mappings", body = crate::routes::openapi::schemas::MappingList),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let deployed = conn.connector.mappings();
@@ -119,6 +158,22 @@ async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl 
     Ok(Json(json!({ "mappings": list })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/mappings",
+    operation_id = "createMapping",
+    summary = "save a new mapping (version 1)",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name")),
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "a mapping definition"),
+    responses(
+        (status = 201, description = "saved", body = crate::routes::openapi::schemas::VersionSaved),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "a mapping of that name exists", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn create(
     State(st): State<AppState>,
     Path(c): Path<String>,
@@ -133,6 +188,18 @@ async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/connections/{c}/mappings/{name}",
+    operation_id = "getMapping",
+    summary = "one mapping: its versions and what runs",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "mapping name")),
+    responses(
+        (status = 200, description = "the mapping", body = crate::routes::openapi::schemas::MappingDetail),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn show(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
@@ -156,6 +223,22 @@ async fn show(
     })))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/connections/{c}/mappings/{name}",
+    operation_id = "updateMapping",
+    summary = "save a new version of a mapping",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "mapping name")),
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "a mapping definition"),
+    responses(
+        (status = 200, description = "saved", body = crate::routes::openapi::schemas::VersionSaved),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "conflicts with what exists", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn update(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
@@ -167,6 +250,19 @@ async fn update(
     Ok(Json(json!({"name": name, "version": version})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/connections/{c}/mappings/{name}",
+    operation_id = "deleteMapping",
+    summary = "delete a mapping that is not deployed",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "mapping name")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "the mapping is deployed", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn remove(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
@@ -175,29 +271,62 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeployBody {
     #[serde(default)]
     version: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/mappings/{name}/deploy",
+    operation_id = "deployMapping",
+    summary = "deploy a version (the latest when none is given)",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "mapping name")),
+    request_body(content = DeployBody, content_type = "application/json", description = "`{\"version\": n}`, or `{}` for the latest (a body is required)"),
+    responses(
+        (status = 200, description = "deployed", body = crate::routes::openapi::schemas::Deployment),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "conflicts with what exists", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn deploy(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
-    let b: DeployBody = if body.is_empty() {
-        DeployBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body: {e}; expected {{\"version\": n}}")))?
-    };
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(
+            "body: required: {\"version\": n} for a version, {} for the latest".into(),
+        ));
+    }
+    let b: DeployBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body: {e}; expected {{\"version\": n}} for a version, {{}} for the latest"
+        ))
+    })?;
     let version = conn.registry.deploy(&name, b.version, "api").await?;
     Ok(Json(json!({"name": name, "deployedVersion": version})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/mappings/{name}/undeploy",
+    operation_id = "undeployMapping",
+    summary = "stop a mapping (its read model stays)",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "mapping name")),
+    responses(
+        (status = 200, description = "undeployed", body = crate::routes::openapi::schemas::Deployment),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "conflicts with what exists", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn undeploy(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
@@ -212,37 +341,125 @@ struct PreviewQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/mappings/preview",
+    operation_id = "previewMapping",
+    summary = "the messages a mapping would make from current rows",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("limit" = Option<u32>, Query, description = "how many messages, 5 when absent")),
+    request_body(content = crate::routes::openapi::schemas::Object, content_type = "application/json", description = "a mapping definition"),
+    responses(
+        (status = 200, description = "the messages", body = crate::routes::openapi::schemas::Preview),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn preview(
     State(st): State<AppState>,
     Path(c): Path<String>,
-    Query(q): Query<PreviewQuery>,
+    UniqueQuery(q): UniqueQuery<PreviewQuery>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let spec = pipeline::registry::MappingRegistry::parse(&parse_body(&body)?)?;
-    let messages = conn.registry.preview(&spec, q.limit.unwrap_or(5)).await?;
+    let limit = q.limit.unwrap_or(5);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "query parameter `limit`: expected 1 to 100 rows to preview, got {limit}"
+        )));
+    }
+    let messages = conn.registry.preview(&spec, limit).await?;
     Ok(Json(json!({ "messages": messages })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReExportBody {
-    #[serde(default)]
-    mappings: Option<Vec<String>>,
+    /// Names of deployed mappings, 1 to [`MAX_RE_EXPORT`]; duplicates count once.
+    mappings: Vec<String>,
 }
 
+/// Most distinct mappings one re-export may name.
+const MAX_RE_EXPORT: usize = 100;
+
+/// Re-exports of this process, one at a time: a request sees the one before it done, so a
+/// mapping it started is seen re-exporting and joined, never restarted.
+static RE_EXPORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/re-export",
+    operation_id = "reExport",
+    summary = "export the current state of deployed mappings again",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name")),
+    request_body(content = ReExportBody, content_type = "application/json", description = "`{\"mappings\": [...]}`: 1 to 100 deployed mappings (duplicates count once); one already re-exporting is joined, not restarted"),
+    responses(
+        (status = 202, description = "started", body = crate::routes::openapi::schemas::ReExport),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection (or the thing asked for does not exist)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 409, description = "conflicts with what exists", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn re_export(
     State(st): State<AppState>,
     Path(c): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
-    let b: ReExportBody = if body.is_empty() {
-        ReExportBody::default()
+    let expected = format!("expected {{\"mappings\": [\"Item\", ...]}} with 1 to {MAX_RE_EXPORT} deployed mappings");
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(format!("body: required; {expected}")));
+    }
+    let b: ReExportBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}; {expected}")))?;
+    let mut names: Vec<String> = Vec::new();
+    for n in b.mappings {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+        if names.len() > MAX_RE_EXPORT {
+            return Err(ApiError::BadRequest(format!(
+                "mappings: more than {MAX_RE_EXPORT} distinct names; {expected}"
+            )));
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::BadRequest(format!("mappings: empty; {expected}")));
+    }
+    let _one_at_a_time = RE_EXPORTS.lock().await;
+    let deployed: Vec<String> = conn.connector.mappings().iter().map(|m| m.name.to_string()).collect();
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| !deployed.contains(n))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "mappings: not deployed: {}; deployed: {}",
+            unknown.join(", "),
+            deployed.join(", ")
+        )));
+    }
+    // A mapping still reading every row (a re-export or first load under way) is joined.
+    let status = conn.connector.status().snapshot();
+    let (joined, start): (Vec<String>, Vec<String>) = names.iter().cloned().partition(|n| {
+        status.tables.get(n).is_some_and(|t| {
+            matches!(
+                t.phase,
+                pipeline::status::Phase::Starting | pipeline::status::Phase::InitialLoad
+            )
+        })
+    });
+    let started = if start.is_empty() {
+        Vec::new()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body: {e}; expected {{\"mappings\": [\"Item\", ...]}}")))?
+        conn.registry.re_export(Some(&start)).await?
     };
-    let started = conn.registry.re_export(b.mappings.as_deref()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "reExporting": started }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "reExporting": names, "started": started, "joined": joined })),
+    ))
 }

@@ -1,6 +1,7 @@
 //! The middleware guarding `/api`: which scope each route needs (health, metrics, Studio's
 //! assets and webhooks are public), the bearer token checked against the store, failed
-//! attempts limited per client address, and the token's id handed to the handler.
+//! attempts limited per client address and per presented token (valid tokens are never
+//! throttled), and the token's id handed to the handler.
 
 use std::net::SocketAddr;
 
@@ -11,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::auth::{constant_time_eq, sha256_hex, split, AuthToken, Scope};
+use crate::auth::{credentials, split, Attempt, AuthToken, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -38,7 +39,8 @@ fn need(method: &Method, path: &str) -> Need {
     if segs.first() != Some(&"api") {
         return Need::Public; // health, metrics, Studio assets, webhooks (own credentials)
     }
-    if segs.get(1) == Some(&"tokens") {
+    // Tokens, and checks that make the server call URLs a user typed, are for admins.
+    if matches!(segs.get(1), Some(&"tokens" | &"checks")) {
         return Need::Admin;
     }
     let connection = (segs.get(1) == Some(&"connections"))
@@ -73,6 +75,28 @@ fn unauthorized(message: &str) -> Response {
         .into_response()
 }
 
+/// 401, or 429 when the source or the credential has failed too often (see [`crate::auth::Auth`]).
+pub(crate) fn refuse(throttled: Option<std::time::Duration>, message: &str) -> Response {
+    match throttled {
+        None => unauthorized(message),
+        Some(left) => too_many_failures(left),
+    }
+}
+
+/// 429 with the seconds to wait.
+pub(crate) fn too_many_failures(left: std::time::Duration) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, left.as_secs().max(1).to_string())],
+        Json(json!({"error": {"code": "too_many_failures", "message": format!(
+            "too many failed authentication attempts from this address or with this credential (more than {} in {} s); retry later",
+            crate::auth::MAX_FAILURES,
+            crate::auth::FAILURE_WINDOW.as_secs()
+        )}})),
+    )
+        .into_response()
+}
+
 fn forbidden(message: String) -> Response {
     (
         StatusCode::FORBIDDEN,
@@ -88,36 +112,29 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
         return next.run(req).await;
     }
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    if let Some(left) = st.auth.blocked(ip) {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, left.as_secs().max(1).to_string())],
-            Json(json!({"error": {"code": "too_many_failures", "message": "too many failed authentication attempts; retry later"}})),
-        )
-            .into_response();
-    }
+    // The token is checked first: valid credentials are never throttled, only failures are.
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| credentials(v, "Bearer"));
     let Some(presented) = presented else {
-        st.auth.fail(ip);
-        return unauthorized("an API token is required: send `Authorization: Bearer <token>`");
+        return refuse(
+            st.auth.fail(ip, Attempt::Nothing),
+            "an API token is required: send `Authorization: Bearer <token>`",
+        );
     };
-    let (id, secret) = split(presented);
-    let token = match st.store.token(&id).await {
+    let valid = match st.auth.verify(&st.store, presented).await {
         Ok(t) => t,
         Err(e) => return ApiError::Internal(e.to_string()).into_response(),
     };
-    let valid = token
-        .filter(|t| t.revoked_at.is_none())
-        .filter(|t| constant_time_eq(t.hash.as_bytes(), sha256_hex(secret).as_bytes()));
     let Some(token) = valid else {
-        st.auth.fail(ip);
+        let (id, _) = split(presented);
         tracing::warn!(token_id = %id, "API call refused: unknown, wrong or revoked token");
-        return unauthorized("the API token is unknown, wrong or revoked");
+        return refuse(
+            st.auth.fail(ip, Attempt::Token(&id)),
+            "the API token is unknown, wrong or revoked",
+        );
     };
     let scope = Scope::parse(&token.scope).unwrap_or(Scope::ReadModel);
     let target = match &need {
@@ -152,5 +169,10 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
     }
     let mut req = req;
     req.extensions_mut().insert(AuthToken(token.id.clone()));
-    next.run(req).await
+    let may_change_tokens = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let res = next.run(req).await;
+    if may_change_tokens {
+        st.auth.forget_verified();
+    }
+    res
 }

@@ -29,3 +29,36 @@ pub(super) fn parse_limit(v: Option<&str>) -> Result<u32, ApiError> {
         )))
     }
 }
+
+/// Query parameters deserialised into `T`, with every parameter given at most once: a repeated
+/// one (`?status=20&status=50`) is refused with a 400 naming it, the same way on every route,
+/// instead of one of its values being taken silently.
+pub(crate) struct UniqueQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for UniqueQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        refuse_repeated(parts.uri.query())?;
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(t)| UniqueQuery(t))
+            .map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))
+    }
+}
+
+/// 400 naming the first query parameter given more than once.
+pub(crate) fn refuse_repeated(query: Option<&str>) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    for (name, _) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if !seen.insert(name.clone()) {
+            return Err(ApiError::BadRequest(format!(
+                "query parameter `{name}`: given more than once; give each parameter once"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -20,7 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/tokens/{id}", delete(revoke))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
@@ -29,6 +29,18 @@ struct NewToken {
     connection: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    operation_id = "createToken",
+    summary = "create an API token (admin); its text is shown once",
+    tag = "tokens",
+    request_body(content = NewToken, content_type = "application/json", description = "name, scope and connection"),
+    responses(
+        (status = 201, description = "created", body = crate::routes::openapi::schemas::TokenCreated),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn create(State(st): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
     let t: NewToken = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
@@ -74,10 +86,32 @@ async fn create(State(st): State<AppState>, body: axum::body::Bytes) -> Result<i
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/tokens",
+    operation_id = "listTokens",
+    summary = "every API token (admin)",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "the tokens", body = crate::routes::openapi::schemas::TokenList)
+    )
+)]
 async fn list(State(st): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(json!({ "tokens": st.store.tokens().await? })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/tokens/{id}",
+    operation_id = "revokeToken",
+    summary = "revoke a token (admin)",
+    tag = "tokens",
+    params(("id" = String, Path, description = "token id")),
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 404, description = "no such token, or revoked already", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
 async fn revoke(State(st): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     if st.store.revoke_token(&id).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -38,6 +38,8 @@ static ASSETS: &[Asset] = &[
     asset!("js/app.js", JS),
     asset!("js/api.js", JS),
     asset!("js/dom.js", JS),
+    asset!("js/status.js", JS),
+    asset!("js/tablesearch.js", JS),
     asset!("js/views/connections.js", JS),
     asset!("js/views/wizard.js", JS),
     asset!("js/views/dashboard.js", JS),

@@ -9,6 +9,7 @@ const routes = [
   [/^\/wizard\/([^/]+)$/, () => import('./views/wizard.js'), (m) => ({ setup: m[1] })],
   [/^\/tokens$/, () => import('./views/tokens.js'), () => ({})],
   [/^\/c\/([^/]+)$/, () => import('./views/dashboard.js'), (m) => ({ c: m[1], tab: 'dashboard' })],
+  [/^\/c\/([^/]+)\/config$/, () => import('./views/wizard.js'), (m) => ({ c: m[1], tab: 'config', setup: m[1], config: true })],
   [/^\/c\/([^/]+)\/types$/, () => import('./views/types.js'), (m) => ({ c: m[1], tab: 'types' })],
   [/^\/c\/([^/]+)\/mappings\/new$/, () => import('./views/editor.js'), (m) => ({ c: m[1], tab: 'types', name: null })],
   [/^\/c\/([^/]+)\/mappings\/([^/]+)$/, () => import('./views/editor.js'), (m) => ({ c: m[1], tab: 'types', name: m[2] })],
@@ -23,6 +24,7 @@ const TABS = [
   ['messages', 'Messages', '/messages'],
   ['read-models', 'Read models', '/read-models'],
   ['commands', 'Commands', '/commands'],
+  ['config', 'Configuration', '/config'],
 ];
 
 let current = null; // { dispose, isDirty }

@@ -1,8 +1,9 @@
-// Connections list: name, hosting (and a self-hosted connector's state), M3 status, message
-// types. Connections that do not run yet link to the wizard; the ones created in Studio can be
+// Connections list: name, hosting (and a self-hosted connector's state), setup, the
+// connection's light (the server's one status model, see ../status.js), message types. Connections that do not run yet link to the wizard; the ones created in Studio can be
 // deleted (the one of the configuration file cannot).
 import { get, del, conn, enc } from '../api.js';
-import { h, clear, m3Dot, dot, errorBox, when } from '../dom.js';
+import { h, clear, dot, errorBox, when } from '../dom.js';
+import { light } from '../status.js';
 
 export const name = 'connections';
 
@@ -28,7 +29,7 @@ function connectorState(c) {
   switch (k.state) {
     case 'connected': return dot('ok', `Connector connected${k.holder ? ` (${k.holder})` : ''}`);
     case 'waiting': return dot('warn', 'Waiting for the connector');
-    case 'disconnected': return h('span', dot('warn', 'Connector disconnected'), k.lastSeen ? h('div.small.muted', `last seen ${when(k.lastSeen)}`) : null);
+    case 'disconnected': return h('span', dot('bad', 'Connector disconnected'), k.lastSeen ? h('div.small.muted', `last seen ${when(k.lastSeen)}`) : null);
     case 'not-configured': return dot('idle', 'Connector not configured');
     default: return k.state ? dot('idle', `Connector ${k.state}`) : null;
   }
@@ -46,7 +47,7 @@ export async function render(root) {
     note,
     listErr,
     h('div.tablewrap', h('table#connections',
-      h('thead', h('tr', h('th', 'Name'), h('th', 'Hosting'), h('th', 'State'), h('th', 'M3'), h('th.num', 'Message types'), h('th', h('span.sr-only', 'Actions')))),
+      h('thead', h('tr', h('th', 'Name'), h('th', 'Hosting'), h('th', 'Setup'), h('th', 'Status'), h('th.num', 'Message types'), h('th', h('span.sr-only', 'Actions')))),
       body)));
 
   const remove = async (c) => {
@@ -69,12 +70,12 @@ export async function render(root) {
     const setup = `#/wizard/${enc(c.name)}`;
     const href = c.running ? base : setup;
     const stop = (e) => e.stopPropagation();
-    return h('tr.clickable', { dataset: { connection: c.name, running: String(!!c.running), hosting: c.hosting, source: source || '' }, onclick: () => { location.hash = href; } },
+    return h('tr.clickable', { dataset: { connection: c.name, running: String(!!c.running), hosting: c.hosting, source: source || '', state: (c.status && c.status.state) || '' }, onclick: () => { location.hash = href; } },
       h('td', h('a', { href, onclick: stop }, h('strong', c.name))),
       h('td.hosting', c.hosting === 'self-hosted' ? 'Self-hosted' : 'Hosted', c.hosting === 'self-hosted' ? h('div.small', connectorState(c)) : null),
-      h('td.state', c.running ? dot('ok', 'Running')
+      h('td.state', c.running ? dot('idle', 'Running')
         : h('a.setup-incomplete', { href: setup, onclick: stop }, dot('warn', 'Setup incomplete'))),
-      h('td.m3', m3Dot(c.m3)),
+      h('td.m3.status-cell', light(c.status)),
       h('td.num', String(c.messageTypes)),
       h('td.actions-cell',
         c.running ? h('a', { href: `${base}/types`, onclick: stop }, 'Message types →') : h('a', { href: setup, onclick: stop }, 'Continue setup →'),

@@ -1,8 +1,11 @@
-// Connection dashboard: M3 connectivity, per-mapping health and progress, relay and webhooks,
-// refreshed every 2 s in place, with a messages-per-minute chart computed from successive status
-// samples, and a panel listing a mapping's source dead letters.
+// Connection dashboard: the connection's light (the server's one status model), per-mapping
+// health and progress, relay and webhooks, refreshed every 2 s in place, with a
+// messages-per-minute chart of the last hour kept by the server, and a panel listing a
+// mapping's source dead letters. While a self-hosted connector is disconnected, what it last
+// reported is shown greyed, never green.
 import { get, conn, enc } from '../api.js';
-import { h, clear, svg, m3Dot, dot, errorBox, num, duration, when } from '../dom.js';
+import { h, clear, svg, dot, errorBox, num, duration, when } from '../dom.js';
+import { light } from '../status.js';
 
 export const name = 'dashboard';
 
@@ -23,8 +26,13 @@ const PHASE_TEXT = {
 };
 
 // Green only when the mapping says Healthy; Failing is red; anything else (not checked yet) grey.
-function healthCell(t) {
+// `stale`: the connector is disconnected, so its last report says nothing about now.
+function healthCell(t, stale) {
   const health = t.health || 'Unknown';
+  if (stale) {
+    return h('td.health', { dataset: { health: 'Stale' } }, dot('idle', 'Unknown'),
+      h('div.small.muted', `connector disconnected; last reported ${health}`));
+  }
   if (health === 'Failing') {
     return h('td.health', { dataset: { health } },
       dot('bad', 'Failing'),
@@ -55,6 +63,7 @@ function lagLevel(ms, health) {
   return health === 'Healthy' ? 'ok' : 'idle';
 }
 
+// Messages per minute between successive samples (`n`: messages so far at `t`).
 function rates(samples) {
   const out = [];
   for (let i = 1; i < samples.length; i++) {
@@ -66,39 +75,38 @@ function rates(samples) {
   return out;
 }
 
-function chart(points) {
+// The last `spanMs` of rates, placed by time. The plot stretches to the width; its labels are
+// HTML around it, so their text is never stretched.
+function chart(points, spanMs) {
   const W = 600;
   const H = 120;
-  const pad = { l: 40, r: 8, t: 8, b: 18 };
-  const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Messages per minute' });
+  const now = Date.now();
+  const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', 'aria-hidden': 'true' });
   const max = Math.max(10, ...points.map((p) => p.v));
-  const x = (i) => pad.l + (i / Math.max(1, MAX_SAMPLES - 2)) * (W - pad.l - pad.r);
-  const y = (v) => H - pad.b - (v / max) * (H - pad.t - pad.b);
-  el.append(svg('line', { class: 'axis', x1: pad.l, x2: W - pad.r, y1: H - pad.b, y2: H - pad.b }));
-  el.append(svg('line', { class: 'axis', x1: pad.l, x2: W - pad.r, y1: pad.t, y2: pad.t }));
-  const top = svg('text', { x: 2, y: pad.t + 8 });
-  top.textContent = Math.round(max).toLocaleString('en-US');
-  const zero = svg('text', { x: 2, y: H - pad.b });
-  zero.textContent = '0';
-  const span = svg('text', { x: pad.l, y: H - 3 });
-  span.textContent = `last ${Math.round((MAX_SAMPLES * 2) / 60)} min`;
-  el.append(top, zero, span);
+  const x = (t) => Math.max(0, Math.min(W, ((t - (now - spanMs)) / spanMs) * W));
+  const y = (v) => H - (v / max) * (H - 4);
+  el.append(svg('line', { class: 'axis', x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5 }));
+  el.append(svg('line', { class: 'axis', x1: 0, x2: W, y1: 0.5, y2: 0.5 }));
   if (points.length > 1) {
-    const offset = MAX_SAMPLES - 1 - points.length;
-    const coords = points.map((p, i) => `${x(i + offset).toFixed(1)},${y(p.v).toFixed(1)}`);
-    const first = x(offset).toFixed(1);
-    const last = x(points.length - 1 + offset).toFixed(1);
-    el.append(svg('polygon', { class: 'area', points: `${first},${H - pad.b} ${coords.join(' ')} ${last},${H - pad.b}` }));
-    el.append(svg('polyline', { class: 'line', points: coords.join(' ') }));
+    const coords = points.map((p) => `${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`);
+    el.append(svg('polygon', { class: 'area', points: `${x(points[0].t).toFixed(1)},${H} ${coords.join(' ')} ${x(points[points.length - 1].t).toFixed(1)},${H}` }));
+    el.append(svg('polyline', { class: 'line', points: coords.join(' '), 'vector-effect': 'non-scaling-stroke' }));
   }
-  return el;
+  const mins = Math.round(spanMs / 60000);
+  const last = points.length ? points[points.length - 1].v : null;
+  return h('figure.chartbox#rate-chart', { role: 'img', 'aria-label': `Messages per minute over the last ${mins} min${last === null ? '' : `; latest ${Math.round(last)}`}`, dataset: { points: String(points.length) } },
+    h('div.chart-y', h('span', num(Math.round(max))), h('span', '0')),
+    h('div.chart-plot', el),
+    h('div.chart-x', h('span', `${mins} min ago`), h('span', 'now')));
 }
 
 export async function render(root, { c }) {
   const samples = history.get(c) || [];
   history.set(c, samples);
-  const m3 = h('div.value');
+  const m3 = h('div.value#connection-status');
   const m3msg = h('div.small.muted');
+  let server = { samples: [], spanMs: 3600000 }; // the last hour, from the server
+  let historyAt = 0;
   const total = h('div.value');
   const rate = h('div.value');
   const relay = h('div.value');
@@ -118,12 +126,12 @@ export async function render(root, { c }) {
       h('div.actions', h('a.button', { href: `#/c/${encodeURIComponent(c)}/mappings/new` }, '+ New message type'))),
     err,
     h('div.cards',
-      h('div.card', h('div.label', 'M3 connectivity'), m3, m3msg),
+      h('div.card', h('div.label', 'Status'), m3, m3msg),
       h('div.card', h('div.label', 'Messages (all tables)'), total),
       h('div.card', h('div.label', 'Messages per minute'), rate),
       h('div.card', h('div.label', 'Kafka relay'), relay, relayMsg),
       h('div.card', h('div.label', 'Webhooks received'), hooks, hooksMsg)),
-    h('div.panel', h('h2', 'Messages per minute'), chartBox),
+    h('div.panel', h('h2', 'Messages per minute, last hour'), chartBox),
     h('div.panel', h('h2', 'Tables'),
       h('div.tablewrap', h('table#tables',
         h('thead', h('tr', h('th', 'Message type'), h('th', 'M3 table'), h('th', 'Health'), h('th', 'Phase'),
@@ -177,12 +185,22 @@ export async function render(root, { c }) {
     clear(err);
     samples.push({ t: Date.now(), n: totalMessages(s) });
     while (samples.length > MAX_SAMPLES) samples.shift();
-    clear(m3, m3Dot(s.m3));
-    m3msg.textContent = s.m3_message || '';
+    const state = (s.status && s.status.state) || 'Unchecked';
+    const stale = state === 'Disconnected';
+    clear(m3, light(s.status));
+    m3msg.textContent = '';
     total.textContent = num(totalMessages(s));
     const r = rates(samples);
-    rate.textContent = r.length ? num(Math.round(r[r.length - 1].v)) : '…';
-    clear(chartBox, chart(r));
+    rate.textContent = stale ? '—' : r.length ? num(Math.round(r[r.length - 1].v)) : '…';
+    if (Date.now() - historyAt > 10000) {
+      historyAt = Date.now();
+      try {
+        const hist = await get(`${conn(c)}/status/history`);
+        server = { samples: (hist.samples || []).map((p) => ({ t: p.t, n: p.messages })), spanMs: hist.spanMs || 3600000 };
+      } catch { /* the chart keeps what it had */ }
+      if (stopped) return;
+    }
+    clear(chartBox, chart(rates(server.samples), server.spanMs));
     if (s.relay) {
       clear(relay, dot(s.relay.healthy ? 'ok' : 'bad', `${num(s.relay.published)} published`));
       relayMsg.textContent = s.relay.last_error || `topic ${s.relay.topic}`;
@@ -197,9 +215,9 @@ export async function render(root, { c }) {
     clear(tbody, rows.length ? rows.map(([mapping, t]) => h('tr', { dataset: { mapping } },
       h('td', h('strong', mapping)),
       h('td.mono', t.table),
-      healthCell(t),
-      h('td.phase', { dataset: { phase: t.phase || 'starting' } }, PHASE_TEXT[t.phase] || t.phase || 'Starting'),
-      h('td.num', dot(lagLevel(t.lag_ms, t.health), duration(t.lag_ms))),
+      healthCell(t, stale),
+      h('td.phase', { dataset: { phase: stale ? 'unknown' : t.phase || 'starting' } }, stale ? h('span.muted', `last reported: ${PHASE_TEXT[t.phase] || t.phase || 'Starting'}`) : PHASE_TEXT[t.phase] || t.phase || 'Starting'),
+      h('td.num', stale ? dot('idle', '—') : dot(lagLevel(t.lag_ms, t.health), duration(t.lag_ms))),
       h('td.num', num(t.rows_seen)),
       h('td.num.messages', num(t.messages)),
       h('td.num', num(t.unchanged)),

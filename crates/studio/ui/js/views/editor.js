@@ -2,6 +2,7 @@
 // messages live, save a version and deploy it. Unsaved changes are guarded.
 import { get, post, put, conn, enc } from '../api.js';
 import { h, clear, errorBox, debounce, json, svg } from '../dom.js';
+import { tableSearch } from '../tablesearch.js';
 
 export const name = 'editor';
 
@@ -36,7 +37,7 @@ export async function render(root, { c, name: existing }) {
   descInput.style.width = '100%';
   const filterInput = h('textarea#mapping-filter', { rows: 2, placeholder: "Optional, e.g. MMSTAT in ('20','50') and not MMITTY = 'SP'" });
   const filterMsg = h('div#filter-message.small');
-  const searchInput = h('input#table-search', { type: 'search', placeholder: 'Search M3 tables, e.g. MIT', autocomplete: 'off' });
+  const searchInput = h('input#table-search', { type: 'search', placeholder: 'Name or meaning, e.g. customer or MIT', autocomplete: 'off' });
   const searchResults = h('div.results#table-results');
   const searchSource = h('div.small.muted');
   const tableHead = h('div');
@@ -162,23 +163,8 @@ export async function render(root, { c, name: existing }) {
     }
   };
 
-  let searchSeq = 0;
-  const search = debounce(async () => {
-    const q = searchInput.value.trim();
-    const seq = ++searchSeq;
-    if (!q) { clear(searchResults); clear(searchSource); return; }
-    try {
-      const r = await get(`${base}/tables?filter=${enc(q)}`);
-      if (seq !== searchSeq) return;
-      const shown = r.tables.slice(0, 40);
-      clear(searchResults, shown.length ? shown.map((t) => h('button', { type: 'button', dataset: { table: t.name }, class: table && table.name === t.name ? 'selected' : '', onclick: () => pickTable(t.name) },
-        h('strong.mono', t.name), ' ', h('span.muted', t.description))) : h('span.muted', `No table starts with ${q.toUpperCase()}.`));
-      searchSource.textContent = `${r.tables.length} table(s) from ${r.source === 'mdp' ? 'the Metadata Publisher' : 'the built-in catalogue'}${r.tables.length > shown.length ? `; showing ${shown.length}, type more to narrow` : ''}.`;
-    } catch (e) {
-      if (seq === searchSeq) clear(searchResults, errorBox(e, 'Search failed'));
-    }
-  }, 250);
-  searchInput.addEventListener('input', search);
+  // The search widget (name, description and category, ranked, keyboard): ../tablesearch.js.
+  const search = tableSearch({ base, input: searchInput, results: searchResults, source: searchSource, pick: pickTable, selected: () => (table ? table.name : null) });
 
   // ---- preview
   let previewSeq = 0;
@@ -242,7 +228,7 @@ export async function render(root, { c, name: existing }) {
     if ((isDirty() || !savedName) && !(await save())) return;
     clear(status, h('p.muted', 'Deploying…'));
     try {
-      const r = await post(`${base}/mappings/${enc(savedName)}/deploy`);
+      const r = await post(`${base}/mappings/${enc(savedName)}/deploy`, {});
       deployedVersion = r.deployedVersion;
       clear(status, h('div.alert.alert-ok#deploy-result', `Deployed ${savedName} version ${r.deployedVersion}. The initial load starts now; follow it on the `,
         h('a', { href: `#/c/${enc(c)}` }, 'dashboard'), '.'));

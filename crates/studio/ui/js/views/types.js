@@ -85,7 +85,7 @@ export async function render(root, { c }) {
       h('a.button.primary#new-mapping', { href: `#/c/${enc(c)}/mappings/new` }, '+ New message type')),
     err,
     h('div.toolbar',
-      bulk('Deploy', 'bulk-deploy', 'primary', async (n) => `deployed v${(await post(`${conn(c)}/mappings/${enc(n)}/deploy`)).deployedVersion}`),
+      bulk('Deploy', 'bulk-deploy', 'primary', async (n) => `deployed v${(await post(`${conn(c)}/mappings/${enc(n)}/deploy`, {})).deployedVersion}`),
       bulk('Undeploy', 'bulk-undeploy', '', async (n) => { await post(`${conn(c)}/mappings/${enc(n)}/undeploy`); return 'undeployed'; }),
       bulk('Re-export', 'bulk-reexport', '', async (n) => { await post(`${conn(c)}/re-export`, { mappings: [n] }); return 're-export started: every row is read and sent again'; }),
       bulk('Delete', 'bulk-delete', 'danger', async (n) => { await del(`${conn(c)}/mappings/${enc(n)}`); return 'deleted'; }),

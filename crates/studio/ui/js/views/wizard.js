@@ -4,11 +4,16 @@
 //   1) the Metadata Publisher: through the ION API gateway, or an on-premises URL and user;
 //   2) the .ionapi file: checked key by key and against M3, sealed and saved when valid;
 //   3) where to go next.
+// A setting that fails its check is not saved over the one in use (the server refuses it with
+// 422 and says so). The same view, opened as #/c/{name}/config, is the connection's
+// Configuration tab: the same forms and live checks, plus rotating the webhook token and the
+// Kafka topics.
 // The address becomes #/wizard/{name} once created, so a reload resumes. The connection's state
 // is polled every 2 s while the page is open. Secrets are never shown (except the new webhook
 // token, once).
 import { get, post, put, request, download, conn, enc } from '../api.js';
 import { h, clear, m3Dot, dot, errorBox, num, when, copyText } from '../dom.js';
+import { light } from '../status.js';
 
 export const name = 'wizard';
 
@@ -150,7 +155,15 @@ export async function render(root, params) {
   const next = h('div#wizard-next');
 
   // ------------------------------------------------------------------ status header
-  const headTitle = h('h1', 'Set up an M3 connection');
+  const configMode = !!params.config;
+  let topicsLoaded = false;
+  const headTitle = h('h1', configMode ? `Configuration of ${params.setup}` : 'Set up an M3 connection');
+
+  // ------------------------------------------------------------------ configuration only
+  const rotateBtn = h('button#webhook-rotate', { type: 'button', onclick: () => rotateWebhook() }, 'Rotate webhook token');
+  const rotateOut = h('div#webhook-rotate-result');
+  const webhookBox = h('div#webhook-config');
+  const topicsBox = h('div#kafka-topics', h('p.muted', 'Loading…'));
   const headStatus = h('div#wizard-status', { role: 'status' });
   const pollErr = h('div#wizard-poll-error');
   const configNote = h('div');
@@ -167,7 +180,8 @@ export async function render(root, params) {
       h('p.muted', 'Tables and columns, custom ones included, come from M3\'s Metadata Publisher (MDP).'),
       mdpFields, mdpOut),
     section(2, 'ION API credentials', ionFields, ionOut, ionSaved),
-    section(3, 'Use it', next));
+    configMode ? section(3, 'Webhook token', webhookBox, h('div.actions', rotateBtn), rotateOut) : section(3, 'Use it', next),
+    configMode ? section(4, 'Kafka topics', topicsBox) : null);
   showHosting();
   showVia();
   showNext();
@@ -182,7 +196,7 @@ export async function render(root, params) {
     createBtn.hidden = true;
     clear(hostingNote);
     clear(createErr);
-    headTitle.textContent = `Connection ${cname}`;
+    headTitle.textContent = configMode ? `Configuration of ${cname}` : `Connection ${cname}`;
     const editable = desc.source !== 'configuration';
     mdpFields.disabled = !editable;
     ionFields.disabled = !editable;
@@ -238,7 +252,7 @@ export async function render(root, params) {
     startPolling();
   }
 
-  function showCreated(r) {
+  function showCreated(r, title) {
     const tok = r.webhook && r.webhook.token;
     const url = `${location.origin}${(r.webhook && r.webhook.path) || `/webhooks/${r.name}/{TABLE}`}`;
     if (!tok) return;
@@ -248,7 +262,7 @@ export async function render(root, params) {
       copied.textContent = (await copyText(tok, value)) ? 'Copied.' : 'Copy failed: select the token and copy it by hand.';
     } }, 'Copy');
     clear(created, h('div.newtoken#webhook-token', { role: 'status' },
-      h('h3', `Connection “${r.name}” created`),
+      h('h3', title || `Connection “${r.name}” created`),
       h('p.newtoken-warn', h('strong', 'Webhook token, shown once: copy it now. '),
         'M3\'s Event Hub subscription sends it as ', h('code', 'Authorization: Bearer <token>'), '. It is sealed at rest and never shown again.'),
       h('div.newtoken-row', value, copyBtn, copied),
@@ -264,7 +278,7 @@ export async function render(root, params) {
       line = h('div', dot('ok', `Connected: holder ${c.holder || 'unknown'}, since ${when(c.connectedSince)}`),
         c.version ? h('span.small.muted', ` (erp-bridge ${c.version})`) : null);
     } else if (c.state === 'disconnected') {
-      line = h('div', dot('warn', 'Waiting for the connector to call home…'),
+      line = h('div', dot('bad', 'Disconnected: the connector stopped calling home'),
         h('div.small.muted', `Disconnected${c.holder ? `: holder ${c.holder}` : ''}${c.lastSeen ? `, last seen ${when(c.lastSeen)}` : ''}.`));
     } else {
       line = h('div', dot('warn', 'Waiting for the connector to call home…'),
@@ -276,15 +290,15 @@ export async function render(root, params) {
 
   function showHead(d) {
     headStatus.dataset.running = String(!!d.running);
-    show(headStatus, JSON.stringify([d.running, d.m3, d.m3Message]),
-      h('div.actions', d.running ? dot('ok', 'Running') : dot('idle', 'Setup incomplete'), h('span.small.muted', 'M3:'), m3Dot(d.m3)),
-      d.m3Message ? h('div.small.muted', d.m3Message) : null);
+    show(headStatus, JSON.stringify([d.running, d.status]),
+      h('div.actions', d.running ? dot('idle', 'Running') : dot('idle', 'Setup incomplete'), h('span.small.muted', 'Status:'), light(d.status)));
   }
 
   function showStoredIon(d) {
     const f = d.ionapi;
-    show(ionSaved, JSON.stringify(f || null), f ? h('div.alert.alert-ok#ionapi-stored',
-      h('strong', 'Saved — secrets are never shown again.'),
+    const working = d.status && d.status.state === 'Healthy';
+    show(ionSaved, JSON.stringify([f || null, working]), f ? h('div.alert#ionapi-stored', { class: working ? 'alert-ok' : 'alert-info' },
+      h('strong', working ? 'Saved and working — secrets are never shown again.' : 'Saved (see the status above) — secrets are never shown again.'),
       h('dl.attrs',
         h('dt', 'tenant'), h('dd', f.tenant || '—'),
         h('dt', 'application'), h('dd', f.application || '—'),
@@ -326,6 +340,10 @@ export async function render(root, params) {
 
   function showDesc() {
     if (!desc) return;
+    if (configMode) {
+      showWebhook(desc);
+      if (!topicsLoaded) { topicsLoaded = true; showTopics(); }
+    }
     showHead(desc);
     showConnector(desc);
     showStoredIon(desc);
@@ -353,14 +371,47 @@ export async function render(root, params) {
   }
 
   // ---- MDP
-  function showMdp(c, note) {
+  function showMdp(c, note, list) {
     const n = c.tables;
     clear(mdpOut,
       h('ul.checks',
         check(c.ok, 'Metadata Publisher (MDP)', [c.message, c.status ? `(${c.status})` : null].filter(Boolean).join(' '), 'mdp'),
         n !== undefined && n !== null
           ? h('li', h('span.what', 'Tables'), h('span', h('strong#mdp-count', num(n)), ' tables found'), note ? h('span.small.muted', note) : null)
-          : null));
+          : null),
+      list && list.length ? tableList(list) : null);
+  }
+
+  // The tables MDP (or the catalogue) offers, so the next step is choosing one.
+  function tableList(list) {
+    const shown = list.slice(0, 60);
+    return h('details.tables-found#mdp-tables', { open: true },
+      h('summary', `Tables found (${num(list.length)})`),
+      h('ul.tablelist', shown.map((t) => h('li', { dataset: { table: t.name } }, h('code', t.name), ' ', h('span.muted', t.description || '')))),
+      list.length > shown.length ? h('p.small.muted', `… and ${num(list.length - shown.length)} more: search them by name or meaning when creating a message type.`) : null);
+  }
+
+  // After a working .ionapi file: what this connection reaches now.
+  async function showReachable() {
+    if (!cname) return;
+    const box = h('div#ionapi-reachable', h('p.muted', 'Looking at what is reachable…'));
+    ionOut.append(box);
+    const items = [];
+    try {
+      const t = await get(`${conn(cname)}/tables`);
+      items.push(h('li', { dataset: { reach: 'tables' } }, h('span.what', 'Tables'),
+        h('span', h('strong', num(t.tables.length)), t.source === 'mdp' ? ' from the Metadata Publisher' : ' from the built-in catalogue (MDP is not answering)')));
+    } catch (e) {
+      items.push(h('li', h('span.what', 'Tables'), h('span.status-bad', e.message)));
+    }
+    try {
+      const st = await get(`${conn(cname)}/status`);
+      items.push(h('li', { dataset: { reach: 'kafka' } }, h('span.what', 'Kafka'),
+        st.relay ? h('span', 'events go to topic ', h('code', st.relay.topic)) : h('span.muted', 'not configured: messages stay in the embedded log (read them over HTTP).')));
+    } catch { /* the status shows on the dashboard */ }
+    items.push(h('li', { dataset: { reach: 'commands' } }, h('span.what', 'Commands'), h('span', 'M3 API transactions (MI) answer with these credentials; ', h('a', { href: `#/c/${enc(cname)}/commands` }, 'set up commands'), '.')));
+    if (disposed) return;
+    clear(box, h('h3', 'Reachable now'), h('ul.checks', items));
   }
 
   let tablesSeq = 0;
@@ -374,7 +425,7 @@ export async function render(root, params) {
       showMdp({ ok: fromMdp, tables: t.tables.length,
         message: fromMdp ? 'answering: tables and columns, custom ones included, come from this M3.'
           : 'not answering: Studio falls back to its built-in catalogue of standard M3 tables (no custom columns).' },
-      fromMdp ? 'read by the running connection' : 'from the built-in catalogue');
+      fromMdp ? 'read by the running connection' : 'from the built-in catalogue', t.tables);
     } catch (e) {
       if (!disposed && seq === tablesSeq) clear(mdpOut, errorBox(e, 'Metadata check failed'));
     }
@@ -405,6 +456,14 @@ export async function render(root, params) {
     try {
       r = await put(`${conn(cname)}/mdp`, body);
     } catch (e) {
+      if (e.status === 422 && e.body && e.body.saved === false) {
+        // The check failed: nothing was saved, the setting in use stays.
+        showMdp(e.body.check || {});
+        mdpOut.prepend(h('div.alert.alert-bad#mdp-not-saved', { role: 'alert' }, h('strong', 'Not saved. '), e.body.message || e.message));
+        if (viaOf() === 'direct') mark(mdpUrl, true, e.message);
+        mdpBtn.disabled = false;
+        return;
+      }
       const f = fieldOf(e);
       const input = { url: mdpUrl, username: mdpUser, password: mdpPass }[f];
       if (input) mark(input, true, e.message);
@@ -428,6 +487,12 @@ export async function render(root, params) {
     } else {
       showMdp(c);
       mdpOut.prepend(h('p.small.muted#mdp-saved', 'Saved.'));
+      if (c.ok === true && desc && desc.running && desc.hosting === 'hosted') {
+        try {
+          const t = await get(`${conn(cname)}/tables`);
+          if (!disposed && t.source === 'mdp') mdpOut.append(tableList(t.tables));
+        } catch { /* the count above stands */ }
+      }
     }
     if (r.launch && r.launch.error && desc && desc.ionapi) {
       mdpOut.append(h('div.alert.alert-warn', { role: 'alert' }, h('strong', 'The connection did not start: '), r.launch.error));
@@ -451,6 +516,7 @@ export async function render(root, params) {
       r = await request('PUT', `${conn(cname)}/ionapi`, text, { raw: true });
     } catch (e) {
       if (e.status === 400 && e.body && e.body.valid === false) r = e.body;
+      else if (e.status === 422 && e.body && e.body.saved === false) r = e.body;
       else {
         clear(ionOut, errorBox(e, 'Not saved'));
         return;
@@ -460,6 +526,7 @@ export async function render(root, params) {
     }
     if (disposed) return;
     showIonResult(file.name, r);
+    if (r.saved && r.status === 'Healthy') showReachable();
     if (r.connection) {
       desc = r.connection;
       showDesc();
@@ -470,6 +537,7 @@ export async function render(root, params) {
     const errors = r.errors || [];
     const saved = r.saved === true;
     const byConnector = r.status === 'Unchecked';
+    const kept = r.kept === true;
     ionOut.dataset.saved = String(saved);
     const items = [
       check(r.valid, `File ${fname}`, r.valid ? 'every required key is present' : `${errors.length} problem(s)`, 'file'),
@@ -482,9 +550,10 @@ export async function render(root, params) {
         saved ? h('span.badge.ok#ionapi-saved-badge', 'saved') : h('span.badge.bad#ionapi-saved-badge', 'not saved')),
       h('ul.checks', items),
       saved
-        ? h('div.alert', { class: r.status === 'Healthy' || byConnector ? 'alert-ok' : 'alert-warn' },
-          r.status === 'Healthy' ? 'This file works: erp-bridge reads M3 with it. ' : byConnector ? 'The connector checks it against M3 when it calls home. ' : 'Saved, but M3 refused it: check the app\'s rights in ION API and upload it again. ',
-          launch.running ? 'The connection runs.' : launch.error ? `The connection did not start: ${launch.error}` : '')
+        ? h('div.alert', { class: r.status === 'Healthy' ? 'alert-ok' : byConnector ? 'alert-info' : 'alert-bad', role: r.status === 'Healthy' || byConnector ? null : 'alert' },
+          r.status === 'Healthy' ? 'This file works: erp-bridge reads M3 with it. ' : byConnector ? 'The connector checks it against M3 when it calls home. ' : h('strong', `Saved, but M3 refused it (${r.status}): the connection shows ${r.status} until a working file is uploaded. `),
+          launch.running && r.status === 'Healthy' ? 'The connection runs.' : launch.error ? `The connection did not start: ${launch.error}` : '')
+        : kept ? h('div.alert.alert-bad#ionapi-kept', { role: 'alert' }, h('strong', 'Not saved: '), r.message || 'M3 refused this file; the saved one stays in use.')
         : h('div.alert.alert-bad', { role: 'alert' }, h('strong', 'Not saved: '), 'fix the file and drop it again.',
           h('ul#ionapi-errors', errors.map((e) => h('li', { dataset: { key: e.key || '' } },
             e.key ? h('code', e.key) : null, e.key ? ': ' : '', e.message)))));
@@ -498,6 +567,42 @@ export async function render(root, params) {
     drop.classList.remove('over');
     upload(e.dataTransfer.files[0]);
   });
+
+  // ---- configuration: webhook token and Kafka topics
+  function showWebhook(d) {
+    const w = d.webhook || {};
+    show(webhookBox, JSON.stringify(w), h('p', 'M3\'s Event Hub calls ', h('code', `${location.origin}${w.path || ''}`),
+      ' with ', h('code', 'Authorization: Bearer <token>'), '. ', w.bearerTokenSet ? 'A token is set (sealed, never shown again).' : 'No token is set.'));
+    rotateBtn.disabled = d.source === 'configuration';
+  }
+
+  async function rotateWebhook() {
+    if (!cname) return;
+    if (!confirm(`Rotate the webhook token of ${cname}? The current token stops working at once: M3's Event Hub subscription must get the new one.`)) return;
+    rotateBtn.disabled = true;
+    try {
+      const r = await post(`${conn(cname)}/webhook-token`);
+      if (disposed) return;
+      showCreated({ name: cname, webhook: { token: r.token, path: desc && desc.webhook && desc.webhook.path } }, 'New webhook token: the old one no longer works');
+      clear(rotateOut, created);
+      if (r.connection) { desc = r.connection; showDesc(); }
+    } catch (e) {
+      clear(rotateOut, errorBox(e, 'Not rotated'));
+    } finally {
+      rotateBtn.disabled = false;
+    }
+  }
+
+  async function showTopics() {
+    if (!cname) return;
+    let st = null;
+    try { st = await get(`${conn(cname)}/status`); } catch { /* shown below */ }
+    if (disposed) return;
+    show(topicsBox, JSON.stringify(st && st.relay ? st.relay.topic : null), st && st.relay
+      ? h('div', h('p', 'Events of every message type go to ', h('code#kafka-topic', st.relay.topic), '.'),
+        h('p.small', h('a', { href: `#/c/${enc(cname)}/messages` }, 'Browse the messages'), ' and the AsyncAPI document for the message types.'))
+      : h('p.muted#kafka-topic-none', 'Kafka is not configured for this erp-bridge: messages stay in the embedded log and are read over HTTP. Configure [kafka] brokers in erp-bridge.toml to publish them.'));
+  }
 
   // ---- bundle
   async function downloadBundle() {
