@@ -95,7 +95,7 @@ if command -v openssl >/dev/null 2>&1; then
         -days 3650 -extfile "$TLS/server.ext" -out "$TLS/server.crt"
     } >"$STATE/tls.log" 2>&1 || { cat "$STATE/tls.log" >&2; echo "pg-up: cannot make the TLS certificates" >&2; exit 1; }
     chmod 600 "$TLS/server.key" "$TLS/ca.key"
-    [ "$(id -u)" -eq 0 ] && chown -R "$RUN_AS" "$TLS"
+    if [ "$(id -u)" -eq 0 ]; then chown -R "$RUN_AS" "$TLS"; fi
   fi
   TLS_OPTS="-c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key"
 else
@@ -110,5 +110,4 @@ URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 echo "pg-up: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') at $URL (state $STATE${TLS_OPTS:+, TLS with CA $TLS/ca.crt})" >&2
 echo "export ERP_BRIDGE_TEST_PG_URL=$URL"
 echo "export PG_STATE_DIR=$STATE"
-[ -n "$TLS_OPTS" ] && echo "export ERP_BRIDGE_TEST_PG_CA=$TLS/ca.crt"
-exit 0
+if [ -n "$TLS_OPTS" ]; then echo "export ERP_BRIDGE_TEST_PG_CA=$TLS/ca.crt"; fi

@@ -210,7 +210,7 @@ async fn start_configured(cfg: &Config, hub: &Hub, ionapi_file: &std::path::Path
         .start(LaunchSpec {
             name: c.name.clone(),
             hosting: Hosting::Hosted,
-            ionapi: ion,
+            ionapi: Some(ion),
             mdp: None,
             company: c.company,
             webhook_token: None,

@@ -255,7 +255,13 @@ async fn apply_one(remote: &Remote, file: &Path, deploy: bool) -> anyhow::Result
     } else if deployed.as_ref() == Some(&version) && !version.is_null() {
         summary.push_str("; already deployed");
     } else {
-        let v = remote.call(Method::POST, &["mappings", name, "deploy"], None).await?;
+        let v = remote
+            .call(
+                Method::POST,
+                &["mappings", name, "deploy"],
+                Some(&serde_json::json!({})),
+            )
+            .await?;
         let _ = write!(summary, "; deployed version {}", cell(&v["deployedVersion"]));
     }
     Ok(summary)

@@ -454,6 +454,12 @@ pub struct ReceiptError {
     pub field: Option<String>,
     /// The message.
     pub message: String,
+    /// For a value too long for its MI field (`too_long`): its length in characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    /// For a value too long for its MI field (`too_long`): the most the MI field takes.
+    #[serde(default, rename = "maxLength", skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
 }
 
 /// The answer to a command, published on the receipts topic.
@@ -499,7 +505,9 @@ impl Receipt {
             "status": {"enum": ["succeeded", "failed", "rejected", "unknown"],
                        "description": "unknown: a command that is not idempotent met a timeout or HTTP 5xx; M3 may have run it (see `check`); it is not retried"},
             "error": {"type": ["object", "null"], "required": ["code", "message"], "properties": {
-                "code": {"type": "string", "minLength": 1}, "field": {"type": ["string", "null"]}, "message": {"type": "string"}}},
+                "code": {"type": "string", "minLength": 1}, "field": {"type": ["string", "null"]}, "message": {"type": "string"},
+                "length": {"type": "integer", "description": "too_long: the value's length in characters"},
+                "maxLength": {"type": "integer", "description": "too_long: the most its MI field takes (M3's metadata)"}}},
             "result": {},
             "sent": {"type": "object", "description": "unknown receipts: the MI call sent", "properties": {
                 "program": {"type": "string"}, "transaction": {"type": "string"},

@@ -10,7 +10,7 @@
 //! The command mapping definition itself (validation, JSON Schema, idempotency, receipts) is pure
 //! and lives in [`mapping::command`]; it is re-exported here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -37,6 +37,38 @@ pub struct Outcome {
     pub dead_letter: Option<String>,
     /// Whether this id was processed before (the stored receipt is returned, M3 is not called).
     pub duplicate: bool,
+    /// The stored receipt when the id was processed before with different data: `receipt` then
+    /// rejects the command (`command_id_reused`) and M3 is not called.
+    pub reused: Option<Receipt>,
+}
+
+/// The receipt error code of a command id reused with different data.
+pub const COMMAND_ID_REUSED: &str = "command_id_reused";
+
+/// The receipt error code of a value longer than its MI field takes.
+pub const TOO_LONG: &str = "too_long";
+
+/// Input field lengths of MI transactions, by MI field, as M3's metadata gives them.
+type FieldLengths = Arc<BTreeMap<String, MiLength>>;
+
+/// How long an MI input field may be.
+#[derive(Debug, Clone, Copy)]
+struct MiLength {
+    /// M3's field length.
+    length: usize,
+    /// Numeric (`N`): a sign and a decimal point come on top of the digits.
+    numeric: bool,
+}
+
+impl MiLength {
+    /// The most characters a value may have.
+    fn max_chars(self) -> usize {
+        if self.numeric {
+            self.length + 2
+        } else {
+            self.length
+        }
+    }
 }
 
 /// Retry policy for transient M3 failures.
@@ -72,6 +104,8 @@ pub struct CommandProcessor {
     retry: RetryPolicy,
     /// Set for a self-hosted connection: transactions run on its connector.
     remote: Option<crate::remote_mi::RemoteMi>,
+    /// Input field lengths learnt from M3 (`MRS001MI/LstAdtFieldInf`), by program/transaction.
+    lengths: Arc<RwLock<HashMap<(String, String), FieldLengths>>>,
 }
 
 struct Invalid {
@@ -86,6 +120,34 @@ fn invalid(code: &'static str, field: Option<&str>, message: String) -> Invalid 
         field: field.map(str::to_string),
         message,
     }
+}
+
+/// A value longer than its MI field takes.
+struct TooLong {
+    path: String,
+    length: usize,
+    max: usize,
+    message: String,
+}
+
+/// The hash of a command's canonical request: connection, command name and the MI parameters it
+/// resolves to (sorted by MI field), so a redelivery matches whatever the JSON's key order or
+/// spacing, and a reuse of the id with other data does not.
+fn request_hash(connection: &str, name: &str, inputs: &[(String, String)]) -> String {
+    let mut params: Vec<&(String, String)> = inputs.iter().collect();
+    params.sort();
+    let canonical = serde_json::to_string(&(connection, name, params)).expect("strings serialise");
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(canonical.as_bytes()))
+}
+
+/// A stored receipt as it is answered again: one recorded by an older version may carry an empty
+/// error code, which receipts never do.
+fn stored_receipt(text: &str) -> Option<Receipt> {
+    let mut r = serde_json::from_str::<Receipt>(text).ok()?;
+    if let Some(e) = r.error.as_mut() {
+        e.code = non_empty_code(std::mem::take(&mut e.code));
+    }
+    Some(r)
 }
 
 impl CommandProcessor {
@@ -106,6 +168,7 @@ impl CommandProcessor {
             ))),
             retry,
             remote: None,
+            lengths: Arc::default(),
         }
     }
 
@@ -166,20 +229,35 @@ impl CommandProcessor {
                     receipt,
                     dead_letter: Some(e.message),
                     duplicate: false,
+                    reused: None,
                 });
             }
         };
-        if let Some(stored) = self.store.command_receipt(&self.connection, &id).await? {
-            if let Ok(receipt) = serde_json::from_str::<Receipt>(&stored) {
-                info!(connection = %self.connection, command_id = %id, "duplicate command; answering with the stored receipt");
-                return Ok(Outcome {
-                    receipt,
-                    dead_letter: None,
-                    duplicate: true,
-                });
-            }
+        let hash = request_hash(&self.connection, &name, &inputs);
+        if let Some(outcome) = self.answered_before(&id, &name, &hash).await? {
+            return Ok(outcome);
         }
         let spec = &specs[&name];
+        if let Some(e) = self.too_long(spec, &inputs).await {
+            warn!(connection = %self.connection, command_id = %id, error = %e.message, "command rejected");
+            let mut r = receipt(
+                id,
+                Some(name),
+                ReceiptStatus::Rejected,
+                Some((TOO_LONG.into(), Some(e.path), e.message.clone())),
+                None,
+            );
+            if let Some(err) = r.error.as_mut() {
+                err.length = Some(e.length);
+                err.max_length = Some(e.max);
+            }
+            return Ok(Outcome {
+                receipt: r,
+                dead_letter: Some(e.message),
+                duplicate: false,
+                reused: None,
+            });
+        }
         let idempotency = spec.idempotency();
         let pairs: Vec<(&str, &str)> = inputs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut attempt = 0;
@@ -259,19 +337,20 @@ impl CommandProcessor {
         let text = serde_json::to_string(&outcome_receipt).expect("receipts serialise");
         let recorded = self
             .store
-            .record_command(&self.connection, &id, &name, outcome_receipt.status.as_str(), &text)
+            .record_command(
+                &self.connection,
+                &id,
+                &name,
+                outcome_receipt.status.as_str(),
+                &text,
+                Some(&hash),
+            )
             .await?;
         if !recorded {
             // The same id was processed concurrently and recorded first: its receipt is the answer.
-            if let Some(stored) = self.store.command_receipt(&self.connection, &id).await? {
-                if let Ok(receipt) = serde_json::from_str::<Receipt>(&stored) {
-                    warn!(connection = %self.connection, command_id = %id, "the same command id was processed concurrently; answering with the receipt recorded first");
-                    return Ok(Outcome {
-                        receipt,
-                        dead_letter: None,
-                        duplicate: true,
-                    });
-                }
+            warn!(connection = %self.connection, command_id = %id, "the same command id was processed concurrently; answering with the receipt recorded first");
+            if let Some(outcome) = self.answered_before(&id, &name, &hash).await? {
+                return Ok(outcome);
             }
         }
         info!(connection = %self.connection, command_id = %id, command = %name, status = outcome_receipt.status.as_str(), "command processed");
@@ -279,7 +358,114 @@ impl CommandProcessor {
             receipt: outcome_receipt,
             dead_letter,
             duplicate: false,
+            reused: None,
         })
+    }
+
+    /// The answer to a command whose id was processed before, if it was: the same request gets
+    /// the stored receipt; other data (another hash) is rejected as a reuse of the id, showing
+    /// the stored receipt. A receipt stored without a hash is taken as the same request.
+    async fn answered_before(&self, id: &str, name: &str, hash: &str) -> Result<Option<Outcome>, PipelineError> {
+        let Some((text, stored_hash)) = self.store.stored_command(&self.connection, id).await? else {
+            return Ok(None);
+        };
+        let Some(stored) = stored_receipt(&text) else {
+            return Ok(None);
+        };
+        if stored_hash.as_deref().is_none_or(|h| h == hash) {
+            info!(connection = %self.connection, command_id = %id, "duplicate command; answering with the stored receipt");
+            return Ok(Some(Outcome {
+                receipt: stored,
+                dead_letter: None,
+                duplicate: true,
+                reused: None,
+            }));
+        }
+        let message = format!(
+            "commandId: `{id}` was used before for a command with other data (its receipt: {} {}, processed at {}); a new command needs a new id",
+            stored.command.as_deref().unwrap_or("a command"),
+            stored.status.as_str(),
+            stored.processed_at
+        );
+        warn!(connection = %self.connection, command_id = %id, "command id reused with different data; rejected, M3 not called");
+        Ok(Some(Outcome {
+            receipt: receipt(
+                id.to_string(),
+                Some(name.to_string()),
+                ReceiptStatus::Rejected,
+                Some((COMMAND_ID_REUSED.into(), Some("commandId".into()), message.clone())),
+                None,
+            ),
+            dead_letter: Some(message),
+            duplicate: false,
+            reused: Some(stored),
+        }))
+    }
+
+    /// The first MI input longer than its field takes, by M3's metadata of the transaction
+    /// (learnt once per transaction). Without metadata (M3 cannot describe the transaction now)
+    /// nothing is found, and M3 judges.
+    async fn too_long(&self, spec: &CommandSpec, inputs: &[(String, String)]) -> Option<TooLong> {
+        let lengths = self.field_lengths(&spec.program, &spec.transaction).await?;
+        inputs.iter().find_map(|(mi, value)| {
+            let limit = lengths.get(mi)?;
+            let length = value.chars().count();
+            let max = limit.max_chars();
+            if length <= max {
+                return None;
+            }
+            let param = spec.parameters.iter().find(|p| &p.mi == mi);
+            let path = match param.and_then(|p| p.field.as_deref()) {
+                Some(field) => format!("data.{field}"),
+                None => mi.clone(),
+            };
+            Some(TooLong {
+                message: format!(
+                    "{path}: {length} characters; MI field {mi} of {}/{} takes at most {max}",
+                    spec.program, spec.transaction
+                ),
+                path,
+                length,
+                max,
+            })
+        })
+    }
+
+    /// The input field lengths of an MI transaction, from `MRS001MI/LstAdtFieldInf` (`TRTP=I`),
+    /// asked once and kept. M3's NOK (it cannot describe the transaction) is kept as no lengths;
+    /// other failures are not kept (asked again next time) and give `None`.
+    async fn field_lengths(&self, program: &str, transaction: &str) -> Option<FieldLengths> {
+        let key = (program.to_string(), transaction.to_string());
+        if let Some(known) = self.lengths.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Some(known.clone());
+        }
+        let inputs = [("MINM", program), ("TRNM", transaction), ("TRTP", "I")];
+        let lengths: FieldLengths = match self.m3().execute("MRS001MI", "LstAdtFieldInf", &inputs, 0).await {
+            Ok(records) => Arc::new(
+                records
+                    .iter()
+                    .filter_map(|r| {
+                        let name = r.get("FLNM")?.trim().to_string();
+                        let length = r.get("LENG")?.trim().parse().ok()?;
+                        let numeric = r.get("TYPE").is_some_and(|t| t.trim() == "N");
+                        (!name.is_empty()).then_some((name, MiLength { length, numeric }))
+                    })
+                    .collect(),
+            ),
+            Err(M3Error::Nok { message, .. }) => {
+                warn!(connection = %self.connection, program, transaction, error = %message, "M3 does not describe the transaction; its input lengths are not checked");
+                Arc::default()
+            }
+            Err(e) => {
+                warn!(connection = %self.connection, program, transaction, error = %e, "cannot read the transaction's input lengths from M3 now; not checked for this command");
+                return None;
+            }
+        };
+        self.lengths
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, lengths.clone());
+        Some(lengths)
     }
 
     /// Parse and check a command; on error also return whatever id and name could be read.
@@ -495,6 +681,8 @@ fn receipt(
             code: non_empty_code(code),
             field,
             message,
+            length: None,
+            max_length: None,
         }),
         result,
         sent: None,
@@ -549,6 +737,62 @@ mod tests {
         p.replace_specs(vec![rename()]);
         assert_eq!(clone.specs().map(|s| s.name).collect::<Vec<_>>(), ["RenameItem"]);
         assert_eq!(snapshot.len(), 3, "a snapshot taken before stays as it was");
+    }
+
+    #[test]
+    fn the_request_hash_follows_connection_command_and_parameters_not_their_order() {
+        let p = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let a = request_hash("demo", "UpdateItem", &p(&[("ITNO", "A1"), ("ITDS", "x")]));
+        assert_eq!(
+            a,
+            request_hash("demo", "UpdateItem", &p(&[("ITDS", "x"), ("ITNO", "A1")]))
+        );
+        assert_ne!(
+            a,
+            request_hash("demo", "UpdateItem", &p(&[("ITNO", "A1"), ("ITDS", "y")]))
+        );
+        assert_ne!(
+            a,
+            request_hash("demo", "RenameItem", &p(&[("ITNO", "A1"), ("ITDS", "x")]))
+        );
+        assert_ne!(
+            a,
+            request_hash("other", "UpdateItem", &p(&[("ITNO", "A1"), ("ITDS", "x")]))
+        );
+        assert_ne!(a, request_hash("demo", "UpdateItem", &p(&[("ITNO", "A1")])));
+    }
+
+    #[test]
+    fn stored_receipts_with_an_empty_code_are_answered_with_one() {
+        let r = stored_receipt(
+            r#"{"commandId":"c","command":null,"status":"failed","error":{"code":"","field":null,"message":"no"},"result":null,"processedAt":"2026-01-01T00:00:00.000Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.error.unwrap().code, "m3_nok");
+    }
+
+    #[test]
+    fn numeric_mi_fields_leave_room_for_a_sign_and_a_decimal_point() {
+        assert_eq!(
+            MiLength {
+                length: 15,
+                numeric: true
+            }
+            .max_chars(),
+            17
+        );
+        assert_eq!(
+            MiLength {
+                length: 30,
+                numeric: false
+            }
+            .max_chars(),
+            30
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct ConnectionRuntime {
     /// For a stored connection: the stored version it runs (`updated_at`); `None` for the
     /// configured one.
     pub revision: Option<String>,
+    /// Whether its `.ionapi` file is saved. A self-hosted connection runs without one (its
+    /// connector calls home and waits for it); a hosted one never does.
+    pub configured: bool,
 }
 
 impl ConnectionRuntime {
@@ -43,6 +46,20 @@ impl ConnectionRuntime {
             Some(r) => r.link(),
             None => pipeline::status::Link::InProcess,
         };
+        // A connector that called home before the `.ionapi` file is saved has nothing to read M3
+        // with yet: say so (a connector that is not calling home shows Disconnected first).
+        if let (false, Some(r), pipeline::status::Link::Connected) = (self.configured, &self.remote, &link) {
+            let (since, at) = r.connected_times();
+            return pipeline::status::Light {
+                state: pipeline::status::ConnectionState::NotConfigured,
+                message: Some(
+                    "connector connected; upload the .ionapi file (step 2 of the setup wizard): the connector receives it over its channel"
+                        .into(),
+                ),
+                since,
+                at,
+            };
+        }
         self.connector.status().snapshot().light(&link)
     }
 }
@@ -136,8 +153,9 @@ pub struct LaunchSpec {
     pub name: String,
     /// Where its connector runs.
     pub hosting: Hosting,
-    /// The `.ionapi` credentials.
-    pub ionapi: IonApi,
+    /// The `.ionapi` credentials; `None` only for a self-hosted connection whose file is not
+    /// saved yet (its connector calls home and receives the file once it is).
+    pub ionapi: Option<IonApi>,
     /// An on-premises Metadata Publisher, if configured.
     pub mdp: Option<MdpEndpoint>,
     /// Company (`cono`), if not the service account's default.

@@ -9,6 +9,9 @@ pub enum RuntimeError {
     /// The M3 client could not be built from the connection's credentials.
     #[error(transparent)]
     Client(#[from] m3::M3Error),
+    /// A hosted connection has no `.ionapi` file to read M3 with.
+    #[error("connection {0}: a hosted connection cannot start without its .ionapi file")]
+    NoCredentials(String),
     /// The tuning does not make connector settings.
     #[error(transparent)]
     Tuning(#[from] channel::ChannelError),

@@ -71,16 +71,26 @@ impl Hub {
     /// Start one connection. Neither mappings nor command mappings are loaded here (the caller
     /// applies files first, then calls [`MappingRegistry::sync_deployments`] and reloads
     /// commands; [`Hub::launch`] does both from the store).
+    ///
+    /// A self-hosted connection starts without its `.ionapi` file too: its connector can call
+    /// home at once, and receives the file over its channel once it is saved (the connection
+    /// restarts then, as on every stored change).
     pub async fn start(&self, spec: LaunchSpec) -> Result<ConnectionRuntime, RuntimeError> {
+        let remote = spec.hosting == Hosting::SelfHosted;
+        let configured = spec.ionapi.is_some();
+        let ionapi = match spec.ionapi {
+            Some(ion) => ion,
+            None if remote => no_credentials(),
+            None => return Err(RuntimeError::NoCredentials(spec.name)),
+        };
         let client = Arc::new(M3Client::new(
-            spec.ionapi,
+            ionapi,
             ClientOptions {
                 company: spec.company,
                 mdp: spec.mdp,
                 ..Default::default()
             },
         )?);
-        let remote = spec.hosting == Hosting::SelfHosted;
         // A self-hosted connection's M3 is reached through its connector, for everything.
         let via = remote.then(RemoteMi::default);
         let (shutdown, stop) = ShutdownTrigger::new();
@@ -151,6 +161,7 @@ impl Hub {
             },
             remote: remote_state.clone(),
             revision: spec.revision.clone(),
+            configured,
         };
         let replaced = self.running.lock().expect("lock").insert(
             spec.name.clone(),
@@ -211,7 +222,8 @@ impl Hub {
     /// revision, `updated_at`, than the one running) start or restart, deleted ones stop;
     /// `configured` (the configuration file's connection) is left alone. A stored connection's
     /// secrets are opened with `vault` into its [`LaunchSpec`] ([`crate::stored::launch_spec`];
-    /// none while it has no `.ionapi` file).
+    /// none for a hosted connection while it has no `.ionapi` file, a self-hosted one runs
+    /// without it).
     pub async fn sync_stored(
         &self,
         connections: &Connections,
@@ -349,6 +361,25 @@ impl Hub {
                 _ = shutdown.recv() => return,
             }
         }
+    }
+}
+
+/// The client credentials of a self-hosted connection whose `.ionapi` file is not saved yet. Never
+/// used to call anything: a self-hosted connection reaches M3 only through its connector
+/// ([`RemoteMi`]), and the connector gets no configuration before the file is saved. The URLs
+/// point to a reserved domain that never resolves.
+fn no_credentials() -> m3::IonApi {
+    m3::IonApi {
+        tenant: String::new(),
+        app_name: String::new(),
+        client_id: String::new(),
+        client_secret: m3::Secret::new(""),
+        gateway_url: "https://ionapi-not-configured.invalid".into(),
+        auth_url: "https://ionapi-not-configured.invalid/".into(),
+        token_path: "token.oauth2".into(),
+        revoke_path: "revoke_token.oauth2".into(),
+        saak: String::new(),
+        sask: m3::Secret::new(""),
     }
 }
 

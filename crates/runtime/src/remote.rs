@@ -84,6 +84,12 @@ impl RemoteState {
         }
     }
 
+    /// Since when the connector's channel is open and when a frame last came from it (RFC 3339).
+    pub fn connected_times(&self) -> (Option<String>, Option<String>) {
+        let i = self.info.lock().expect("lock");
+        (i.connected_since.clone(), i.last_seen.clone())
+    }
+
     /// Close the open channel (the connection stops or Studio shuts down).
     pub fn close(&self) {
         self.stop.fire();

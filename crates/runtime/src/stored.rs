@@ -37,16 +37,20 @@ pub fn stored_mdp(vault: &vault::Vault, rec: &ConnectionRecord) -> Result<Option
     }))
 }
 
-/// Open a stored connection's secrets into a [`LaunchSpec`]; `None` while no `.ionapi` is saved.
+/// Open a stored connection's secrets into a [`LaunchSpec`]. A hosted connection has none while
+/// no `.ionapi` is saved; a self-hosted one runs from its creation (its connector calls home and
+/// receives the file once it is saved), with `ionapi` `None` until then.
 pub fn launch_spec(vault: &vault::Vault, rec: &ConnectionRecord) -> Result<Option<LaunchSpec>, String> {
-    let Some(text) = open_secret(vault, rec, "ionapi")? else {
-        return Ok(None);
+    let hosting = Hosting::parse(&rec.hosting).unwrap_or(Hosting::Hosted);
+    let ionapi = match open_secret(vault, rec, "ionapi")? {
+        Some(text) => Some(IonApi::parse(&text).map_err(|e| format!("connection {}: stored .ionapi: {e}", rec.name))?),
+        None if hosting == Hosting::SelfHosted => None,
+        None => return Ok(None),
     };
-    let ionapi = IonApi::parse(&text).map_err(|e| format!("connection {}: stored .ionapi: {e}", rec.name))?;
     let mdp = stored_mdp(vault, rec)?;
     Ok(Some(LaunchSpec {
         name: rec.name.clone(),
-        hosting: Hosting::parse(&rec.hosting).unwrap_or(Hosting::Hosted),
+        hosting,
         ionapi,
         mdp,
         company: rec.settings["company"].as_u64().map(|c| c as u32),

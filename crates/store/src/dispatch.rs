@@ -184,7 +184,12 @@ delegate! {
     /// The receipt of an already processed command, if any.
     fn command_receipt(&self, connection: &str, command_id: &str) -> Option<String>;
 
-    /// Record a processed command and its receipt. Returns false if the id was already recorded.
+    /// An already processed command, if any: its receipt and the hash of the request it answered
+    /// (`None` for commands recorded without one, e.g. before hashes were kept).
+    fn stored_command(&self, connection: &str, command_id: &str) -> Option<(String, Option<String>)>;
+
+    /// Record a processed command, its receipt and the hash of its canonical request (compared
+    /// when the id comes again). Returns false if the id was already recorded.
     fn record_command(
         &self,
         connection: &str,
@@ -192,6 +197,7 @@ delegate! {
         command: &str,
         status: &str,
         receipt: &str,
+        request_hash: Option<&str>,
     ) -> bool;
 
     /// Save a new version of a mapping; returns its version number (1 for a new mapping).
@@ -228,6 +234,9 @@ delegate! {
 
     /// Revoke a token. Returns false if it does not exist or was revoked already.
     fn revoke_token(&self, id: &str) -> bool;
+
+    /// Record that a token was accepted now (its last-used time).
+    fn touch_token(&self, id: &str) -> ();
 
     /// Whether any usable admin token exists.
     fn has_admin_token(&self) -> bool;

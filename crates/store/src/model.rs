@@ -159,6 +159,10 @@ pub struct ApiToken {
     pub created_at: String,
     /// When it was revoked.
     pub revoked_at: Option<String>,
+    /// When it stops being accepted (RFC 3339), if it expires.
+    pub expires_at: Option<String>,
+    /// When it was last accepted (RFC 3339; recorded at most every few seconds), if ever.
+    pub last_used_at: Option<String>,
 }
 
 /// One stored version of a command mapping (command name -> MI transaction).

@@ -144,8 +144,15 @@ async fn connection_tx(pool: &PgPool, connection: &str) -> Result<Transaction<'s
 
 /// The pool that reads read models (see the module documentation); connections are opened when
 /// first needed.
+///
+/// Its statements keep their generic plans (`plan_cache_mode` back to `auto`, after the store's
+/// `force_custom_plan`): with sorts and scans other than the index off, the generic plan is the
+/// index walk whatever the statistics say, and planning every execution anew cost more than
+/// the lookup. A connection is checked (a ping) before use only when it was idle for a while,
+/// not before every query: under load that check was a second round trip per request.
 fn read_pool(opts: PgConnectOptions) -> PgPool {
     let opts = opts.options([
+        ("plan_cache_mode", "auto"),
         ("enable_sort", "off"),
         ("enable_seqscan", "off"),
         ("enable_bitmapscan", "off"),
@@ -153,6 +160,15 @@ fn read_pool(opts: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(10) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(opts)
 }
 

@@ -136,7 +136,7 @@ const INSERT_COMMAND_MAPPING_VERSION: &str =
      RETURNING version";
 
 const MESSAGE_COLUMNS: &str = "seq, id, type, source, subject, time, dataschema, mapping, payload";
-const TOKEN_COLUMNS: &str = "id, name, scope, connection, hash, created_at, revoked_at";
+const TOKEN_COLUMNS: &str = "id, name, scope, connection, hash, created_at, revoked_at, expires_at, last_used_at";
 const CONNECTION_COLUMNS: &str = "name, hosting, settings, secrets, created_at, created_by, updated_at";
 
 impl<DB> Db<DB>
@@ -450,7 +450,25 @@ where
         )
     }
 
-    /// Record a processed command and its receipt. Returns false if the id was already recorded.
+    /// An already processed command, if any: its receipt and the hash of the request it answered
+    /// (`None` for commands recorded without one).
+    pub async fn stored_command(
+        &self,
+        connection: &str,
+        command_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        Ok(sqlx::query_as::<_, (String, Option<String>)>(
+            "SELECT receipt, request_hash FROM commands WHERE connection = $1 AND command_id = $2",
+        )
+        .bind(connection)
+        .bind(command_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Record a processed command, its receipt and the hash of its request (see
+    /// [`Store::stored_command`](crate::Store::stored_command)). Returns false if the id was
+    /// already recorded.
     pub async fn record_command(
         &self,
         connection: &str,
@@ -458,10 +476,11 @@ where
         command: &str,
         status: &str,
         receipt: &str,
+        request_hash: Option<&str>,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO commands (connection, command_id, command, status, receipt, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO commands (connection, command_id, command, status, receipt, created_at, request_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
         .bind(connection)
         .bind(command_id)
@@ -469,6 +488,7 @@ where
         .bind(status)
         .bind(receipt)
         .bind(now())
+        .bind(request_hash)
         .execute(&self.pool)
         .await?;
         Ok(DB::rows_affected(&r) == 1)
@@ -604,7 +624,7 @@ where
     /// Store a new API token (its secret's hash only).
     pub async fn create_token(&self, t: &ApiToken) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_tokens (id, name, scope, connection, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, name, scope, connection, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -612,6 +632,7 @@ where
         .bind(&t.connection)
         .bind(&t.hash)
         .bind(now())
+        .bind(&t.expires_at)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -644,6 +665,16 @@ where
             .execute(&self.pool)
             .await?;
         Ok(DB::rows_affected(&r) == 1)
+    }
+
+    /// Record that a token was accepted now (its last-used time).
+    pub async fn touch_token(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Whether any usable admin token exists.
@@ -1044,6 +1075,8 @@ where
         hash: r.get(4),
         created_at: r.get(5),
         revoked_at: r.get(6),
+        expires_at: r.get(7),
+        last_used_at: r.get(8),
     }
 }
 

@@ -235,17 +235,44 @@ async fn batches_dedupe_by_hash_and_store_the_cursor_atomically(store: Store) {
     let left = store.unpublished("demo", 10).await.unwrap();
     assert_eq!(left.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3]);
     assert!(store
-        .record_command("demo", "c1", "UpdateItem", "succeeded", "{}")
+        .record_command("demo", "c1", "UpdateItem", "succeeded", "{}", None)
         .await
         .unwrap());
     assert!(!store
-        .record_command("demo", "c1", "UpdateItem", "failed", "{}")
+        .record_command("demo", "c1", "UpdateItem", "failed", "{}", None)
         .await
         .unwrap());
     assert_eq!(
         store.command_receipt("demo", "c1").await.unwrap().as_deref(),
         Some("{}")
     );
+}
+
+on_every_backend!(a_command_is_stored_with_the_hash_of_its_request);
+async fn a_command_is_stored_with_the_hash_of_its_request(store: Store) {
+    assert_eq!(store.stored_command("demo", "h1").await.unwrap(), None);
+    assert!(store
+        .record_command("demo", "h1", "UpdateItem", "succeeded", r#"{"a":1}"#, Some("abc"))
+        .await
+        .unwrap());
+    // The first record stays: a second one with another hash changes nothing.
+    assert!(!store
+        .record_command("demo", "h1", "UpdateItem", "failed", r#"{"a":2}"#, Some("def"))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.stored_command("demo", "h1").await.unwrap(),
+        Some((r#"{"a":1}"#.to_string(), Some("abc".to_string())))
+    );
+    assert!(store
+        .record_command("demo", "h2", "UpdateItem", "succeeded", "{}", None)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.stored_command("demo", "h2").await.unwrap(),
+        Some(("{}".to_string(), None))
+    );
+    assert_eq!(store.stored_command("other", "h1").await.unwrap(), None);
 }
 
 on_every_backend!(concurrent_writers_wait_for_each_other_instead_of_failing, multi_thread);
@@ -549,6 +576,8 @@ async fn connections_round_trip_and_deleting_one_revokes_its_tokens(store: Store
             hash: "h".into(),
             created_at: String::new(),
             revoked_at: None,
+            expires_at: None,
+            last_used_at: None,
         })
         .await
         .unwrap();
@@ -1256,6 +1285,8 @@ async fn only_an_unrevoked_admin_token_counts_as_one(store: Store) {
         hash: "h".into(),
         created_at: String::new(),
         revoked_at: None,
+        expires_at: None,
+        last_used_at: None,
     };
     assert!(!store.has_admin_token().await.unwrap());
     store.create_token(&token("reader", "read")).await.unwrap();
@@ -1283,7 +1314,7 @@ async fn paging_returns_every_key_once_in_byte_order(store: Store) {
     );
     let mut shuffled = keys.clone();
     shuffled.sort_by_key(|k| xxhash_rust::xxh3::xxh3_64(k.as_bytes()));
-    let state = |k: &str| format!(r#"{{"key":{k:?},"even":{}}}"#, k.len() % 2 == 0);
+    let state = |k: &str| format!(r#"{{"key":{k:?},"even":{}}}"#, k.len().is_multiple_of(2));
     for (n, (connection, mapping)) in [("demo", "Item"), ("demo", "Other"), ("other", "Item")]
         .into_iter()
         .enumerate()
@@ -1326,7 +1357,7 @@ async fn paging_returns_every_key_once_in_byte_order(store: Store) {
         }
         let want: Vec<String> = expected
             .iter()
-            .filter(|k| filters.is_empty() || k.len() % 2 == 0)
+            .filter(|k| filters.is_empty() || k.len().is_multiple_of(2))
             .cloned()
             .collect();
         assert_eq!(got, want, "limit {limit}, filters {filters:?}");

@@ -203,6 +203,8 @@ impl Auth {
             .filter(|t| t.revoked_at.is_none())
             .filter(|t| constant_time_eq(t.hash.as_bytes(), sha256_hex(secret).as_bytes()));
         if let Some(token) = &valid {
+            // The last-used time, at most once per VERIFIED_FOR per token (cached hits skip it).
+            store.touch_token(&token.id).await?;
             let mut v = self.verified.inner.lock().expect("lock");
             if v.generation == generation {
                 if v.tokens.len() >= MAX_VERIFIED {
@@ -253,6 +255,17 @@ pub async fn create_token(
     scope: Scope,
     connection: Option<&str>,
 ) -> Result<(ApiToken, String), store::StoreError> {
+    create_expiring_token(store, name, scope, connection, None).await
+}
+
+/// Create a token refused after `expires_at` (if any); returns it as stored and its one-time text.
+pub async fn create_expiring_token(
+    store: &Store,
+    name: &str,
+    scope: Scope,
+    connection: Option<&str>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(ApiToken, String), store::StoreError> {
     let id = random_hex(12);
     let secret = random_hex(40);
     let t = ApiToken {
@@ -263,6 +276,8 @@ pub async fn create_token(
         hash: sha256_hex(&secret),
         created_at: String::new(),
         revoked_at: None,
+        expires_at: expires_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        last_used_at: None,
     };
     store.create_token(&t).await?;
     Ok((t, format!("ebt_{id}.{secret}")))
@@ -283,6 +298,8 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> Result<Option
                     hash: sha256_hex(secret),
                     created_at: String::new(),
                     revoked_at: None,
+                    expires_at: None,
+                    last_used_at: None,
                 })
                 .await?;
         }
@@ -293,6 +310,16 @@ pub async fn bootstrap(store: &Store, configured: Option<&str>) -> Result<Option
     }
     let (_, text) = create_token(store, "admin (created on first start)", Scope::Admin, None).await?;
     Ok(Some(text))
+}
+
+/// When an expiring token stopped being accepted, if it has (an unreadable expiry counts as
+/// expired: a token is never accepted longer than meant).
+pub(crate) fn expired(token: &ApiToken, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let at = token.expires_at.as_deref()?;
+    match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(t) if t > now => None,
+        _ => Some(at.to_string()),
+    }
 }
 
 /// The id of the token a request was authenticated with (a request extension).

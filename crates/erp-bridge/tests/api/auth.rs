@@ -200,3 +200,78 @@ async fn the_first_start_creates_an_admin_token_shown_once() {
     assert_eq!(call(&app, "GET", "/api/connections", Some(&token), None).await.0, 200);
     app.shutdown().await;
 }
+
+/// Tokens may expire (`expires_in` or `expires_at`): an expired token is refused with 401 naming
+/// the expiry, and the list shows each token's expiry and when it was last used.
+#[tokio::test]
+async fn tokens_expire_and_show_when_they_were_last_used() {
+    let env = Env::new(10).await;
+    let app = env.start().await;
+    let create = |body: Value| call(&app, "POST", "/api/tokens", Some(ADMIN_TOKEN), Some(body));
+    for (body, named) in [
+        (
+            json!({"name": "x", "scope": "read", "expires_in": "soon"}),
+            "expires_in",
+        ),
+        (
+            json!({"name": "x", "scope": "read", "expires_at": "2001-01-01T00:00:00Z"}),
+            "not in the future",
+        ),
+        (
+            json!({"name": "x", "scope": "read", "expires_at": "tomorrow"}),
+            "RFC 3339",
+        ),
+        (
+            json!({"name": "x", "scope": "read", "expires_in": "1h", "expires_at": "2999-01-01T00:00:00Z"}),
+            "not both",
+        ),
+        (json!({"name": "x", "scope": "read", "expires_in": "20000d"}), "3650d"),
+    ] {
+        let (s, v) = create(body.clone()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(named), "{body}: {v}");
+    }
+    let (s, long) = create(json!({"name": "a year", "scope": "read", "expires_at": "2030-06-01T00:00:00+01:00"})).await;
+    assert_eq!(s, 201, "{long}");
+    assert_eq!(long["expires_at"], "2030-05-31T23:00:00Z");
+    let (s, short) = create(json!({"name": "briefly", "scope": "read", "expires_in": "3s"})).await;
+    assert_eq!(s, 201, "{short}");
+    let text = short["token"].as_str().unwrap();
+    let id = short["id"].as_str().unwrap();
+    assert!(short["expires_at"].as_str().unwrap().ends_with('Z'), "{short}");
+
+    // Before its expiry the token works, and the list says when it was last used.
+    let listed = |id: String| {
+        let app = &app;
+        async move {
+            let (_, v) = call(app, "GET", "/api/tokens", Some(ADMIN_TOKEN), None).await;
+            v["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["id"] == id.as_str())
+                .unwrap()
+                .clone()
+        }
+    };
+    assert!(listed(id.to_string()).await["last_used_at"].is_null());
+    assert_eq!(call(&app, "GET", "/api/connections", Some(text), None).await.0, 200);
+    let t = listed(id.to_string()).await;
+    assert!(t["last_used_at"].is_string(), "{t}");
+    assert_eq!(t["expires_at"], short["expires_at"]);
+    assert!(listed(long["id"].as_str().unwrap().to_string()).await["last_used_at"].is_null());
+
+    // After it, 401 naming the expiry.
+    crate::helpers::eventually("the token to expire", || async {
+        call(&app, "GET", "/api/connections", Some(text), None).await.0 == 401
+    })
+    .await;
+    let (s, v) = call(&app, "GET", "/api/connections", Some(text), None).await;
+    assert_eq!(s, 401);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("expired") && msg.contains(short["expires_at"].as_str().unwrap()),
+        "{msg}"
+    );
+    app.shutdown().await;
+}

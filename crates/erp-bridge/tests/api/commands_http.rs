@@ -187,3 +187,135 @@ async fn an_idempotent_update_answered_504_is_retried() {
     assert_eq!(env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMITDS"], "Retried");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_value_longer_than_its_mi_field_is_a_400_naming_the_field_and_m3_is_not_called() {
+    let env = Env::new(20).await;
+    let app = env.start().await;
+    let itno = env.sim.rows("MITMAS")[2]["MMITNO"].clone();
+    let before = env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMITDS"].clone();
+    let long = "x".repeat(100_000);
+    let cmd = json!({"commandId": "long-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": long}});
+    let (s, r) = env.post(&app, "/api/connections/demo/commands", &cmd.to_string()).await;
+    assert_eq!(s, 400, "{r}");
+    assert_eq!(r["status"], "rejected", "{r}");
+    assert_eq!(r["error"]["code"], "too_long", "{r}");
+    assert_eq!(r["error"]["field"], "data.name", "{r}");
+    assert_eq!(r["error"]["length"], 100_000, "{r}");
+    assert_eq!(r["error"]["maxLength"], 30, "{r}");
+    let message = r["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("data.name: 100000 characters; MI field ITDS of MMS200MI/UpdItmBasic takes at most 30"),
+        "{message}"
+    );
+    // One character over is refused too; exactly the length goes through.
+    let cmd =
+        json!({"commandId": "long-2", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "y".repeat(31)}});
+    let (s, r) = env.post(&app, "/api/connections/demo/commands", &cmd.to_string()).await;
+    assert_eq!((s, r["error"]["length"].clone()), (400, json!(31)), "{r}");
+    assert_eq!(env.sim.mi_calls("MMS200MI", "UpdItmBasic"), 0, "M3 was called");
+    assert_eq!(env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMITDS"], before);
+    let cmd =
+        json!({"commandId": "long-3", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "z".repeat(30)}});
+    let (s, r) = env.post(&app, "/api/connections/demo/commands", &cmd.to_string()).await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMITDS"],
+        "z".repeat(30)
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_command_id_reused_with_other_data_is_a_409_showing_the_stored_receipt() {
+    let env = Env::new(20).await;
+    let app = env.start().await;
+    let itno = env.sim.rows("MITMAS")[4]["MMITNO"].clone();
+    let first = json!({"commandId": "r-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "First"}});
+    let (s, receipt) = env
+        .post(&app, "/api/connections/demo/commands", &first.to_string())
+        .await;
+    assert_eq!(s, 200, "{receipt}");
+    assert_eq!(env.sim.mi_calls("MMS200MI", "UpdItmBasic"), 1);
+
+    // The same command, its keys in another order: a redelivery, answered from the store.
+    let same = format!(
+        r#"{{"data": {{"name": "First", "itemNumber": "{itno}"}}, "command": "UpdateItem", "commandId": "r-1"}}"#
+    );
+    let (s, again) = env.post(&app, "/api/connections/demo/commands", &same).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again, receipt);
+
+    // The same id with other data: refused, showing what the id was used for; M3 not called.
+    let other = json!({"commandId": "r-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "Second"}});
+    let (s, conflict) = env
+        .post(&app, "/api/connections/demo/commands", &other.to_string())
+        .await;
+    assert_eq!(s, 409, "{conflict}");
+    assert_eq!(conflict["error"]["code"], "command_id_reused", "{conflict}");
+    let message = conflict["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("commandId: `r-1` was used before"), "{message}");
+    assert_eq!(conflict["receipt"], receipt, "{conflict}");
+    // Another command under the same id is a reuse too.
+    let create = create_item("r-1", "NEW-R1");
+    let (s, conflict) = env.post(&app, "/api/connections/demo/commands", &create).await;
+    assert_eq!(s, 409, "{conflict}");
+    assert_eq!(conflict["receipt"], receipt, "{conflict}");
+    assert_eq!(env.sim.mi_calls("MMS200MI", "UpdItmBasic"), 1);
+    assert_eq!(env.sim.mi_calls("MMS200MI", "AddItmBasic"), 0);
+    assert_eq!(env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMITDS"], "First");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn receipts_never_carry_an_empty_code_not_even_stored_ones() {
+    let env = Env::new(20).await;
+    // A receipt recorded by an earlier version, with M3's empty code and no request hash.
+    let cfg = env.config();
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    let store = store::Store::open(&cfg.data_dir.join("erp-bridge.db")).await.unwrap();
+    let legacy = json!({"commandId": "old-1", "command": "UpdateItem", "status": "failed",
+        "error": {"code": "", "field": "ITNO", "message": "Item number GHOST does not exist"},
+        "result": null, "processedAt": "2026-01-01T00:00:00.000Z"});
+    assert!(store
+        .record_command("demo", "old-1", "UpdateItem", "failed", &legacy.to_string(), None)
+        .await
+        .unwrap());
+    drop(store);
+    let app = env.start().await;
+    let cmd = r#"{"commandId":"old-1","command":"UpdateItem","data":{"itemNumber":"GHOST"}}"#;
+    let (s, r) = env.post(&app, "/api/connections/demo/commands", cmd).await;
+    assert_eq!(s, 422, "{r}");
+    assert_eq!(r["error"]["code"], "m3_nok", "{r}");
+    assert_eq!(r["error"]["message"], "Item number GHOST does not exist", "{r}");
+    // M3 refusing without a code, now: a command mapping of a transaction M3 lacks, saved while
+    // M3 could not check it.
+    env.sim.set_faults(m3_sim::Faults {
+        gateway_timeout: Some(1),
+        ..Default::default()
+    });
+    let mapping = json!({"name": "Ghost", "program": "MMS200MI", "transaction": "NoSuchTrn",
+        "parameters": [{"field": "itemNumber", "mi": "ITNO", "required": true}]});
+    let (s, saved) = env
+        .post(&app, "/api/connections/demo/command-mappings", &mapping.to_string())
+        .await;
+    assert!((200..300).contains(&s), "{s} {saved}");
+    env.sim.set_faults(m3_sim::Faults::default());
+    let (s, r) = env
+        .post(
+            &app,
+            "/api/connections/demo/commands",
+            r#"{"commandId":"new-1","command":"Ghost","data":{"itemNumber":"A1"}}"#,
+        )
+        .await;
+    assert_eq!(s, 422, "{r}");
+    assert_eq!(r["error"]["code"], "m3_nok", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("NoSuchTrn does not exist"),
+        "{r}"
+    );
+    app.shutdown().await;
+}

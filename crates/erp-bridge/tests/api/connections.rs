@@ -576,6 +576,111 @@ async fn a_self_hosted_connector_calls_home_keeps_polling_while_studio_restarts_
     app.shutdown().await;
 }
 
+/// The seed's order: a self-hosted connection runs from its creation (wizard step 0), so its
+/// connector calls home before any `.ionapi` file exists, and every view says what is missing;
+/// once the file is uploaded, the same connector process receives it over its channel and its
+/// messages flow, without being restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_self_hosted_connector_calls_home_right_after_creation_and_receives_the_ionapi_file_later() {
+    let env = Env::new(10).await;
+    let app = env.start().await;
+    let (sim, _running, ion) = other_m3(12, 7).await;
+
+    let (s, v) = admin(
+        &app,
+        "POST",
+        "/api/connections",
+        Some(r#"{"name":"early","hosting":"self-hosted"}"#.into()),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    // Not set up yet, and no connector: Disconnected (start the connector), in every view.
+    assert_eq!(
+        (v["running"].clone(), v["connector"]["state"].clone()),
+        (json!(false), json!("waiting")),
+        "{v}"
+    );
+    for l in lights(&app, "early").await {
+        assert_eq!(l["state"], "Disconnected", "{l}");
+        assert!(l["message"].as_str().unwrap().contains("bundle"), "{l}");
+    }
+
+    // The bundle is there at step 0; its connector calls home before the .ionapi file exists.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/connections/early/bundle?format=toml", app.api_url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let bundle = env.dir.path().join("early.toml");
+    std::fs::write(&bundle, r.text().await.unwrap()).unwrap();
+    let mut connector = ConnectorProcess::start(&bundle, &env.dir.path().join("connector-early"));
+    eventually("the connector to call home without an .ionapi file", || async {
+        admin(&app, "GET", "/api/connections/early", None).await.1["connector"]["state"] == "connected"
+    })
+    .await;
+    for l in lights(&app, "early").await {
+        assert_eq!(l["state"], "NotConfigured", "{l}");
+        let message = l["message"].as_str().unwrap();
+        assert!(
+            message.contains("connector connected") && message.contains(".ionapi"),
+            "{l}"
+        );
+        assert!(l["since"].as_str().is_some(), "since when it is connected: {l}");
+    }
+    let (_, d) = admin(&app, "GET", "/api/connections/early", None).await;
+    assert_eq!(d["running"], false, "set up only once the .ionapi file is saved: {d}");
+    // It stays connected while it waits (it is not refused, and does not come and go).
+    let holder = d["connector"]["holder"].clone();
+    let since = d["connector"]["connectedSince"].clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, d) = admin(&app, "GET", "/api/connections/early", None).await;
+    assert_eq!(
+        (
+            d["connector"]["state"].clone(),
+            d["connector"]["connectedSince"].clone(),
+            d["connector"]["refused"].clone()
+        ),
+        (json!("connected"), since, json!(0)),
+        "{d}"
+    );
+
+    // The .ionapi file: the same connector receives it over its channel and reads M3.
+    let (s, v) = admin(&app, "PUT", "/api/connections/early/ionapi", Some(ion)).await;
+    assert_eq!(
+        (s, v["saved"].clone(), v["launch"]["running"].clone()),
+        (200, json!(true), json!(true)),
+        "{v}"
+    );
+    eventually("the connector to reach M3 with the file it received", || async {
+        let (_, d) = admin(&app, "GET", "/api/connections/early", None).await;
+        d["running"] == true
+            && d["connector"]["state"] == "connected"
+            && d["connector"]["holder"] == holder
+            && d["status"]["state"] == "Healthy"
+    })
+    .await;
+    deploy_item_mapping(&app, "early").await;
+    let want = sim_keys(&sim);
+    eventually("the connector's messages to fill the read model", || async {
+        read_model_keys(&app, "early").await == want
+    })
+    .await;
+    assert!(
+        connector.child.try_wait().unwrap().is_none(),
+        "the connector was not restarted: {}",
+        connector.output()
+    );
+    assert!(
+        connector.output().contains("M3 credentials received"),
+        "{}",
+        connector.output()
+    );
+    let _ = connector.child.kill().await;
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_the_secret_key_seals_stored_credentials_again() {
     let env = Env::new(5).await;

@@ -1,7 +1,7 @@
 //! The edges held against a hostile or careless client (issue 18): the HTTP server's limits
 //! (half-open connections), throttling that only ever slows down failures, outbound checks
-//! that never echo what a remote server said, bounded re-exports, our JSON error everywhere,
-//! and over-long or reused commands.
+//! that never echo what a remote server said, bounded re-exports, a required deploy body,
+//! repeated query parameters refused, and our JSON error everywhere.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

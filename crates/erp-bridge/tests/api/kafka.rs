@@ -354,3 +354,81 @@ async fn a_create_with_an_ambiguous_504_gets_an_unknown_receipt_and_is_not_retri
     assert!(reason.starts_with("outcome unknown"), "{reason}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn over_long_fields_and_reused_command_ids_get_rejected_receipts_and_dead_letters_without_m3() {
+    let broker = TestBroker::start().await;
+    let env = Env::new(20).await;
+    let app = start_with_kafka(&env, &broker).await;
+    eventually("the relay to start", || async {
+        env.status(&app).await["relay"]["healthy"] == true
+    })
+    .await;
+    let itno = env.sim.rows("MITMAS")[3]["MMITNO"].clone();
+    let p = producer(&broker.brokers());
+    let send = |key: &'static str, value: String| {
+        let p = p.clone();
+        async move {
+            p.send(
+                FutureRecord::to("erp-bridge.demo.commands").key(key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produced");
+        }
+    };
+    let long = json!({"commandId": "kl-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "x".repeat(100_000)}});
+    send("kl-1", long.to_string()).await;
+    // One key, so the first command is processed before the reuse of its id.
+    let first = json!({"commandId": "kr-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "First"}});
+    let reuse = json!({"commandId": "kr-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "Second"}});
+    send("kr-1", first.to_string()).await;
+    send("kr-1", reuse.to_string()).await;
+
+    let receipts = consumer(&broker.brokers(), "erp-bridge.demo.receipts");
+    let got = receive_until(&receipts, |g| g.len() >= 3).await;
+    let by_id = |id: &str| -> Vec<&Value> {
+        got.iter()
+            .filter(|r| r.value["commandId"] == id)
+            .map(|r| &r.value)
+            .collect()
+    };
+    let long = by_id("kl-1")[0];
+    assert_eq!(long["status"], "rejected", "{long}");
+    assert_eq!(long["error"]["code"], "too_long", "{long}");
+    assert_eq!(long["error"]["field"], "data.name", "{long}");
+    assert_eq!(long["error"]["length"], 100_000, "{long}");
+    assert_eq!(long["error"]["maxLength"], 30, "{long}");
+    let kr = by_id("kr-1");
+    assert_eq!(kr.len(), 2, "{kr:?}");
+    assert_eq!(kr[0]["status"], "succeeded", "{kr:?}");
+    assert_eq!(kr[1]["status"], "rejected", "{kr:?}");
+    assert_eq!(kr[1]["error"]["code"], "command_id_reused", "{kr:?}");
+    assert!(
+        kr[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UpdateItem succeeded"),
+        "{kr:?}"
+    );
+    // M3 ran the first command only.
+    assert_eq!(env.sim.mi_calls("MMS200MI", "UpdItmBasic"), 1);
+    assert_eq!(env.sim.get("MITMAS", &["100", &itno]).unwrap()["MMITDS"], "First");
+
+    let dead = consumer(&broker.brokers(), "erp-bridge.demo.deadletter");
+    let dl = receive_until(&dead, |g| g.len() >= 2).await;
+    let reasons: Vec<&str> = dl.iter().map(|r| r.headers["erp_bridge_error"].as_str()).collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("data.name: 100000 characters; MI field ITDS")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("commandId: `kr-1` was used before")),
+        "{reasons:?}"
+    );
+    app.shutdown().await;
+}

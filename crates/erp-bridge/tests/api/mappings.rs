@@ -370,3 +370,59 @@ async fn mapping_files_are_applied_at_start_and_changes_become_versions() {
     };
     assert!(err.contains("broken.json") && err.contains("MMNOPE"), "{err}");
 }
+
+/// `POST .../mappings/{name}/rollback {"version": n}` saves version n's definition again as a
+/// new version (history is never rewritten); an unknown version is 404 naming the range.
+#[tokio::test]
+async fn rollback_saves_an_earlier_version_as_a_new_one() {
+    let env = Env::new(10).await;
+    let app = env.start().await;
+    let base = "/api/connections/demo/mappings";
+    let v1 = customer_like_item_mapping();
+    let (s, v) = req(&env, &app, "POST", base, Some(v1.clone())).await;
+    assert_eq!(s, 201, "{v}");
+    let mut v2 = v1.clone();
+    v2["fields"][1]["name"] = json!("itemName");
+    let (s, v) = req(&env, &app, "PUT", &format!("{base}/ActiveItem"), Some(v2)).await;
+    assert_eq!((s, v["version"].as_i64()), (200, Some(2)), "{v}");
+
+    let (s, v) = req(
+        &env,
+        &app,
+        "POST",
+        &format!("{base}/ActiveItem/rollback"),
+        Some(json!({"version": 1})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((v["version"].as_i64(), v["rolledBackTo"].as_i64()), (Some(3), Some(1)));
+    let (_, m) = req(&env, &app, "GET", &format!("{base}/ActiveItem"), None).await;
+    let versions = m["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[2]["spec"]["fields"][1]["name"], "name", "{m}");
+    assert_eq!(
+        versions[1]["spec"]["fields"][1]["name"], "itemName",
+        "history kept: {m}"
+    );
+
+    let (s, v) = req(
+        &env,
+        &app,
+        "POST",
+        &format!("{base}/ActiveItem/rollback"),
+        Some(json!({"version": 9})),
+    )
+    .await;
+    assert_eq!(s, 404, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("1 to 3"), "{v}");
+    let (s, v) = req(
+        &env,
+        &app,
+        "POST",
+        &format!("{base}/ActiveItem/rollback"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    app.shutdown().await;
+}

@@ -138,6 +138,19 @@ async fn a_compacted_log_read_from_the_start_rebuilds_the_read_model() {
         .0 == 404
     })
     .await;
+    // A change after the delete, so that the delete is not the log's newest message (which
+    // always stays).
+    let first = rows[0]["MMITNO"].clone();
+    env.sim
+        .update("MITMAS", &["100", &first], &[("MMITDS", "Version 3")])
+        .unwrap();
+    eventually("the last change to reach the read model", || async {
+        let (_, item) = env
+            .get(&app, &format!("/api/connections/demo/read-models/items/100%7C{first}"))
+            .await;
+        item["name"] == "Version 3"
+    })
+    .await;
     // Compaction leaves one message per item still there, and none of the deleted one.
     eventually("the log to be compacted", || async {
         let all = read_from(&env, &app, 0)
@@ -182,7 +195,8 @@ async fn a_compacted_log_read_from_the_start_rebuilds_the_read_model() {
     for (k, state) in &read_model {
         assert_eq!(replayed[k]["name"], state["name"], "{k}");
     }
-    assert_eq!(replayed[&format!("100|{}", rows[0]["MMITNO"])]["name"], "Version 2");
+    assert_eq!(replayed[&format!("100|{first}")]["name"], "Version 3");
+    assert_eq!(replayed[&format!("100|{}", rows[1]["MMITNO"])]["name"], "Version 2");
     // Positions in the gaps are answered: what changed after them, once per key.
     let (s, v) = env.get(&app, "/api/connections/demo/messages?after=1&limit=1000").await;
     assert_eq!(s, 200, "{v}");

@@ -25,12 +25,16 @@ impl Worker {
             .unwrap_or(cursor_lmts)
             .max(cursor_lmts);
         let page = self.settings.page_size.max(1) as usize;
-        let pages: Vec<&[Vec<String>]> = if rows.is_empty() {
+        // An idle poll (no row, the cursor where it was) writes nothing: with many connections
+        // polling every few seconds, empty transactions were most of the idle CPU.
+        let pages: Vec<&[Vec<String>]> = if rows.is_empty() && newest == cursor_lmts {
+            Vec::new()
+        } else if rows.is_empty() {
             vec![&[]]
         } else {
             rows.chunks(page).collect()
         };
-        let last = pages.len() - 1;
+        let last = pages.len().saturating_sub(1);
         for (i, chunk) in pages.into_iter().enumerate() {
             let next = (i == last).then_some(Position::Polling { lmts: newest });
             self.write(chunk, next).await?;

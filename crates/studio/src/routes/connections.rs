@@ -3,8 +3,10 @@
 //! Metadata Publisher and its `.ionapi` file (sealed at rest, checked live, never returned),
 //! delete it, and download the bundle of a self-hosted connector.
 //!
-//! A stored connection runs as soon as its `.ionapi` file is saved: hosted ones read M3 from
-//! this process, self-hosted ones wait for their connector to call home.
+//! A hosted connection runs as soon as its `.ionapi` file is saved and reads M3 from this
+//! process. A self-hosted one runs from its creation: its connector can call home at once (its
+//! light says "connector connected; upload the .ionapi file"), and receives the file over its
+//! channel once it is saved. `running` in the answers means set up and at work (`.ionapi` saved).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,7 +66,7 @@ async fn list_connections(State(st): State<AppState>) -> Result<impl IntoRespons
                 "name": c.name,
                 "hosting": if c.remote.is_some() { "self-hosted" } else { "hosted" },
                 "source": if from_api.contains(c.name.as_str()) { "api" } else { "configuration" },
-                "running": true,
+                "running": c.configured,
                 "status": c.light(),
                 "m3": c.connector.status().snapshot().m3,
                 "messageTypes": c.connector.mappings().len(),
@@ -252,7 +254,12 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> 
         return Err(ApiError::Conflict(format!("connection `{}` exists already", name)));
     }
     tracing::info!(connection = %name, hosting = hosting.as_str(), "connection created");
-    let mut out = describe_record(&st, &st.store.connection(name.as_str()).await?.unwrap_or(rec)).await;
+    let rec = st.store.connection(name.as_str()).await?.unwrap_or(rec);
+    if hosting == Hosting::SelfHosted {
+        // Its connector may call home right away (the .ionapi file comes later).
+        relaunch(&st, &rec).await?;
+    }
+    let mut out = describe_record(&st, &rec).await;
     out["webhook"]["token"] = json!(webhook_token);
     out["webhook"]["note"] = json!("the webhook token is shown once; configure it in M3's Event Hub subscription");
     Ok((StatusCode::CREATED, Json(out)))
@@ -310,6 +317,7 @@ async fn describe(State(st): State<AppState>, Path(c): Path<String>) -> Result<i
 
 async fn describe_record(st: &AppState, rec: &ConnectionRecord) -> Value {
     let running = st.connections.get(&rec.name);
+    let working = running.as_ref().is_some_and(|rt| rt.configured);
     let (m3, m3_message, types, light) = match &running {
         Some(rt) => {
             let s = rt.connector.status().snapshot();
@@ -344,7 +352,7 @@ async fn describe_record(st: &AppState, rec: &ConnectionRecord) -> Value {
         },
         "ionapi": rec.settings["ionapi"],
         "webhook": {"path": format!("/webhooks/{}/{{TABLE}}", rec.name), "bearerTokenSet": rec.secrets.contains_key("webhookToken")},
-        "running": running.is_some(),
+        "running": working,
         "status": light,
         "m3": m3,
         "m3Message": m3_message,

@@ -2,7 +2,9 @@
 //! home on. One WebSocket, opened outbound by the connector with its connector token, so it
 //! passes firewalls. The connector says hello, gets the lease of its connection (one connector
 //! per connection, [`LeasePolicy::STANDARD`]), receives its configuration (M3 credentials
-//! opened for it alone, deployed mappings) and every change to it, and sends its status and its
+//! opened for it alone, deployed mappings) and every change to it (it may call home as soon as
+//! its connection is created: until the `.ionapi` file is saved it stays connected, without a
+//! configuration), and sends its status and its
 //! messages, which are ingested exactly once and acknowledged. The channel's state, pending
 //! calls and ingest are `runtime::remote`'s; this module is the HTTP and WebSocket side.
 
@@ -81,8 +83,9 @@ async fn send(socket: &mut WebSocket, frame: &ToConnector) -> bool {
     }
 }
 
-/// The configuration to send: credentials opened from the vault, deployed mapping versions.
-async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig, String> {
+/// The configuration to send: credentials opened from the vault, deployed mapping versions;
+/// `None` while no `.ionapi` file is saved (the connector stays connected and waits for it).
+async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<Option<ConnectorConfig>, String> {
     let rec = st
         .store
         .connection(&rt.name)
@@ -91,7 +94,9 @@ async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig
         .ok_or_else(|| format!("connection `{}` is no longer stored", rt.name))?;
     let vault = st.vault.as_ref().ok_or("no vault configured")?;
     let spec = runtime::stored::launch_spec(vault, &rec)?.ok_or("no .ionapi file saved")?;
-    let ionapi = runtime::stored::open_secret(vault, &rec, "ionapi")?.unwrap_or_default();
+    let Some(ionapi) = runtime::stored::open_secret(vault, &rec, "ionapi")? else {
+        return Ok(None);
+    };
     let mut mappings = Vec::new();
     for m in rt.registry.list().await.map_err(|e| e.to_string())? {
         let Some(v) = m.deployed_version else { continue };
@@ -106,7 +111,7 @@ async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig
         };
         mappings.push(spec);
     }
-    Ok(ConnectorConfig {
+    Ok(Some(ConnectorConfig {
         connection: rt.name.clone(),
         ionapi,
         mdp: spec.mdp.map(|m| MdpCredentials {
@@ -117,7 +122,7 @@ async fn config(st: &AppState, rt: &ConnectionRuntime) -> Result<ConnectorConfig
         company: spec.company,
         mappings,
         settings: rt.remote.as_ref().map(|r| r.settings().clone()).unwrap_or_default(),
-    })
+    }))
 }
 
 #[tracing::instrument(skip_all, fields(connection = %rt.name))]
@@ -172,8 +177,11 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
     let mut calls = remote.mi().attach();
     let mut pending = PendingCalls::default();
     // M3 is checked through the connector as soon as it calls home, then while nothing is
-    // deployed: its light shows before any message type runs.
-    let probe = tokio::spawn(runtime::hub::probe_while_idle(rt.connector.clone(), remote.closing()));
+    // deployed: its light shows before any message type runs. Before the `.ionapi` file is
+    // saved the connector has nothing to reach M3 with: its light says so instead.
+    let probe = rt
+        .configured
+        .then(|| tokio::spawn(runtime::hub::probe_while_idle(rt.connector.clone(), remote.closing())));
     let end: String = loop {
         tokio::select! {
             Some(PendingCall { call, reply }) = calls.recv() => {
@@ -189,11 +197,14 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
                     break "the connection stopped".into();
                 }
                 match config(&st, &rt).await {
-                    Ok(cfg) => {
+                    Ok(Some(cfg)) => {
                         if !send(&mut socket, &ToConnector::Config(cfg)).await {
                             break "send failed".into();
                         }
                     }
+                    // No .ionapi file yet: saving it restarts the connection, which closes this
+                    // channel; the connector calls again at once and receives its configuration.
+                    Ok(None) => {}
                     Err(e) => break format!("configuration unavailable: {e}"),
                 }
             }
@@ -261,7 +272,9 @@ async fn serve(st: AppState, rt: ConnectionRuntime, token_id: Option<String>, mu
             }
         }
     };
-    probe.abort();
+    if let Some(probe) = probe {
+        probe.abort();
+    }
     tracing::info!(connection = %c, holder = %holder, reason = %end, "connector channel closed");
     let _ = socket.send(Message::Close(None)).await;
     if end != "Studio is stopping" {

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/connections/{c}/mappings/{name}/deploy", post(deploy))
         .route("/api/connections/{c}/mappings/{name}/undeploy", post(undeploy))
+        .route("/api/connections/{c}/mappings/{name}/rollback", post(rollback))
         .route("/api/connections/{c}/re-export", post(re_export))
 }
 
@@ -312,6 +313,51 @@ async fn deploy(
     })?;
     let version = conn.registry.deploy(&name, b.version, "api").await?;
     Ok(Json(json!({"name": name, "deployedVersion": version})))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    /// The earlier version whose definition is saved again.
+    version: i64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/connections/{c}/mappings/{name}/rollback",
+    operation_id = "rollbackMapping",
+    summary = "save an earlier version's definition again, as a new version (deploy it to run it)",
+    tag = "mappings",
+    params(("c" = String, Path, description = "connection name"), ("name" = String, Path, description = "mapping name")),
+    request_body(content = RollbackBody, content_type = "application/json", description = "`{\"version\": n}`"),
+    responses(
+        (status = 200, description = "saved as a new version", body = crate::routes::openapi::schemas::VersionSaved),
+        (status = 400, description = "a parameter or the body is wrong (named in the message)", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 404, description = "no such connection, mapping or version", body = crate::routes::openapi::schemas::ErrorBody),
+        (status = 503, description = "M3 cannot be asked", body = crate::routes::openapi::schemas::ErrorBody)
+    )
+)]
+async fn rollback(
+    State(st): State<AppState>,
+    Path((c, name)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let conn = connection(&st, &c)?;
+    let b: RollbackBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body: {e}; expected {{\"version\": n}}")))?;
+    let versions = conn.registry.versions(&name).await?;
+    let Some(old) = versions.iter().find(|v| v.version == b.version) else {
+        return Err(ApiError::NotFound(format!(
+            "mapping `{name}` has no version {} (it has 1 to {})",
+            b.version,
+            versions.last().map_or(0, |v| v.version)
+        )));
+    };
+    let spec = pipeline::registry::MappingRegistry::parse(&old.spec)?;
+    let version = conn.registry.update(&name, &spec, "api").await?;
+    Ok(Json(
+        json!({"name": name, "version": version, "rolledBackTo": b.version}),
+    ))
 }
 
 #[utoipa::path(

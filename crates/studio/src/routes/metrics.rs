@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
     summary = "Prometheus metrics of every connection",
     tag = "operations",
     responses(
-        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
         (status = 500, description = "the metrics could not be encoded", body = crate::routes::openapi::schemas::ErrorBody)
     )
 )]

@@ -136,6 +136,13 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
             "the API token is unknown, wrong or revoked",
         );
     };
+    if let Some(at) = crate::auth::expired(&token, chrono::Utc::now()) {
+        tracing::warn!(token_id = %token.id, "API call refused: the token expired at {at}");
+        return refuse(
+            st.auth.fail(ip, Attempt::Token(&token.id)),
+            &format!("the API token expired at {at}"),
+        );
+    }
     let scope = Scope::parse(&token.scope).unwrap_or(Scope::ReadModel);
     let target = match &need {
         Need::Read { connection, .. } | Need::Write { connection } | Need::Connector { connection } => {

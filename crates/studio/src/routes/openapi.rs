@@ -80,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         super::mappings::remove,
         super::mappings::deploy,
         super::mappings::undeploy,
+        super::mappings::rollback,
         super::mappings::re_export,
         super::command_mappings::transactions,
         super::command_mappings::list,

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{create_token, Scope};
+use crate::auth::{create_expiring_token, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,6 +27,55 @@ struct NewToken {
     scope: String,
     #[serde(default)]
     connection: Option<String>,
+    /// How long it is accepted, from now (`90d`, `12h`, `30m`); without it (and `expires_at`),
+    /// it does not expire.
+    #[serde(default)]
+    expires_in: Option<String>,
+    /// When it stops being accepted (RFC 3339, in the future).
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+/// Longest expiry accepted: ten years.
+const MAX_EXPIRY: chrono::Duration = chrono::Duration::days(3650);
+
+/// When a new token expires, from `expires_in` or `expires_at` (at most one of them).
+fn expiry(t: &NewToken, now: chrono::DateTime<chrono::Utc>) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let at = match (&t.expires_in, &t.expires_at) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "expires_in, expires_at: give one of them, not both".into(),
+            ))
+        }
+        (None, None) => return Ok(None),
+        (Some(d), None) => {
+            let d = humantime::parse_duration(d.trim()).map_err(|e| {
+                ApiError::BadRequest(format!("expires_in: {e}; expected a duration such as 90d, 12h or 30m"))
+            })?;
+            let d = chrono::Duration::from_std(d)
+                .ok()
+                .filter(|d| *d <= MAX_EXPIRY)
+                .ok_or_else(|| ApiError::BadRequest("expires_in: at most 3650d".into()))?;
+            now + d
+        }
+        (None, Some(at)) => chrono::DateTime::parse_from_rfc3339(at.trim())
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "expires_at: {e}; expected an RFC 3339 time such as 2030-01-31T00:00:00Z"
+                ))
+            })?
+            .with_timezone(&chrono::Utc),
+    };
+    if at <= now {
+        return Err(ApiError::BadRequest(format!(
+            "expires_at: {} is not in the future",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
+    if at - now > MAX_EXPIRY {
+        return Err(ApiError::BadRequest("expires_at: at most ten years from now".into()));
+    }
+    Ok(Some(at))
 }
 
 #[utoipa::path(
@@ -44,7 +93,7 @@ struct NewToken {
 async fn create(State(st): State<AppState>, body: axum::body::Bytes) -> Result<impl IntoResponse, ApiError> {
     let t: NewToken = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
-            "body: {e}; expected {{\"name\", \"scope\": read|read-write|admin|read-model, \"connection\"?}}"
+            "body: {e}; expected {{\"name\", \"scope\": read|read-write|admin|read-model, \"connection\"?, \"expires_in\"? (90d) or \"expires_at\"? (RFC 3339)}}"
         ))
     })?;
     if t.name.trim().is_empty() || t.name.len() > 100 {
@@ -76,12 +125,14 @@ async fn create(State(st): State<AppState>, body: axum::body::Bytes) -> Result<i
             "connection: admin tokens cannot be restricted".into(),
         ));
     }
-    let (token, text) = create_token(&st.store, t.name.trim(), scope, t.connection.as_deref()).await?;
+    let expires_at = expiry(&t, chrono::Utc::now())?;
+    let (token, text) =
+        create_expiring_token(&st.store, t.name.trim(), scope, t.connection.as_deref(), expires_at).await?;
     Ok((
         StatusCode::CREATED,
         Json(
             json!({"id": token.id, "name": token.name, "scope": token.scope, "connection": token.connection,
-                    "token": text, "note": "shown once; store it now"}),
+                    "token": text, "expires_at": token.expires_at, "note": "shown once; store it now"}),
         ),
     ))
 }

@@ -41,10 +41,14 @@ function askForToken(message) {
     input.autocomplete = 'off';
     input.placeholder = 'ebt_…';
     input.required = true;
+    input.id = 'signin-token';
+    const label = document.createElement('label');
+    label.htmlFor = input.id;
+    label.textContent = 'API token';
     const btn = document.createElement('button');
     btn.className = 'primary';
     btn.textContent = 'Sign in';
-    form.append(h, p, input, btn);
+    form.append(h, p, label, input, btn);
     dlg.append(form);
     document.body.append(dlg);
     form.addEventListener('submit', () => {
@@ -56,10 +60,22 @@ function askForToken(message) {
       resolve();
     });
     dlg.addEventListener('cancel', (e) => e.preventDefault());
-    dlg.showModal();
+    // A token shown once (just created) stays readable and copyable: the box then docks at the
+    // bottom instead of covering the page.
+    if (document.getElementById('new-token')) {
+      dlg.classList.add('docked');
+      dlg.show();
+    } else {
+      dlg.showModal();
+    }
     input.focus();
   });
   return signingIn;
+}
+
+// Ask for a token now (after signing out); resolves once one is stored.
+export function signIn(message) {
+  return askForToken(message);
 }
 
 async function send(method, path, body, raw) {

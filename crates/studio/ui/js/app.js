@@ -2,6 +2,7 @@
 // `render(root, params)` returning an optional `{ dispose(), isDirty() }`.
 
 import { h, clear, errorBox } from './dom.js';
+import { signOut, signIn } from './api.js';
 
 const routes = [
   [/^\/$/, () => import('./views/connections.js'), () => ({})],
@@ -15,7 +16,7 @@ const routes = [
   [/^\/c\/([^/]+)\/mappings\/([^/]+)$/, () => import('./views/editor.js'), (m) => ({ c: m[1], tab: 'types', name: m[2] })],
   [/^\/c\/([^/]+)\/commands\/new$/, () => import('./views/commands.js'), (m) => ({ c: m[1], tab: 'commands', name: null })],
   [/^\/c\/([^/]+)\/commands\/([^/]+)$/, () => import('./views/commands.js'), (m) => ({ c: m[1], tab: 'commands', name: m[2] })],
-  [/^\/c\/([^/]+)\/(messages|read-models|commands)$/, () => import('./views/consume.js'), (m) => ({ c: m[1], tab: m[2] })],
+  [/^\/c\/([^/]+)\/(messages|read-models|commands|consume)$/, () => import('./views/consume.js'), (m) => ({ c: m[1], tab: m[2] })],
 ];
 
 const TABS = [
@@ -24,6 +25,7 @@ const TABS = [
   ['messages', 'Messages', '/messages'],
   ['read-models', 'Read models', '/read-models'],
   ['commands', 'Commands', '/commands'],
+  ['consume', 'Consume', '/consume'],
   ['config', 'Configuration', '/config'],
 ];
 
@@ -60,6 +62,16 @@ function subnav(params) {
   nav.hidden = false;
 }
 
+// A page title per view: the view's heading, its connection, then the product.
+function setTitle(root, params) {
+  const h1 = root.querySelector('h1');
+  const head = h1 ? h1.textContent.trim() : 'Studio';
+  const parts = [head];
+  if (params.c && !head.includes(params.c)) parts.push(params.c);
+  parts.push('erp-bridge Studio');
+  document.title = parts.join(' · ');
+}
+
 async function navigate() {
   if (restoring) {
     restoring = false;
@@ -83,6 +95,7 @@ async function navigate() {
   if (!route) {
     subnav({});
     clear(root, h('h1', 'Not found'), h('p', 'Studio has no page ', h('code', p), '. ', h('a', { href: '#/' }, 'Go to the connections.')));
+    setTitle(root, {});
     return;
   }
   const [re, load, paramsOf] = route;
@@ -95,13 +108,27 @@ async function navigate() {
     root.dataset.view = mod.name || '';
     current = (await mod.render(root, params)) || null;
     if (currentHash !== hash && current && current.dispose) current.dispose();
+    else setTitle(root, params);
   } catch (e) {
     console.error(e);
-    clear(root, errorBox(e, 'This page failed'));
+    clear(root, h('h1', 'This page failed'), errorBox(e, 'This page failed'));
+    setTitle(root, params);
   }
 }
 
 window.addEventListener('hashchange', navigate);
+// Sign-out forgets the stored token and asks for one again; the page then loads afresh.
+document.getElementById('sign-out').addEventListener('click', async () => {
+  if (current && current.isDirty && current.isDirty() && !confirm('You have unsaved changes. Sign out and lose them?')) return;
+  if (current && current.dispose) current.dispose();
+  current = null;
+  signOut();
+  clear(document.getElementById('view'), h('h1', 'Signed out'), h('p.muted', 'Sign in with an API token to go on.'));
+  document.title = 'Signed out · erp-bridge Studio';
+  await signIn('Signed out. Paste an API token to sign in again.');
+  currentHash = null;
+  navigate();
+});
 // A view that changed its own address (a new mapping saved under its name) tells the router.
 window.addEventListener('studio:rehash', (e) => { currentHash = e.detail; });
 window.addEventListener('beforeunload', (ev) => {

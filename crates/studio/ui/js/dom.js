@@ -11,6 +11,8 @@ export function h(spec, attrs, ...children) {
     else classes.push(t.slice(1));
   }
   if (classes.length) el.className = classes.join(' ');
+  // A box that scrolls (a wide table, a JSON document) can be scrolled from the keyboard.
+  if (classes.includes('tablewrap') || (el.tagName === 'PRE' && classes.includes('json'))) el.tabIndex = 0;
   if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
     children.unshift(attrs);
     attrs = null;

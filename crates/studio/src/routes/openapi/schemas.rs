@@ -135,7 +135,8 @@ pub struct ConnectionSummary {
     pub hosting: String,
     /// `api` (created here) or `configuration` (the configuration file).
     pub source: String,
-    /// Whether it runs.
+    /// Whether it is set up and at work (its `.ionapi` file is saved; a self-hosted connection's
+    /// channel is open to its connector from its creation, see `connector`).
     pub running: bool,
     /// M3 connectivity (`Unknown`, `Healthy`, `Unreachable`, ..., `NotConfigured`).
     pub m3: String,
@@ -175,7 +176,8 @@ pub struct ConnectionDetail {
     /// The webhook path and whether a bearer token is set (and, on creation only, the token).
     #[schema(value_type = Option<Object>)]
     pub webhook: Value,
-    /// Whether it runs.
+    /// Whether it is set up and at work (its `.ionapi` file is saved; a self-hosted connection's
+    /// channel is open to its connector from its creation, see `connector`).
     pub running: bool,
     /// M3 connectivity.
     pub m3: String,
@@ -265,6 +267,10 @@ pub struct Token {
     pub created_at: String,
     /// When it was revoked.
     pub revoked_at: Option<String>,
+    /// When it stops being accepted, if it expires.
+    pub expires_at: Option<String>,
+    /// When it was last accepted (to within a few seconds), if ever.
+    pub last_used_at: Option<String>,
 }
 
 /// `GET /api/tokens`.
@@ -287,6 +293,8 @@ pub struct TokenCreated {
     pub connection: Option<String>,
     /// `ebt_<id>.<secret>`: send as `Authorization: Bearer <token>`.
     pub token: String,
+    /// When it stops being accepted, if it expires.
+    pub expires_at: Option<String>,
     /// A reminder that it is shown once.
     pub note: String,
 }
@@ -462,4 +470,16 @@ pub struct WebhookOutcome {
     pub messages: u32,
     /// Whether rows were read back from M3.
     pub read_back: bool,
+}
+
+/// 409 of `POST /api/connections/{c}/commands`: the command id was used before for a command
+/// with other data; nothing was sent to M3.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandIdReused {
+    /// `command_id_reused`, and what the id was used for.
+    pub error: ErrorDetail,
+    /// The receipt stored for the id (a `Receipt`).
+    #[schema(value_type = Object)]
+    pub receipt: Value,
 }

@@ -100,7 +100,7 @@ export async function render(root, { c, name: existing }) {
   const datalist = h('datalist#mi-field-list');
   const tbody = h('tbody');
   const addBtn = h('button#cmd-add-param', { type: 'button', onclick: () => { addRow({}); changed(); rows[rows.length - 1].inputs.field.focus(); } }, '+ Add parameter');
-  const schemaBox = h('pre.json#cmd-schema');
+  const schemaBox = h('pre.json#cmd-schema', { tabindex: '0', 'aria-label': 'JSON Schema of the command' });
   const status = h('div#cmd-edit-status');
   const dirtyFlag = h('span.dirty-flag');
   const versionInfo = h('span.small.muted#cmd-version-info');

@@ -1,12 +1,13 @@
 // Consume: the message log (live tail), read models, JSON Schemas and AsyncAPI, and commands.
 import { get, post, conn, enc } from '../api.js';
-import { h, clear, errorBox, json, when, uuid } from '../dom.js';
+import { h, clear, errorBox, json, when, uuid, copyText } from '../dom.js';
 
 export const name = 'consume';
 
 export async function render(root, params) {
   if (params.tab === 'messages') return messages(root, params);
   if (params.tab === 'read-models') return readModels(root, params);
+  if (params.tab === 'consume') return consume(root, params);
   return commands(root, params);
 }
 
@@ -48,8 +49,8 @@ function summary(data) {
 async function messages(root, { c }) {
   const types = await deployedTypes(c).catch(() => []);
   const allTypes = [...new Set(types.flatMap((m) => m.messageTypes || []))].sort();
-  const typeSel = h('select#msg-type', h('option', { value: '' }, 'All types'), allTypes.map((t) => h('option', { value: t }, t)));
-  const keyInput = h('input#msg-key', { type: 'search', placeholder: 'Entity key, e.g. 100|A000001' });
+  const typeSel = h('select#msg-type', { 'aria-label': 'Message type' }, h('option', { value: '' }, 'All types'), allTypes.map((t) => h('option', { value: t }, t)));
+  const keyInput = h('input#msg-key', { type: 'search', placeholder: 'Entity key, e.g. 100|A000001', 'aria-label': 'Entity key' });
   const live = h('input#msg-live', { type: 'checkbox', checked: true });
   const info = h('span.small.muted#msg-info');
   const err = h('div');
@@ -164,21 +165,137 @@ async function messages(root, { c }) {
   return { dispose: () => { gen++; clearInterval(timer); clearTimeout(keyTimer); } };
 }
 
+// A JSON document as a tree of collapsible sections: objects and arrays are <details>, the top
+// levels open, plain values one line each.
+function jsonTree(v, key, depth = 0) {
+  const isObj = v && typeof v === 'object';
+  if (!isObj) {
+    return h('div.leaf', key !== undefined ? [h('span.k', `${key}: `)] : null, JSON.stringify(v));
+  }
+  const entries = Array.isArray(v) ? v.map((x, i) => [i, x]) : Object.entries(v);
+  const kids = entries.map(([k, x]) => jsonTree(x, k, depth + 1));
+  const count = Array.isArray(v) ? `[${entries.length}]` : `{${entries.length}}`;
+  return h('details', { open: depth < 2 },
+    h('summary', key !== undefined ? String(key) : 'document', h('span.count', count)), kids);
+}
+
+// A JSON answer fetched with the token, never as a link a new tab would open without it.
+function blobOf(v) {
+  return URL.createObjectURL(new Blob([JSON.stringify(v, null, 2)], { type: 'application/json' }));
+}
+
+// A contract shown in the page: its sections as a tree, the raw JSON in a new tab (a Blob URL:
+// no request without the token) and a download.
+function contractView(viewer, title, doc, filename, onClose) {
+  const url = blobOf(doc);
+  const raw = h('button#contract-raw', { type: 'button', onclick: () => window.open(url, '_blank', 'noopener') }, 'Open raw');
+  const dl = h('a.button#contract-download', { href: url, download: filename }, 'Download');
+  const pretty = h('details', h('summary', 'Pretty-printed JSON'), h('pre.json.contract-json', JSON.stringify(doc, null, 2)));
+  clear(viewer, h('div.toolbar', h('strong', title), raw, dl, h('button', { type: 'button', onclick: () => { URL.revokeObjectURL(url); onClose(); } }, 'Close')),
+    h('div.contract', jsonTree(doc)), pretty);
+}
+
 function schemaLinks(c, types) {
-  const viewer = h('div');
-  const show = async (title, path) => {
+  const viewer = h('div#contract-view');
+  const show = async (title, path, filename) => {
     try {
-      clear(viewer, h('div.toolbar', h('strong', title), h('a', { href: path, target: '_blank', rel: 'noopener' }, 'open raw'), h('button', { onclick: () => clear(viewer) }, 'Close')), json(await get(path)));
+      contractView(viewer, title, await get(path), filename, () => clear(viewer));
     } catch (e) {
       clear(viewer, errorBox(e, title));
     }
   };
-  const link = (label, path, id) => h('a', { href: path, id, onclick: (e) => { e.preventDefault(); show(label, path); } }, label);
+  const link = (label, path, id, filename, extra) => h('a', { href: '#', id, dataset: extra, onclick: (e) => { e.preventDefault(); show(label, path, filename); } }, label);
   return h('div.panel.small#schemas', { style: 'margin:0; max-width: 640px' },
-    h('div', h('strong', 'Contracts: '), link('AsyncAPI document', `${conn(c)}/asyncapi`, 'asyncapi-link'),
-      ' · ', link('OpenAPI (read models, commands)', `${conn(c)}/openapi.json`, 'openapi-link'),
-      types.length ? ' · JSON Schemas: ' : '', types.map((t, i) => [i ? ', ' : '', link(t, `${conn(c)}/schemas/${enc(t)}`)])),
+    h('div', h('strong', 'Contracts: '), link('AsyncAPI document', `${conn(c)}/asyncapi`, 'asyncapi-link', `${c}-asyncapi.json`),
+      ' · ', link('OpenAPI (read models, commands)', `${conn(c)}/openapi.json`, 'openapi-link', `${c}-openapi.json`),
+      types.length ? ' · JSON Schemas: ' : '', types.map((t, i) => [i ? ', ' : '', link(t, `${conn(c)}/schemas/${enc(t)}`, null, `${t}.schema.json`, { schema: t })])),
     viewer);
+}
+
+// ---------------------------------------------------------------- consume
+
+// A read-only text with a Copy button.
+function copyRow(id, text, label) {
+  const input = h('input.mono', { id, type: 'text', readOnly: true, value: text, 'aria-label': label, onfocus: (e) => e.target.select() });
+  const said = h('span.small', { role: 'status' });
+  return h('div.newtoken-row', input, h('button', { type: 'button', onclick: async () => {
+    said.textContent = (await copyText(input.value, input)) ? 'Copied.' : 'Select it and copy it by hand.';
+  } }, 'Copy'), said);
+}
+
+// How a service consumes this connection: Kafka servers, topics, authentication and an example
+// consumer configuration (from the AsyncAPI document), and the read-model REST base URL with a
+// read-model token to copy.
+async function consume(root, { c }) {
+  let doc;
+  let types = [];
+  try {
+    doc = await get(`${conn(c)}/asyncapi`);
+    types = await deployedTypes(c);
+  } catch (e) {
+    clear(root, h('h1', 'Consume'), errorBox(e, 'Cannot read the AsyncAPI document'));
+    return;
+  }
+  const servers = Object.values(doc.servers || {});
+  const secure = servers.some((s) => s.protocol === 'kafka-secure');
+  const topics = Object.entries(doc.channels || {}).map(([k, ch]) => [k, ch.address, ch.description]);
+  const events = (doc.channels && doc.channels.events && doc.channels.events.address) || '';
+  const bootstrap = servers.map((s) => s.host).join(',');
+  const group = `${c}-my-service`;
+  const props = [
+    `bootstrap.servers=${bootstrap || '<kafka.brokers of erp-bridge>'}`,
+    `group.id=${group}`,
+    'auto.offset.reset=earliest',
+    'enable.auto.commit=false',
+    'key.deserializer=org.apache.kafka.common.serialization.StringDeserializer',
+    'value.deserializer=org.apache.kafka.common.serialization.ByteArrayDeserializer',
+    ...(secure ? ['security.protocol=SASL_SSL', 'sasl.mechanism=SCRAM-SHA-512', 'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="<user>" password="<password>";'] : []),
+    `# subscribe to: ${events}`,
+  ].join('\n');
+  const rmBase = `${location.origin}${conn(c)}/read-models/`;
+  const firstResource = types.length ? types[0].resource : 'items';
+  const tokenOut = h('div#consume-token');
+  const expirySel = h('select#consume-token-expiry', { 'aria-label': 'The token expires after' },
+    [['30d', '30 days'], ['90d', '90 days'], ['365d', '1 year'], ['', 'never']].map(([v, l]) => h('option', { value: v }, l)));
+  expirySel.value = '90d';
+  const makeToken = async () => {
+    try {
+      const body = { name: `read models of ${c}`, scope: 'read-model', connection: c };
+      if (expirySel.value) body.expires_in = expirySel.value;
+      const r = await post('/api/tokens', body);
+      clear(tokenOut, h('div.newtoken#new-token', { role: 'status', dataset: { id: r.id } },
+        h('p.newtoken-warn', h('strong', 'Copy it now: it will not be shown again. '), `It reads the read models and JSON Schemas of ${c} only${r.expires_at ? `, until ${when(r.expires_at)}` : ''}.`),
+        copyRow('consume-token-value', r.token, 'The new read-model token'),
+        h('p.small', 'Example:'),
+        h('pre.json#consume-curl', `curl -H "Authorization: Bearer ${r.token}" \\\n  ${rmBase}${firstResource}?limit=20`)));
+    } catch (e) {
+      clear(tokenOut, errorBox(e, 'No token created (creating tokens needs an admin token)'));
+    }
+  };
+  clear(root,
+    h('div.pagehead', h('div', h('h1', 'Consume'), h('p.muted', `How your services read the messages and read models of ${c}.`))),
+    h('div.grid2',
+      h('div.panel#consume-kafka',
+        h('h2', 'Kafka'),
+        servers.length ? [
+          h('label.field', h('span', 'Bootstrap servers'), copyRow('consume-bootstrap', bootstrap, 'Bootstrap servers')),
+          h('p.small#consume-auth', h('strong', 'Authentication: '), secure
+            ? 'the brokers use TLS (kafka-secure). Connect with SASL_SSL and the user and password your Kafka administrator gives your service; erp-bridge never hands out Kafka credentials.'
+            : 'the brokers accept plain connections (no TLS, no SASL) as erp-bridge is configured; ask your Kafka administrator whether your service needs credentials of its own.'),
+        ] : h('div.alert.alert-warn#consume-no-kafka', 'Kafka is not configured for this erp-bridge (no kafka.brokers): messages are read from the HTTP message log instead. Set kafka.brokers to publish them.'),
+        h('h3', 'Topics'),
+        h('div.tablewrap', h('table#consume-topics', h('thead', h('tr', h('th', 'Channel'), h('th', 'Topic'), h('th', 'What it carries'))),
+          h('tbody', topics.map(([k, address, d]) => h('tr', { dataset: { channel: k } }, h('td', k), h('td.mono', address), h('td.small', d || '')))))),
+        h('h3', 'Example consumer configuration'),
+        h('pre.json#consume-config', props),
+        h('p.small', 'Events are CloudEvents; the record key is the entity key. The full contract: ', h('a', { href: `#/c/${enc(c)}/messages` }, 'AsyncAPI on the Messages page'), '.')),
+      h('div.panel#consume-rest',
+        h('h2', 'Read models over REST'),
+        h('label.field', h('span', 'Base URL'), copyRow('consume-base-url', rmBase, 'Read-model base URL')),
+        h('p.small', types.length ? ['Resources: ', types.map((m, i) => [i ? ', ' : '', h('code', m.resource)])] : 'No message type is deployed yet.'),
+        h('h3', 'A token for your service'),
+        h('div.actions', h('label', 'Expires after ', expirySel), h('button.primary#consume-token-create', { type: 'button', onclick: makeToken }, 'Create a read-model token')),
+        tokenOut)));
 }
 
 // ---------------------------------------------------------------- read models
@@ -192,13 +309,19 @@ async function readModels(root, { c }) {
   }
   const resSel = h('select#rm-resource', types.map((m) => h('option', { value: m.resource, dataset: { mapping: m.name } }, `${m.resource} (${m.name})`)));
   const fieldSel = h('select#rm-field');
-  const valueInput = h('input#rm-value', { type: 'search', placeholder: 'value' });
-  const limitSel = h('select#rm-limit', [20, 50, 100].map((n) => h('option', { value: n }, `${n} per page`)));
-  const keyInput = h('input#rm-key', { type: 'search', placeholder: 'Key, e.g. 100|A000001' });
+  const valueInput = h('input#rm-value', { type: 'search', placeholder: 'value', 'aria-label': 'Filter value' });
+  const limitSel = h('select#rm-limit', { 'aria-label': 'Items per page' }, [20, 50, 100].map((n) => h('option', { value: n }, `${n} per page`)));
+  const keyInput = h('input#rm-key', { type: 'search', placeholder: 'Key, e.g. 100|A000001', 'aria-label': 'Key of the item' });
   const err = h('div');
   const table = h('div');
   const pageInfo = h('span.small.muted#rm-page');
-  const apiLink = h('a.small', { target: '_blank', rel: 'noopener' }, 'this page as JSON');
+  const jsonView = h('div#rm-json-view');
+  let lastPage = null;
+  let lastPath = null;
+  const apiLink = h('button.small#rm-json', { type: 'button', onclick: () => {
+    if (!lastPage) return;
+    contractView(jsonView, `GET ${lastPath}`, lastPage, `${resSel.value}-page.json`, () => clear(jsonView));
+  } }, 'This page as JSON');
   let fields = [];
   let pages = [null]; // `after` of each visited page
   let nextAfter = null;
@@ -215,9 +338,10 @@ async function readModels(root, { c }) {
     if (after) q += `&after=${enc(after)}`;
     if (fieldSel.value && valueInput.value !== '') q += `&${enc(fieldSel.value)}=${enc(valueInput.value)}`;
     const path = `${conn(c)}/read-models/${enc(resSel.value)}?${q}`;
-    apiLink.href = path;
     try {
       const r = await get(path);
+      lastPage = r;
+      lastPath = path;
       clear(err);
       nextAfter = r.next;
       const cols = fields.length ? fields : Object.keys(r.items[0] || {});
@@ -235,8 +359,9 @@ async function readModels(root, { c }) {
   const first = () => { pages = [null]; load(); };
   const prevBtn = h('button#rm-prev', { onclick: () => { pages.pop(); load(); } }, '← Previous');
   const nextBtn = h('button#rm-next', { onclick: () => { pages.push(nextAfter); load(); } }, 'Next →');
-  const lookupOut = h('div');
-  const lookup = async () => {
+  const lookupOut = h('div#rm-lookup');
+  const lookup = async (ev) => {
+    if (ev) ev.preventDefault();
     const k = keyInput.value.trim();
     if (!k) { clear(lookupOut); return; }
     try {
@@ -253,10 +378,11 @@ async function readModels(root, { c }) {
 
   clear(root,
     h('div.pagehead', h('div', h('h1', 'Read models'), h('p.muted', 'The current state of each entity, in key order, as served to your services over REST.'))),
-    h('div.toolbar', h('label', 'Resource ', resSel), h('label', 'Filter ', fieldSel), h('span', '='), valueInput, limitSel, h('span.grow'), apiLink),
-    err, table,
+    h('div.toolbar', h('label', 'Resource ', resSel), h('label', 'Filter ', fieldSel), h('span', { 'aria-hidden': 'true' }, '='), valueInput, limitSel, h('span.grow'), apiLink),
+    jsonView, err, table,
     h('div.toolbar', { style: 'margin-top:10px' }, h('button', { onclick: first }, 'First page'), prevBtn, nextBtn, pageInfo),
-    h('div.panel', h('h2', 'Look up one item'), h('div.toolbar', keyInput, h('button', { onclick: lookup }, 'Look up')), lookupOut));
+    h('div.panel', h('h2#rm-lookup-title', 'Look up one item'),
+      h('form.toolbar#rm-lookup-form', { onsubmit: lookup, 'aria-labelledby': 'rm-lookup-title' }, keyInput, h('button', { type: 'submit' }, 'Look up')), lookupOut));
   await loadFields();
   await load();
   return { dispose: () => clearTimeout(t) };
@@ -273,7 +399,42 @@ function inputFor(name, schema, required) {
   else el = h('input', { type: 'text' });
   el.name = name;
   el.dataset.type = type;
-  return h('label.field', h('span', name, required ? ' *' : '', h('span.muted', ` (${schema.format || type})`)), el, schema.description ? h('div.small.muted', schema.description) : null);
+  const kind = h('span.muted.kind', ` (${schema.format || type})`);
+  return h('label.field', { dataset: { field: name } }, h('span', name, required ? ' *' : '', kind), el, schema.description ? h('div.small.muted', schema.description) : null, h('div.field-error', { role: 'alert' }));
+}
+
+// The MI field lengths of a command (from M3's MRS001MI metadata) applied to its form: a text
+// input takes at most that many characters, a number at most that many digits.
+async function applyMiLengths(c, cmd, formFields) {
+  let fields;
+  try {
+    ({ fields } = await get(`${conn(c)}/mi/${enc(cmd.program)}/${enc(cmd.transaction)}/fields`));
+  } catch {
+    return; // M3 cannot say: the server checks when the command runs
+  }
+  const byMi = new Map(fields.map((f) => [f.name, f]));
+  for (const p of cmd.mapping.parameters || []) {
+    const f = p.field && byMi.get(p.mi);
+    const box = f && formFields.querySelector(`label.field[data-field="${CSS.escape(p.field)}"]`);
+    if (!box || !f.length) continue;
+    const el = box.querySelector('input');
+    if (!el) continue;
+    el.dataset.miLength = String(f.length);
+    el.dataset.miType = f.type || '';
+    if (el.type === 'text') el.maxLength = f.length;
+    box.querySelector('.kind').textContent = ` (${el.dataset.type === 'string' ? 'text' : el.dataset.type}, ${p.mi} ${{ A: 'text', N: 'number', D: 'date' }[f.type] || f.type || ''} ${f.length})`;
+  }
+}
+
+// What is wrong with a form value for M3, or null.
+function miProblem(el) {
+  const len = Number(el.dataset.miLength || 0);
+  const v = el.value;
+  if (v === '' || !len) return null;
+  if (el.dataset.type === 'integer' && !/^-?\d+$/.test(v)) return 'A whole number is needed.';
+  if ((el.dataset.type === 'integer' || el.dataset.type === 'number') && v.replace(/[^0-9]/g, '').length > len) return `At most ${len} digits: M3's field is ${len} long.`;
+  if (el.type === 'text' && [...v].length > len) return `At most ${len} characters: M3's field is ${len} long (this is ${[...v].length}).`;
+  return null;
 }
 
 async function commands(root, { c }) {
@@ -310,6 +471,7 @@ async function commands(root, { c }) {
     const order = (cmd.mapping.parameters || []).map((x) => x.field).filter((f) => f && props[f]);
     for (const f of Object.keys(props)) if (!order.includes(f)) order.push(f);
     clear(formFields, order.map((n) => inputFor(n, props[n], req.has(n))));
+    applyMiLengths(c, cmd, formFields);
     const p = cmd.mapping.parameters || [];
     clear(about,
       h('p', cmd.mapping.description || '', ' Runs ', h('code', `${cmd.program}/${cmd.transaction}`), '.',
@@ -321,6 +483,20 @@ async function commands(root, { c }) {
   sel.addEventListener('change', showForm);
   const send = async () => {
     const data = {};
+    let bad = null;
+    for (const el of formFields.querySelectorAll('input')) {
+      const problem = miProblem(el);
+      const out = el.closest('label.field').querySelector('.field-error');
+      out.textContent = problem || '';
+      el.classList.toggle('invalid', !!problem);
+      el.setAttribute('aria-invalid', problem ? 'true' : 'false');
+      if (problem && !bad) bad = el;
+    }
+    if (bad) {
+      clear(receipt);
+      bad.focus();
+      return;
+    }
     for (const el of formFields.querySelectorAll('input, select')) {
       const v = el.value;
       if (v === '') continue;

@@ -1,5 +1,5 @@
 // Access tokens: list, create (the new token is shown once), revoke.
-import { get, post, del, token as currentToken } from '../api.js';
+import { get, post, del, token as currentToken, signOut, signIn } from '../api.js';
 import { h, clear, errorBox, when, copyText } from '../dom.js';
 
 export const name = 'tokens';
@@ -17,6 +17,10 @@ function ownId() {
   return m ? m[1] : null;
 }
 
+function expiredNow(t) {
+  return !!t.expires_at && new Date(t.expires_at).getTime() <= Date.now();
+}
+
 export async function render(root) {
   const tbody = h('tbody');
   const listErr = h('div');
@@ -27,6 +31,9 @@ export async function render(root) {
   const scopeSel = h('select#token-scope', SCOPES.map(([v, label]) => h('option', { value: v }, label)));
   const connSel = h('select#token-connection');
   const connHint = h('div.small.muted#token-connection-hint');
+  const expirySel = h('select#token-expiry', [['', 'Never'], ['1d', '1 day'], ['7d', '7 days'], ['30d', '30 days'], ['90d', '90 days'], ['365d', '1 year']]
+    .map(([v, label]) => h('option', { value: v }, label)));
+  expirySel.value = '90d';
   const createBtn = h('button.primary#token-create', { type: 'submit' }, 'Create token');
   let connections = [];
 
@@ -46,7 +53,9 @@ export async function render(root) {
   };
   scopeSel.addEventListener('change', syncForm);
 
+  let newest = null; // the token created last, while its one-time display is on screen
   const showCreated = (r) => {
+    newest = r;
     const value = h('input#new-token-value.mono', { type: 'text', readOnly: true, value: r.token, 'aria-label': 'The new token', onfocus: (e) => e.target.select() });
     const copied = h('span.small#new-token-copied');
     const copyBtn = h('button.primary#new-token-copy', { type: 'button', onclick: async () => {
@@ -56,7 +65,7 @@ export async function render(root) {
       h('h3', `Token “${r.name}” created`),
       h('p.newtoken-warn', h('strong', 'Copy it now: it will not be shown again. '), 'erp-bridge keeps only a fingerprint of it; if it is lost, revoke it and create another.'),
       h('div.newtoken-row', value, copyBtn, copied),
-      h('p.small', `Scope ${r.scope}${r.connection ? `, connection ${r.connection}` : ''}. Send it as `, h('code', 'Authorization: Bearer <token>'), '.')));
+      h('p.small', `Scope ${r.scope}${r.connection ? `, connection ${r.connection}` : ''}${r.expires_at ? `, expires ${when(r.expires_at)}` : ', does not expire'}. Send it as `, h('code', 'Authorization: Bearer <token>'), '.')));
   };
 
   const create = async (ev) => {
@@ -64,6 +73,7 @@ export async function render(root) {
     clear(formErr);
     const body = { name: nameInput.value.trim(), scope: scopeSel.value };
     if (connSel.value) body.connection = connSel.value;
+    if (expirySel.value) body.expires_in = expirySel.value;
     createBtn.disabled = true;
     try {
       const r = await post('/api/tokens', body);
@@ -87,9 +97,24 @@ export async function render(root) {
       await del(`/api/tokens/${encodeURIComponent(t.id)}`);
       clear(listErr);
       const box = created.querySelector('#new-token');
-      if (box && box.dataset.id === t.id) clear(created);
+      if (box && box.dataset.id === t.id) { clear(created); newest = null; }
     } catch (e) {
       clear(listErr, errorBox(e, `Cannot revoke ${t.name}`));
+    }
+    if (mine) {
+      // This browser's token is gone. No sign-in box over the page: a token shown once above
+      // stays readable and copyable; the notice offers the ways on.
+      signOut();
+      const useNew = newest && newest.scope === 'admin' ? h('button.primary#use-new-token', { type: 'button', onclick: async () => {
+        try { localStorage.setItem('erp-bridge.token', newest.token); } catch { /* private mode */ }
+        clear(listErr);
+        await load();
+      } }, 'Sign in with the new token') : null;
+      clear(listErr, h('div.alert.alert-warn#signed-out-notice', { role: 'status' },
+        h('strong', 'This browser is signed out: '), 'you revoked the token it signed in with. ',
+        newest ? 'Copy the new token above first; it is not shown again. ' : '',
+        h('div.actions', useNew, h('button#sign-in-again', { type: 'button', onclick: async () => { await signIn(); clear(listErr); await load(); } }, 'Sign in with another token'))));
+      return;
     }
     await load();
   };
@@ -111,10 +136,13 @@ export async function render(root) {
       h('td', h('span.badge', { class: t.scope === 'admin' ? 'warn' : '' }, t.scope)),
       h('td', t.connection || h('span.muted', 'all')),
       h('td.small', when(t.created_at)),
-      h('td.state', t.revoked_at ? h('span.badge.bad', { title: when(t.revoked_at) }, 'revoked') : h('span.badge.ok', 'active'),
+      h('td.small.expires', t.expires_at ? when(t.expires_at) : h('span.muted', 'never')),
+      h('td.small.last-used', t.last_used_at ? when(t.last_used_at) : h('span.muted', 'never used')),
+      h('td.state', t.revoked_at ? h('span.badge.bad', { title: when(t.revoked_at) }, 'revoked')
+        : expiredNow(t) ? h('span.badge.bad', 'expired') : h('span.badge.ok', 'active'),
         t.revoked_at ? h('div.small.muted', when(t.revoked_at)) : null),
       h('td', t.revoked_at ? null : h('button.danger.revoke', { type: 'button', onclick: () => revoke(t) }, 'Revoke')))) :
-      h('tr', h('td.empty', { colSpan: 6 }, 'No token yet.')));
+      h('tr', h('td.empty', { colSpan: 8 }, 'No token yet.')));
   };
 
   clear(root,
@@ -126,6 +154,7 @@ export async function render(root) {
         h('label.field', h('span', 'Name (what it is for)'), nameInput),
         h('label.field', h('span', 'Scope'), scopeSel),
         h('label.field', h('span', 'Connection'), connSel, connHint),
+        h('label.field', h('span', 'Expires after'), expirySel),
         h('p.small.muted#token-help', 'Read-model tokens are what consumers of the read models use: they can read one connection\'s read models and JSON Schemas, nothing else.'),
         formErr,
         h('div.actions', createBtn)),
@@ -133,7 +162,7 @@ export async function render(root) {
     h('h2', 'Tokens'),
     listErr,
     h('div.tablewrap', h('table#tokens',
-      h('thead', h('tr', h('th', 'Name'), h('th', 'Scope'), h('th', 'Connection'), h('th', 'Created'), h('th', 'State'), h('th', ''))),
+      h('thead', h('tr', h('th', 'Name'), h('th', 'Scope'), h('th', 'Connection'), h('th', 'Created'), h('th', 'Expires'), h('th', 'Last used'), h('th', 'State'), h('th', h('span.sr-only', 'Actions')))),
       tbody)));
 
   try {

@@ -15,7 +15,7 @@ export async function render(root, { c }) {
   const tbody = h('tbody');
   const report = h('div#bulk-report');
   const err = h('div');
-  const all = h('input', { type: 'checkbox', title: 'Select all' });
+  const all = h('input#select-all', { type: 'checkbox', title: 'Select all', 'aria-label': 'Select all message types' });
   const count = h('span.muted.small');
   const buttons = {};
   const bulk = (label, id, cls, run) => {

@@ -1,6 +1,7 @@
 // Connection wizard: one page of numbered steps, each saved on its own and checked live.
 //   0) name and hosting: creates the connection (the webhook token is shown once); self-hosted
-//      ones get a connector bundle and show whether their connector called home;
+//      ones get a connector bundle and show live whether their connector called home (it can
+//      right away: it receives the .ionapi file of step 2 over its channel once saved);
 //   1) the Metadata Publisher: through the ION API gateway, or an on-premises URL and user;
 //   2) the .ionapi file: checked key by key and against M3, sealed and saved when valid;
 //   3) where to go next.
@@ -275,14 +276,15 @@ export async function render(root, params) {
     const key = JSON.stringify([c, d.running]);
     let line;
     if (c.state === 'connected') {
-      line = h('div', dot('ok', `Connected: holder ${c.holder || 'unknown'}, since ${when(c.connectedSince)}`),
-        c.version ? h('span.small.muted', ` (erp-bridge ${c.version})`) : null);
+      line = h('div', dot('ok', `Connector connected: holder ${c.holder || 'unknown'}, since ${when(c.connectedSince)}`),
+        c.version ? h('span.small.muted', ` (erp-bridge ${c.version})`) : null,
+        d.running ? null : h('div.small#connector-needs-ionapi', 'Next: upload the .ionapi file (step 2). The connector receives it over its channel and starts reading M3; it need not be restarted.'));
     } else if (c.state === 'disconnected') {
       line = h('div', dot('bad', 'Disconnected: the connector stopped calling home'),
         h('div.small.muted', `Disconnected${c.holder ? `: holder ${c.holder}` : ''}${c.lastSeen ? `, last seen ${when(c.lastSeen)}` : ''}.`));
     } else {
       line = h('div', dot('warn', 'Waiting for the connector to call home…'),
-        d.running ? null : h('div.small.muted', 'It can connect once the .ionapi file is saved (step 2): the connector receives its M3 credentials from Studio.'));
+        d.running ? null : h('div.small.muted', 'Start it now with its bundle: it calls home right away, and receives its M3 credentials once the .ionapi file is saved (step 2).'));
     }
     show(connectorState, key, line,
       c.refused ? h('div.small.status-bad#connector-refused', `Refused ${num(c.refused)} time(s)${c.lastRefusal ? `; last: ${c.lastRefusal}` : ''}.`) : null);
