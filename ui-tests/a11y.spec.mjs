@@ -247,6 +247,20 @@ await step('contracts: AsyncAPI, OpenAPI and JSON Schema rendered readably, "ope
   }
 });
 
+await step('messages: a message\'s dataschema link opens the schema, not a 401 tab', async () => {
+  await go('#/c/demo/messages');
+  await page.waitForSelector('#messages tr.msgrow');
+  await page.click('#messages tr.msgrow >> nth=0');
+  const link = page.locator('#messages tr.msgdetail:not([hidden]) dd a').first();
+  await link.waitFor();
+  const [tab] = await Promise.all([context.waitForEvent('page'), link.click()]);
+  await tab.waitForFunction(() => location.href.startsWith('blob:') || /\{/.test(document.body ? document.body.innerText : ''), null, { timeout: 5000 }).catch(() => {});
+  const text = await tab.evaluate(() => (document.body ? document.body.innerText : ''));
+  await tab.close();
+  check(!UNAUTHORIZED.test(text), `the dataschema link opened a tab saying ${text.slice(0, 80)}`);
+  check(/"\$schema"|"properties"/.test(text), `the dataschema tab does not show the schema: ${text.slice(0, 80)}`);
+});
+
 await step('command form: an MI field of 10 characters takes at most 10, with a message', async () => {
   await go('#/c/demo/commands');
   await page.waitForSelector('#cmd-fields');

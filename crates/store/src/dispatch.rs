@@ -114,6 +114,10 @@ delegate! {
     /// smaller one.
     fn last_seq(&self) -> i64;
 
+    /// Refresh the query planner's statistics of the tables a load filled (PostgreSQL
+    /// `ANALYZE`, SQLite `PRAGMA optimize`).
+    fn analyze(&self) -> ();
+
     /// The current state of one entity.
     fn entity(&self, connection: &str, mapping: &str, key: &str) -> Option<String>;
 

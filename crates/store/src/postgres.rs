@@ -234,6 +234,13 @@ impl PgStore {
         Ok(seq)
     }
 
+    /// Refresh the planner's statistics of the tables a load filled: a table planned from the
+    /// statistics of its empty start scans everything until autovacuum analyses it.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE entities, outbox").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The current state of one entity.
     pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
         Ok(

@@ -124,6 +124,12 @@ impl SqliteStore {
             .await?)
     }
 
+    /// Refresh the query planner's statistics after a load (`PRAGMA optimize`).
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA optimize").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The current state of one entity (read on the caller's thread: see the module documentation).
     pub async fn entity(&self, connection: &str, mapping: &str, key: &str) -> Result<Option<String>, StoreError> {
         if let Some(readers) = &self.readers {

@@ -1381,3 +1381,27 @@ async fn paging_returns_every_key_once_in_byte_order(store: Store) {
     assert_eq!(page.items, vec![("100|B".to_string(), r#"{"new":true}"#.to_string())]);
     assert_eq!(store.entity("demo", "Item", "100|nope").await.unwrap(), None);
 }
+
+on_every_backend!(a_token_keeps_its_expiry_and_its_last_use);
+async fn a_token_keeps_its_expiry_and_its_last_use(store: Store) {
+    store
+        .create_token(&ApiToken {
+            id: "brief".into(),
+            name: "brief".into(),
+            scope: "read".into(),
+            connection: None,
+            hash: "h".into(),
+            created_at: String::new(),
+            revoked_at: None,
+            expires_at: Some("2030-01-31T00:00:00Z".into()),
+            last_used_at: Some("ignored on create".into()),
+        })
+        .await
+        .unwrap();
+    let t = store.token("brief").await.unwrap().unwrap();
+    assert_eq!(t.expires_at.as_deref(), Some("2030-01-31T00:00:00Z"));
+    assert_eq!(t.last_used_at, None, "a new token was never used");
+    store.touch_token("brief").await.unwrap();
+    let used = store.tokens().await.unwrap()[0].last_used_at.clone().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(&used).is_ok(), "{used}");
+}

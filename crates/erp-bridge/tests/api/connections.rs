@@ -631,6 +631,9 @@ async fn a_self_hosted_connector_calls_home_right_after_creation_and_receives_th
     }
     let (_, d) = admin(&app, "GET", "/api/connections/early", None).await;
     assert_eq!(d["running"], false, "set up only once the .ionapi file is saved: {d}");
+    // A connection still being set up does not hold the process's readiness.
+    let (_, ready) = admin(&app, "GET", "/readyz", None).await;
+    assert!(!ready.to_string().contains("connection early"), "{ready}");
     // It stays connected while it waits (it is not refused, and does not come and go).
     let holder = d["connector"]["holder"].clone();
     let since = d["connector"]["connectedSince"].clone();

@@ -96,6 +96,10 @@ impl Worker {
         }
         info!(connection = %self.connection(), mapping = self.name(), ?phase, "pass done; polling");
         self.write(&[], Some(Position::Polling { lmts: high_water })).await?;
+        // Reads plan from fresh statistics, not from those of the empty tables the load started on.
+        if let Err(e) = self.store.analyze().await {
+            tracing::warn!(connection = %self.connection(), error = %e, "cannot refresh the store's statistics after the load");
+        }
         Ok(Step::More)
     }
 }

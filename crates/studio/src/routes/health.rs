@@ -53,6 +53,12 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         problems.push("store: not answering".to_string());
     }
     for c in st.connections.values() {
+        // A connection still being set up (a self-hosted one runs before its .ionapi file is
+        // saved, so that its connector can call home) does not hold readiness, as a stored one
+        // without the file never did.
+        if !c.configured {
+            continue;
+        }
         probe_if_failing(&c).await;
         let s = c.connector.status().snapshot();
         // The same light as every view: ready only when it is Healthy.

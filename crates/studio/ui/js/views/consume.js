@@ -35,9 +35,29 @@ async function lastSeq(c) {
   return hi;
 }
 
+// A link to a JSON document of this erp-bridge, opened in a new tab as fetched with the token
+// (a Blob URL), never as a plain link the API would answer with 401.
+function jsonLink(url) {
+  let same = false;
+  try { same = new URL(url, location.href).origin === location.origin; } catch { same = false; }
+  if (!same) return h('a', { href: url, target: '_blank', rel: 'noopener' }, url);
+  return h('a.json-link', { href: url, onclick: async (e) => {
+    e.preventDefault();
+    const tab = window.open('about:blank', '_blank');
+    try {
+      const u = new URL(url, location.href);
+      const blob = URL.createObjectURL(new Blob([JSON.stringify(await get(u.pathname + u.search), null, 2)], { type: 'application/json' }));
+      if (tab) tab.location = blob;
+    } catch (err) {
+      if (tab) tab.close();
+      alert(`${url}: ${err.message}`);
+    }
+  } }, url);
+}
+
 function attrs(m) {
   const keys = ['specversion', 'id', 'type', 'source', 'subject', 'time', 'datacontenttype', 'dataschema'];
-  return h('dl.attrs', keys.flatMap((k) => [h('dt', k), h('dd', k === 'dataschema' && m[k] ? h('a', { href: m[k], target: '_blank', rel: 'noopener' }, m[k]) : String(m[k] ?? '—'))]));
+  return h('dl.attrs', keys.flatMap((k) => [h('dt', k), h('dd', k === 'dataschema' && m[k] ? jsonLink(m[k]) : String(m[k] ?? '—'))]));
 }
 
 function summary(data) {
