@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """OpenAPI conformance of a running erp-bridge, with validators nobody here wrote.
 
-Run by crates/erp-bridge/tests/api/openapi.rs with the interpreter of ~/.cache/erp-bridge-venv
-(scripts/setup.sh installs conformance/openapi_requirements.txt there and @redocly/cli into
+Run by crates/erp-bridge/tests/api/openapi.rs with the interpreter of conformance/.venv
+(scripts/setup.sh installs conformance/requirements.txt there and @redocly/cli into
 conformance/node_modules). The test starts erp-bridge, fetches its OpenAPI documents, makes real
 requests with every scope of token, and writes one JSON file:
 

@@ -11,13 +11,12 @@
 #      npm (the browser driver), postgresql (the store's PostgreSQL tests).
 #   2. `npm ci --prefix ui-tests` when ui-tests/node_modules is missing or was installed from another
 #      package-lock.json (a sha256 stamp in node_modules records which one).
-#   2b. the conformance suite's validators (crates/erp-bridge/tests/api/conformance.rs): promtool
-#      (Debian `prometheus`; its server is not left running), python3-venv, a virtualenv
-#      conformance/.venv from conformance/requirements.txt (jsonschema with format checkers, the
-#      CloudEvents SDK, kafka-python) and `npm ci --prefix conformance` (@asyncapi/parser), each
-#      redone only when its requirements file or lock changed (sha256 stamps, as in step 2).
-#   2c. a virtualenv ~/.cache/erp-bridge-venv ($ERP_BRIDGE_VENV) from conformance/openapi_requirements.txt
-#      (openapi-spec-validator, openapi-core) for the OpenAPI check, redone when the file changed.
+#   2b. the conformance checks' validators (crates/erp-bridge/tests/api/conformance.rs and
+#      openapi.rs): promtool (Debian `prometheus`; its server is not left running), python3-venv,
+#      one virtualenv conformance/.venv from conformance/requirements.txt (jsonschema with format
+#      checkers, the CloudEvents SDK, kafka-python, openapi-spec-validator, openapi-core) and
+#      `npm ci --prefix conformance` (@asyncapi/parser, @redocly/cli), each redone only when its
+#      requirements file or lock changed (sha256 stamps, as in step 2).
 #   3. the tansu Kafka-protocol broker, built once by scripts/tansu-build.sh into ~/.cache (cold: ~20
 #      min on 2 cores); exports TANSU_BIN. A TANSU_BIN already pointing to a program is kept.
 #   4. cargo-nextest (`cargo install` when missing; without it scripts/test uses cargo test).
@@ -72,7 +71,7 @@ if [ ! -d "$SETUP_ROOT/ui-tests/node_modules/playwright-core" ] || [ "$(cat "$se
   echo "$setup_lock_sum" >"$setup_stamp"
 fi
 
-# --- 2b. The conformance suite's validators ------------------------------------------------------
+# --- 2b. The conformance checks' validators (one Python environment for check.py and openapi_check.py)
 setup_req_sum="$(sha256sum "$SETUP_ROOT/conformance/requirements.txt" | cut -d' ' -f1)"
 setup_venv="$SETUP_ROOT/conformance/.venv"
 if [ ! -x "$setup_venv/bin/python" ] || [ "$(cat "$setup_venv/.installed-from.sha256" 2>/dev/null)" != "$setup_req_sum" ]; then
@@ -88,20 +87,6 @@ if [ ! -d "$SETUP_ROOT/conformance/node_modules/@asyncapi/parser" ] || [ "$(cat 
   npm ci --prefix "$SETUP_ROOT/conformance" --no-audit --no-fund >&2
   echo "$setup_lock_sum" >"$setup_stamp"
 fi
-
-# --- 2c. The OpenAPI conformance check's Python validators ----------------------------------------
-# openapi-spec-validator and openapi-core (conformance/openapi_requirements.txt) in a virtualenv
-# ~/.cache/erp-bridge-venv ($ERP_BRIDGE_VENV), for crates/erp-bridge/tests/api/openapi.rs; redone
-# only when the requirements file changed. @redocly/cli comes with `npm ci --prefix conformance`.
-setup_oa_req_sum="$(sha256sum "$SETUP_ROOT/conformance/openapi_requirements.txt" | cut -d' ' -f1)"
-setup_oa_venv="${ERP_BRIDGE_VENV:-$HOME/.cache/erp-bridge-venv}"
-if [ ! -x "$setup_oa_venv/bin/python" ] || [ "$(cat "$setup_oa_venv/.installed-from.sha256" 2>/dev/null)" != "$setup_oa_req_sum" ]; then
-  setup_note "python venv $setup_oa_venv (conformance/openapi_requirements.txt)"
-  python3 -m venv --clear "$setup_oa_venv" >&2
-  "$setup_oa_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$SETUP_ROOT/conformance/openapi_requirements.txt" >&2
-  echo "$setup_oa_req_sum" >"$setup_oa_venv/.installed-from.sha256"
-fi
-export ERP_BRIDGE_VENV="$setup_oa_venv"
 
 # --- 3. The Kafka-protocol broker (each Kafka test starts its own on a free port) -------------------
 if [ -z "${TANSU_BIN:-}" ] || [ ! -x "$TANSU_BIN" ]; then

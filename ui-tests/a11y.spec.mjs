@@ -336,6 +336,31 @@ await step('mapping editor: renaming a field warns before deploy; history shows 
   check(await page.inputValue('#columns tr[data-column="MMITDS"] input[type="text"]') === renamed, 'the editor does not show the rolled-back field name');
 });
 
+await step('audit and re-export: the history names the token that saved; re-export asks first, naming the mappings', async () => {
+  await go('#/c/demo/mappings/Item');
+  const latest = (await api('GET', '/api/connections/demo/mappings/Item')).body.versions.length;
+  await page.waitForSelector(`#version-list tr[data-version="${latest}"]`);
+  const row = await page.locator(`#version-list tr[data-version="${latest}"]`).textContent();
+  check(/by token:\S+ \(/.test(row), `the history does not name the token that saved v${latest}: ${row}`);
+  await go('#/c/demo/types');
+  await page.check('#types tr[data-mapping="Item"] input[type="checkbox"]');
+  let asked = '';
+  page.removeAllListeners('dialog');
+  try {
+    page.once('dialog', (d) => { asked = d.message(); d.dismiss(); });
+    await page.click('#bulk-reexport');
+    await page.waitForTimeout(300);
+    check(asked.includes('Item') && asked.includes('emitted again'), `re-export did not ask first, naming Item and that every row is emitted again (asked: "${asked}")`);
+    check(await page.locator('ul.report li[data-item="Item"]').count() === 0, 're-export ran although it was not confirmed');
+    page.once('dialog', (d) => d.accept());
+    await page.click('#bulk-reexport');
+    await page.waitForSelector('ul.report li[data-item="Item"][data-ok="true"]');
+  } finally {
+    page.removeAllListeners('dialog');
+    page.on('dialog', (d) => d.accept());
+  }
+});
+
 await step('Consume: topics, example consumer configuration, the read-model base URL and a token that reads it', async () => {
   await go('#/c/demo');
   await page.click('#subnav a:has-text("Consume")');

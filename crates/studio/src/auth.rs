@@ -326,6 +326,37 @@ pub(crate) fn expired(token: &ApiToken, now: chrono::DateTime<chrono::Utc>) -> O
 #[derive(Debug, Clone)]
 pub struct AuthToken(pub String);
 
+/// The verified token a request was authenticated with, for the audit trail (a request
+/// extension set by the middleware next to [`AuthToken`]).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's public id.
+    pub id: String,
+    /// The name it was given when created.
+    pub name: String,
+}
+
+impl Caller {
+    /// How the audit trail names it: `token:<id> (<name>)`.
+    pub fn audit(&self) -> String {
+        format!("token:{} ({})", self.id, self.name)
+    }
+}
+
+/// Extractor: who makes a change, as the audit trail (`created_by`, `deployed_by`) records it:
+/// the verified token ([`Caller::audit`]), or `api` when authentication is off.
+#[derive(Debug, Clone)]
+pub struct By(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for By {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let by = parts.extensions.get::<Caller>().map(Caller::audit);
+        Ok(By(by.unwrap_or_else(|| "api".into())))
+    }
+}
+
 /// Compare secrets without an early exit that would reveal how much matched (`subtle`; only
 /// the lengths may show).
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

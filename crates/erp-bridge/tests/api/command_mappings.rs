@@ -93,7 +93,7 @@ async fn a_created_command_mapping_runs_at_once_and_appears_in_lists_and_asyncap
     assert_eq!(rename["transaction"], "UpdItmBasic");
     assert_eq!(rename["parameters"], 2);
     assert_eq!(rename["latestVersion"], 1);
-    assert_eq!(rename["updatedBy"], "api");
+    assert_eq!(rename["updatedBy"], "token:testadmin (bootstrap admin (configured))");
     assert!(rename["updatedAt"].as_str().is_some_and(|t| t.len() > 10), "{rename}");
 
     let (s, one) = env.get(&app, &format!("{BASE}/RenameItem")).await;

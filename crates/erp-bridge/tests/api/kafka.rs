@@ -75,8 +75,26 @@ async fn start_with_kafka(env: &Env, broker: &TestBroker) -> App {
     App::start(cfg).await.expect("app starts")
 }
 
+/// Waits until `app`'s relay runs, so that its topics exist before anything is produced.
+async fn relay_started(env: &Env, app: &App) {
+    eventually("the relay to start", || async {
+        env.status(app).await["relay"]["healthy"] == true
+    })
+    .await;
+}
+
 fn producer(brokers: &str) -> FutureProducer {
     ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap()
+}
+
+/// Produces one command record, keyed `key`, to the demo connection's command topic.
+async fn produce_command(p: &FutureProducer, key: &str, value: &str) {
+    p.send(
+        FutureRecord::to("erp-bridge.demo.commands").key(key).payload(value),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("produced");
 }
 
 #[tokio::test]
@@ -135,10 +153,7 @@ async fn commands_from_kafka_change_m3_and_get_receipts_malformed_ones_are_dead_
         }
     };
     // Wait for the topics to exist before producing.
-    eventually("the relay to start", || async {
-        env.status(&app).await["relay"]["healthy"] == true
-    })
-    .await;
+    relay_started(&env, &app).await;
     let ok = json!({"commandId": "k-1", "command": "UpdateItem", "data": {"itemNumber": itno, "status": "50"}});
     send("k-1", ok.to_string(), None).await;
     send("k-1", ok.to_string(), None).await; // redelivered / sent twice: executed once
@@ -312,10 +327,7 @@ async fn a_create_with_an_ambiguous_504_gets_an_unknown_receipt_and_is_not_retri
     let broker = TestBroker::start().await;
     let env = Env::new(20).await;
     let app = start_with_kafka(&env, &broker).await;
-    eventually("the relay to start", || async {
-        env.status(&app).await["relay"]["healthy"] == true
-    })
-    .await;
+    relay_started(&env, &app).await;
     env.sim.set_faults(m3_sim::Faults {
         execute_then_timeout: Some(20),
         ..Default::default()
@@ -323,15 +335,7 @@ async fn a_create_with_an_ambiguous_504_gets_an_unknown_receipt_and_is_not_retri
     let create = json!({"commandId": "u-1", "command": "CreateItem", "data": {
         "itemNumber": "KAFKA-1", "name": "New widget", "status": "20", "unit": "PCS",
         "itemType": "FG", "responsible": "JSMITH"}});
-    let p = producer(&broker.brokers());
-    p.send(
-        FutureRecord::to("erp-bridge.demo.commands")
-            .key("u-1")
-            .payload(&create.to_string()),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("produced");
+    produce_command(&producer(&broker.brokers()), "u-1", &create.to_string()).await;
     let receipts = consumer(&broker.brokers(), "erp-bridge.demo.receipts");
     let got = receive_until(&receipts, |g| g.iter().any(|r| r.key == "u-1")).await;
     let r = &got.iter().find(|r| r.key == "u-1").unwrap().value;
@@ -360,22 +364,12 @@ async fn over_long_fields_and_reused_command_ids_get_rejected_receipts_and_dead_
     let broker = TestBroker::start().await;
     let env = Env::new(20).await;
     let app = start_with_kafka(&env, &broker).await;
-    eventually("the relay to start", || async {
-        env.status(&app).await["relay"]["healthy"] == true
-    })
-    .await;
+    relay_started(&env, &app).await;
     let itno = env.sim.rows("MITMAS")[3]["MMITNO"].clone();
     let p = producer(&broker.brokers());
     let send = |key: &'static str, value: String| {
         let p = p.clone();
-        async move {
-            p.send(
-                FutureRecord::to("erp-bridge.demo.commands").key(key).payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .expect("produced");
-        }
+        async move { produce_command(&p, key, &value).await }
     };
     let long = json!({"commandId": "kl-1", "command": "UpdateItem", "data": {"itemNumber": itno, "name": "x".repeat(100_000)}});
     send("kl-1", long.to_string()).await;

@@ -426,3 +426,77 @@ async fn rollback_saves_an_earlier_version_as_a_new_one() {
     assert_eq!(s, 400, "{v}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_audit_trail_names_the_token_that_saved_deployed_and_rolled_back() {
+    let env = Env::new(10).await;
+    let app = env.start().await;
+    let (s, t) = req(
+        &env,
+        &app,
+        "POST",
+        "/api/tokens",
+        Some(json!({"name": "ci pipeline", "scope": "read-write"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    let (id, secret) = (t["id"].as_str().unwrap(), t["token"].as_str().unwrap());
+    let by = format!("token:{id} (ci pipeline)");
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        http.request(method, format!("{}{path}", app.api_url))
+            .bearer_auth(secret)
+            .json(&body)
+            .send()
+    };
+    let base = "/api/connections/demo/mappings";
+    let r = call(reqwest::Method::POST, base, customer_like_item_mapping())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = call(reqwest::Method::POST, &format!("{base}/ActiveItem/deploy"), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = call(
+        reqwest::Method::POST,
+        &format!("{base}/ActiveItem/rollback"),
+        json!({"version": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let (_, m) = req(&env, &app, "GET", &format!("{base}/ActiveItem"), None).await;
+    let versions = m["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{m}");
+    for v in versions {
+        assert_eq!(v["created_by"], by.as_str(), "{m}");
+    }
+    assert_eq!(m["deployedBy"], by.as_str(), "{m}");
+    let (_, list) = req(&env, &app, "GET", base, None).await;
+    let listed = list["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "ActiveItem")
+        .unwrap_or_else(|| panic!("ActiveItem listed: {list}"))
+        .clone();
+    assert_eq!(
+        (listed["updatedBy"].as_str(), listed["deployedBy"].as_str()),
+        (Some(by.as_str()), Some(by.as_str())),
+        "{listed}"
+    );
+    // The file loaded at start keeps its own name.
+    let item = list["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "Item")
+        .cloned();
+    assert!(
+        item.is_some_and(|i| !i["updatedBy"].as_str().unwrap_or("").starts_with("token:")),
+        "{list}"
+    );
+    app.shutdown().await;
+}

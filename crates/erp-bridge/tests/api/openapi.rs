@@ -107,15 +107,13 @@ async fn the_openapi_document_matches_what_the_connection_serves() {
     app.shutdown().await;
 }
 
-/// The Python interpreter with the validators (scripts/setup.sh installs them).
+/// The conformance checks' Python (conformance/.venv, where scripts/setup.sh installs the
+/// validators of conformance/requirements.txt), or a failure saying how to install it.
 fn venv_python() -> PathBuf {
-    let venv = std::env::var("ERP_BRIDGE_VENV").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/erp-bridge-venv")
-    });
-    let python = venv.join("bin/python");
+    let python = conformance_dir().join(".venv/bin/python");
     assert!(
         python.exists(),
-        "{} not found: run `source scripts/setup.sh` (it installs conformance/openapi_requirements.txt there)",
+        "{} not found: run `source scripts/setup.sh` (it installs conformance/requirements.txt there)",
         python.display()
     );
     python
@@ -469,46 +467,23 @@ async fn the_openapi_documents_pass_third_party_validators_and_real_answers_fit_
     }
 
     // Writes need read-write; read-model tokens only read their connection's read models.
-    let (s, v) = ex
-        .send(
-            "read",
-            Some(&read),
-            "POST",
-            "/api/connections/demo/commands",
-            Some(update.as_str()),
-        )
-        .await;
-    assert_eq!(s, 403, "{v}");
-    let (s, v) = ex
-        .send(
-            "read-model",
-            Some(&rm),
-            "POST",
-            "/api/connections/demo/commands",
-            Some(update.as_str()),
-        )
-        .await;
-    assert_eq!(s, 403, "{v}");
-    let (s, v) = ex
-        .send(
-            "read-write",
-            Some(&rw),
-            "POST",
-            "/api/connections/demo/commands",
-            Some(update.as_str()),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = ex
-        .send(
-            "none",
-            None,
-            "POST",
-            "/api/connections/demo/commands",
-            Some(update.as_str()),
-        )
-        .await;
-    assert_eq!(s, 401, "{v}");
+    for (scope, token, expected) in [
+        ("read", Some(read.as_str()), 403),
+        ("read-model", Some(rm.as_str()), 403),
+        ("read-write", Some(rw.as_str()), 200),
+        ("none", None, 401),
+    ] {
+        let (s, v) = ex
+            .send(
+                scope,
+                token,
+                "POST",
+                "/api/connections/demo/commands",
+                Some(update.as_str()),
+            )
+            .await;
+        assert_eq!(s, expected, "POST commands as {scope}: {v}");
+    }
     let (s, v) = ex
         .send("read-write", Some(&rw), "POST", "/api/tokens", Some("{}"))
         .await;

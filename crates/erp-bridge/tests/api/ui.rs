@@ -1,46 +1,53 @@
-//! Studio in a real browser: starts erp-bridge against the simulator and runs
-//! `ui-tests/studio.spec.mjs` (Debian's Chromium driven by playwright-core) against it.
+//! Studio in a real browser: each test starts erp-bridge against the simulator and runs one
+//! `ui-tests/*.spec.mjs` (Debian's Chromium driven by playwright-core) against it.
 //!
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium`), Node.js, and
 //! `npm ci --prefix ui-tests` run once from the workspace root.
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{self, Env};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn studio_works_in_a_real_browser() {
+/// `ui-tests/`, after checking that `npm ci --prefix ui-tests` has put `needs` (a path under
+/// `node_modules`) there.
+fn ui_tests(needs: &str) -> PathBuf {
     let ui_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-tests");
     assert!(
-        ui_tests.join("node_modules/playwright-core").is_dir(),
-        "{}/node_modules is missing: run `npm ci --prefix ui-tests` from the workspace root first",
+        ui_tests.join("node_modules").join(needs).exists(),
+        "{}/node_modules lacks {needs}: run `npm ci --prefix ui-tests` from the workspace root first",
         ui_tests.display()
     );
-    let env = Env::new(200).await;
-    let app = env.start().await;
-    env.loaded(&app).await;
-    let ionapi = env.dir.path().join("m3.ionapi");
-    let stdout_path = env.dir.path().join("ui-test.stdout");
-    let stderr_path = env.dir.path().join("ui-test.stderr");
+    ui_tests
+}
+
+/// Where the browser tests put their screenshots.
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots")
+}
+
+/// Runs `node ui-tests/<spec> <args>` (output into `env`'s directory, named after `what`) and
+/// fails, with its output, unless it exits 0 within 240 s. The app runs on this runtime: node is
+/// waited for without blocking it.
+async fn run_spec(env: &Env, ui_tests: &Path, spec: &str, args: &[&OsStr], what: &str) {
+    let stdout_path = env.dir.path().join(format!("{spec}.stdout"));
+    let stderr_path = env.dir.path().join(format!("{spec}.stderr"));
     let started = Instant::now();
-    // The app runs on this runtime: wait for node without blocking it.
     let mut child = Command::new("node")
-        .arg(ui_tests.join("studio.spec.mjs"))
-        .arg(&app.api_url)
-        .arg(&ionapi)
-        .arg(helpers::ADMIN_TOKEN)
-        .current_dir(&ui_tests)
+        .arg(ui_tests.join(spec))
+        .args(args)
+        .current_dir(ui_tests)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("node starts (is Node.js installed?)");
     let deadline = started + Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
+    let outcome = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -53,11 +60,22 @@ async fn studio_works_in_a_real_browser() {
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     println!("{stdout}");
     let elapsed = started.elapsed().as_secs_f64();
-    match status {
+    match outcome {
         Some(s) if s.success() => {}
-        Some(s) => panic!("the Studio browser test failed ({s}) after {elapsed:.1} s:\n{stdout}\n{stderr}"),
-        None => panic!("the Studio browser test did not finish within 240 s:\n{stdout}\n{stderr}"),
+        Some(s) => panic!("the {what} browser test failed ({s}) after {elapsed:.1} s:\n{stdout}\n{stderr}"),
+        None => panic!("the {what} browser test did not finish within 240 s:\n{stdout}\n{stderr}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn studio_works_in_a_real_browser() {
+    let ui_tests = ui_tests("playwright-core");
+    let env = Env::new(200).await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    let ionapi = env.dir.path().join("m3.ionapi");
+    let args = [app.api_url.as_ref(), ionapi.as_os_str(), helpers::ADMIN_TOKEN.as_ref()];
+    run_spec(&env, &ui_tests, "studio.spec.mjs", &args, "Studio").await;
     app.shutdown().await;
 }
 
@@ -66,13 +84,8 @@ async fn studio_works_in_a_real_browser() {
 /// every light and setup step against it. Screenshots go to `target/ui-screenshots/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_lights_and_connection_setup_in_a_real_browser() {
-    let ui_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-tests");
-    assert!(
-        ui_tests.join("node_modules/playwright-core").is_dir(),
-        "{}/node_modules is missing: run `npm ci --prefix ui-tests` from the workspace root first",
-        ui_tests.display()
-    );
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    let ui_tests = ui_tests("playwright-core");
+    let shots = screenshots();
     let env = Env::new(50).await;
     let app = env.start().await;
     env.loaded(&app).await;
@@ -153,42 +166,14 @@ async fn status_lights_and_connection_setup_in_a_real_browser() {
     })
     .await;
 
-    let stdout_path = env.dir.path().join("status-ui-test.stdout");
-    let stderr_path = env.dir.path().join("status-ui-test.stderr");
-    let started = Instant::now();
-    let mut child = Command::new("node")
-        .arg(ui_tests.join("status.spec.mjs"))
-        .arg(&app.api_url)
-        .arg(&ionapi)
-        .arg(helpers::ADMIN_TOKEN)
-        .arg(&shots)
-        .arg("edge")
-        .current_dir(&ui_tests)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("node starts (is Node.js installed?)");
-    let deadline = started + Duration::from_secs(240);
-    let outcome = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    println!("{stdout}");
-    match outcome {
-        Some(s) if s.success() => {}
-        Some(s) => panic!("the status browser test failed ({s}):\n{stdout}\n{stderr}"),
-        None => panic!("the status browser test did not finish within 240 s:\n{stdout}\n{stderr}"),
-    }
+    let args = [
+        app.api_url.as_ref(),
+        ionapi.as_os_str(),
+        helpers::ADMIN_TOKEN.as_ref(),
+        shots.as_os_str(),
+        "edge".as_ref(),
+    ];
+    run_spec(&env, &ui_tests, "status.spec.mjs", &args, "status").await;
     app.shutdown().await;
 }
 
@@ -199,49 +184,12 @@ async fn status_lights_and_connection_setup_in_a_real_browser() {
 /// `target/ui-screenshots/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_view_is_accessible_and_fits_390_px_in_a_real_browser() {
-    let ui_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ui-tests");
-    assert!(
-        ui_tests.join("node_modules/axe-core/axe.min.js").is_file(),
-        "{}/node_modules is missing axe-core: run `npm ci --prefix ui-tests` from the workspace root first",
-        ui_tests.display()
-    );
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    let ui_tests = ui_tests("axe-core/axe.min.js");
+    let shots = screenshots();
     let env = Env::new(50).await;
     let app = env.start().await;
     env.loaded(&app).await;
-    let stdout_path = env.dir.path().join("a11y-ui-test.stdout");
-    let stderr_path = env.dir.path().join("a11y-ui-test.stderr");
-    let started = Instant::now();
-    let mut child = Command::new("node")
-        .arg(ui_tests.join("a11y.spec.mjs"))
-        .arg(&app.api_url)
-        .arg(helpers::ADMIN_TOKEN)
-        .arg(&shots)
-        .current_dir(&ui_tests)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("node starts (is Node.js installed?)");
-    let deadline = started + Duration::from_secs(240);
-    let outcome = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let stdout = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    println!("{stdout}");
-    match outcome {
-        Some(s) if s.success() => {}
-        Some(s) => panic!("the accessibility browser test failed ({s}):\n{stdout}\n{stderr}"),
-        None => panic!("the accessibility browser test did not finish within 240 s:\n{stdout}\n{stderr}"),
-    }
+    let args = [app.api_url.as_ref(), helpers::ADMIN_TOKEN.as_ref(), shots.as_os_str()];
+    run_spec(&env, &ui_tests, "a11y.spec.mjs", &args, "accessibility").await;
     app.shutdown().await;
 }

@@ -11,6 +11,7 @@ use pipeline::command_registry::{CommandRegistry, CommandRegistryError};
 use runtime::ConnectionRuntime;
 use serde_json::{json, Value};
 
+use crate::auth::By;
 use crate::error::ApiError;
 use crate::state::{connection, AppState};
 
@@ -158,11 +159,12 @@ async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl 
 async fn create(
     State(st): State<AppState>,
     Path(c): Path<String>,
+    By(by): By,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let reg = registry(connection(&st, &c)?)?;
     let spec = parse_body(&body)?;
-    let saved = reg.create(&spec, "api").await?;
+    let saved = reg.create(&spec, &by).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"name": spec.name, "version": saved.version, "warnings": saved.warnings})),
@@ -221,11 +223,12 @@ async fn show(
 async fn update(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
+    By(by): By,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let reg = registry(connection(&st, &c)?)?;
     let spec = parse_body(&body)?;
-    let saved = reg.update(&name, &spec, "api").await?;
+    let saved = reg.update(&name, &spec, &by).await?;
     Ok(Json(
         json!({"name": name, "version": saved.version, "warnings": saved.warnings}),
     ))
@@ -247,8 +250,9 @@ async fn update(
 async fn remove(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
+    By(by): By,
 ) -> Result<impl IntoResponse, ApiError> {
-    registry(connection(&st, &c)?)?.delete(&name, "api").await?;
+    registry(connection(&st, &c)?)?.delete(&name, &by).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use store::ConnectionRecord;
 
+use crate::auth::By;
 use crate::error::ApiError;
 use crate::state::{connection, AppState};
 
@@ -217,7 +218,7 @@ struct NewConnection {
         (status = 503, description = "no secret key is configured: connections cannot be stored", body = crate::routes::openapi::schemas::ErrorBody)
     )
 )]
-async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+async fn create(State(st): State<AppState>, By(by): By, body: Bytes) -> Result<impl IntoResponse, ApiError> {
     let vault = st.vault()?;
     let req: NewConnection = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
@@ -247,7 +248,7 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> 
             vault.seal(webhook_token.as_bytes(), &aad(name.as_str(), "webhookToken")),
         )]),
         created_at: String::new(),
-        created_by: who(&headers),
+        created_by: by,
         updated_at: String::new(),
     };
     if !st.store.create_connection(&rec).await? {
@@ -263,17 +264,6 @@ async fn create(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     out["webhook"]["token"] = json!(webhook_token);
     out["webhook"]["note"] = json!("the webhook token is shown once; configure it in M3's Event Hub subscription");
     Ok((StatusCode::CREATED, Json(out)))
-}
-
-/// Who made a change, for the audit columns: the token id of the caller.
-fn who(headers: &HeaderMap) -> String {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ebt_"))
-        .and_then(|t| t.split_once('.'))
-        .map(|(id, _)| format!("token:{id}"))
-        .unwrap_or_else(|| "api".into())
 }
 
 async fn stored(st: &AppState, name: &str) -> Result<ConnectionRecord, ApiError> {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::query::UniqueQuery;
+use crate::auth::By;
 use crate::error::ApiError;
 use crate::state::{connection, AppState};
 
@@ -178,11 +179,12 @@ async fn list(State(st): State<AppState>, Path(c): Path<String>) -> Result<impl 
 async fn create(
     State(st): State<AppState>,
     Path(c): Path<String>,
+    By(by): By,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let spec = pipeline::registry::MappingRegistry::parse(&parse_body(&body)?)?;
-    let version = conn.registry.create(&spec, "api").await?;
+    let version = conn.registry.create(&spec, &by).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"name": spec.name, "version": version})),
@@ -215,6 +217,7 @@ async fn show(
         "versions": versions,
         "deployedVersion": record.as_ref().and_then(|r| r.deployed_version),
         "deployedAt": record.as_ref().and_then(|r| r.deployed_at.clone()),
+        "deployedBy": record.as_ref().and_then(|r| r.deployed_by.clone()),
         "deployed": compiled.map(|m| json!({
             "resource": m.resource,
             "messageTypes": [m.updated_type(), m.deleted_type()],
@@ -243,11 +246,12 @@ async fn show(
 async fn update(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
+    By(by): By,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
     let spec = pipeline::registry::MappingRegistry::parse(&parse_body(&body)?)?;
-    let version = conn.registry.update(&name, &spec, "api").await?;
+    let version = conn.registry.update(&name, &spec, &by).await?;
     Ok(Json(json!({"name": name, "version": version})))
 }
 
@@ -298,6 +302,7 @@ struct DeployBody {
 async fn deploy(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
+    By(by): By,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
@@ -311,7 +316,7 @@ async fn deploy(
             "body: {e}; expected {{\"version\": n}} for a version, {{}} for the latest"
         ))
     })?;
-    let version = conn.registry.deploy(&name, b.version, "api").await?;
+    let version = conn.registry.deploy(&name, b.version, &by).await?;
     Ok(Json(json!({"name": name, "deployedVersion": version})))
 }
 
@@ -340,6 +345,7 @@ struct RollbackBody {
 async fn rollback(
     State(st): State<AppState>,
     Path((c, name)): Path<(String, String)>,
+    By(by): By,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let conn = connection(&st, &c)?;
@@ -354,7 +360,7 @@ async fn rollback(
         )));
     };
     let spec = pipeline::registry::MappingRegistry::parse(&old.spec)?;
-    let version = conn.registry.update(&name, &spec, "api").await?;
+    let version = conn.registry.update(&name, &spec, &by).await?;
     Ok(Json(
         json!({"name": name, "version": version, "rolledBackTo": b.version}),
     ))

@@ -1,7 +1,7 @@
 //! The middleware guarding `/api`: which scope each route needs (health, metrics, Studio's
 //! assets and webhooks are public), the bearer token checked against the store, failed
 //! attempts limited per client address and per presented token (valid tokens are never
-//! throttled), and the token's id handed to the handler.
+//! throttled), and the token's id and name handed to the handler (the audit trail's `by`).
 
 use std::net::SocketAddr;
 
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::auth::{credentials, split, Attempt, AuthToken, Scope};
+use crate::auth::{credentials, split, Attempt, AuthToken, Caller, Scope};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -176,6 +176,10 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
     }
     let mut req = req;
     req.extensions_mut().insert(AuthToken(token.id.clone()));
+    req.extensions_mut().insert(Caller {
+        id: token.id.clone(),
+        name: token.name.clone(),
+    });
     let may_change_tokens = !matches!(*req.method(), Method::GET | Method::HEAD);
     let res = next.run(req).await;
     if may_change_tokens {

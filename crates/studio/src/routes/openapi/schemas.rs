@@ -350,6 +350,8 @@ pub struct MappingDetail {
     pub deployed_version: Option<i64>,
     /// When it was deployed.
     pub deployed_at: Option<String>,
+    /// Who deployed it (`token:<id> (<name>)`, or the file or GitOps source).
+    pub deployed_by: Option<String>,
     /// The running mapping (resource, message types, key, fields), if deployed.
     #[schema(value_type = Option<Object>)]
     pub deployed: Value,
