@@ -28,8 +28,11 @@
 //!   for one read. Once it holds it, no writer is between taking a `seq` and committing, so the
 //!   maximum it reads is a watermark: every later row gets a larger `seq`. Key reconciliation
 //!   (`unseen_keys(.., max_seq = last_seq())`) relies on that across connections.
-//! - **a lease lock** per connection (`LEASE_LOCK`) makes `acquire_lease`'s
-//!   read-then-upsert atomic ([`Dialect::lease_tx`]): two connectors racing for a free lease cannot both be granted it.
+//! - **a lease lock** per connection (`LEASE_LOCK`, [`Dialect::lease_tx`]) serialises deleting a
+//!   connection with its lease. Taking a lease needs no lock: `acquire_lease` is one conditional
+//!   upsert (`ON CONFLICT ... DO UPDATE ... WHERE` ours or expired), and PostgreSQL locks the
+//!   conflicting row while it checks the condition, so two connectors racing for a free lease
+//!   cannot both be granted it.
 //! - **a version lock** per mapping or command mapping name (`VERSION_LOCK`): saving a new
 //!   version (`MAX(version) + 1`) waits for a concurrent save instead of failing on the
 //!   primary key ([`Dialect::version_tx`]).

@@ -317,9 +317,16 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     // Last, with the connector stopped: the copies of the rows it needs do not inflate the
     // memory figures above.
     figures.insert(0, mapping_rate::measure(&sim, &table)?);
-    // Many small connections in one process, on a fresh store.
+    // Many small connections: only in a process of their own (`--only connections`), since
+    // the memory the measures above freed would hide the growth they cause.
     if opts.connections > 0 {
-        figures.extend(connections::measure(&opts).await?);
+        figures.push(Figure::skipped(
+            format!("memory per connection and idle CPU ({} hosted connections)", opts.connections),
+            "MiB",
+            "the same process with no connection",
+            false,
+            "run `bench --only connections` (a process of its own)".into(),
+        ));
     }
     Ok(figures)
 }

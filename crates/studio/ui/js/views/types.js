@@ -61,6 +61,7 @@ export async function render(root, { c }) {
   async function runBulk(label, run) {
     const names = selected();
     if (label === 'Delete' && !confirm(`Delete ${names.join(', ')}? Deployed ones must be undeployed first.`)) return;
+    if (label === 'Re-export' && !confirm(`Re-export ${names.join(', ')}? Every row of ${names.length === 1 ? 'its table' : 'their tables'} is read from M3 and emitted again to Kafka: consumers receive each record once more.`)) return;
     for (const b of Object.values(buttons)) b.disabled = true;
     clear(report, h('p.muted', `${label}: working on ${names.length}…`));
     const results = [];
