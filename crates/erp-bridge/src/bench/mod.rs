@@ -321,7 +321,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
     // the memory the measures above freed would hide the growth they cause.
     if opts.connections > 0 {
         figures.push(Figure::skipped(
-            format!("memory per connection and idle CPU ({} hosted connections)", opts.connections),
+            format!(
+                "memory per connection and idle CPU ({} hosted connections)",
+                opts.connections
+            ),
             "MiB",
             "the same process with no connection",
             false,
