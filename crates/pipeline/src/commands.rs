@@ -634,16 +634,10 @@ fn to_mi(ty: ParamType, v: &Value) -> Option<String> {
         (ParamType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         (ParamType::Decimal, Value::Number(n)) => Some(n.to_string()),
         (ParamType::Boolean, Value::Bool(b)) => Some(if *b { "1" } else { "0" }.into()),
-        (ParamType::Date, Value::String(s)) => {
-            let b = s.as_bytes();
-            let ok = b.len() == 10
-                && b[4] == b'-'
-                && b[7] == b'-'
-                && b.iter()
-                    .enumerate()
-                    .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
-            ok.then(|| s.replace('-', ""))
-        }
+        // A calendar date (`2026-02-30` is refused, as its schema's `format: date` refuses it).
+        (ParamType::Date, Value::String(s)) if s.len() == 10 => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.format("%Y%m%d").to_string()),
         _ => None,
     }
 }
@@ -702,6 +696,14 @@ mod tests {
             Some("20261125")
         );
         assert_eq!(to_mi(ParamType::Date, &json!("25.11.2026")), None);
+        // Shaped like a date but not one on the calendar: refused like `format: date` refuses it.
+        assert_eq!(to_mi(ParamType::Date, &json!("2026-02-30")), None);
+        assert_eq!(to_mi(ParamType::Date, &json!("2026-13-45")), None);
+        assert_eq!(
+            to_mi(ParamType::Date, &json!("2024-02-29")).as_deref(),
+            Some("20240229")
+        );
+        assert_eq!(to_mi(ParamType::Date, &json!("2026-1-125")), None);
         assert_eq!(to_mi(ParamType::Boolean, &json!(true)).as_deref(), Some("1"));
         assert_eq!(to_mi(ParamType::Integer, &json!(1.5)), None);
         assert_eq!(to_mi(ParamType::Decimal, &json!(1.5)).as_deref(), Some("1.5"));
