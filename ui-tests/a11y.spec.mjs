@@ -14,28 +14,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import { WAIT, browserDriver, CheckFailed, check } from './harness.mjs';
 
 const [base, apiToken, shotsDir] = process.argv.slice(2);
 if (!base || !apiToken || !shotsDir) {
   console.error('usage: node a11y.spec.mjs <base URL> <admin API token> <screenshot dir>');
   process.exit(2);
 }
-let chromium;
-let axeSource;
-try {
-  ({ chromium } = await import('playwright-core'));
-  axeSource = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-} catch {
-  console.error('FAIL: playwright-core or axe-core is not installed: run `npm ci --prefix ui-tests` from the workspace root');
-  process.exit(1);
-}
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-if (!fs.existsSync(CHROMIUM)) {
-  console.error(`FAIL: no Chromium at ${CHROMIUM}; install it with: apt-get install -y chromium`);
-  process.exit(1);
-}
-const WAIT = 20000;
+const { chromium, executablePath: CHROMIUM, axeSource } = await browserDriver({ axe: true });
 fs.mkdirSync(shotsDir, { recursive: true });
 for (const f of fs.readdirSync(shotsDir)) if (/^a11y-failure/.test(f)) fs.rmSync(path.join(shotsDir, f)); // from an earlier run
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'a11y-chromium-'));
@@ -44,10 +30,6 @@ const pageErrors = [];
 let page;
 let context;
 
-class CheckFailed extends Error {}
-function check(cond, message) {
-  if (!cond) throw new CheckFailed(message);
-}
 
 async function finish(code) {
   try { if (context) await context.close(); } catch { /* closing */ }

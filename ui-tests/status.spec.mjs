@@ -12,25 +12,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { WAIT, browserDriver, CheckFailed, check } from './harness.mjs';
 
 const [base, ionapiPath, apiToken, shotsDir, edge] = process.argv.slice(2);
 if (!base || !ionapiPath || !apiToken || !shotsDir || !edge) {
   console.error('usage: node status.spec.mjs <base URL> <.ionapi file> <admin API token> <screenshot dir> <stopped self-hosted connection>');
   process.exit(2);
 }
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.error('FAIL: playwright-core is not installed: run `npm ci --prefix ui-tests` from the workspace root');
-  process.exit(1);
-}
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-if (!fs.existsSync(CHROMIUM)) {
-  console.error(`FAIL: no Chromium at ${CHROMIUM}; install it with: apt-get install -y chromium`);
-  process.exit(1);
-}
-const WAIT = 20000;
+const { chromium, executablePath: CHROMIUM } = await browserDriver();
 fs.mkdirSync(shotsDir, { recursive: true });
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'status-chromium-'));
 const started = Date.now();
@@ -38,10 +27,6 @@ const pageErrors = [];
 let page;
 let context;
 
-class CheckFailed extends Error {}
-function check(cond, message) {
-  if (!cond) throw new CheckFailed(message);
-}
 
 async function finish(code) {
   try { if (context) await context.close(); } catch { /* closing */ }

@@ -8,25 +8,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { WAIT, browserDriver, CheckFailed, check } from './harness.mjs';
 
 const [base, ionapiPath, apiToken] = process.argv.slice(2);
 if (!base || !ionapiPath || !apiToken) {
   console.error('usage: node studio.spec.mjs <erp-bridge base URL> <path of the .ionapi file> <admin API token>');
   process.exit(2);
 }
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.error('FAIL: playwright-core is not installed: run `npm ci --prefix ui-tests` from the workspace root');
-  process.exit(1);
-}
-const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
-if (!fs.existsSync(CHROMIUM)) {
-  console.error(`FAIL: no Chromium at ${CHROMIUM}; install it with: apt-get install -y chromium`);
-  process.exit(1);
-}
-const WAIT = 20000;
+const { chromium, executablePath: CHROMIUM } = await browserDriver();
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'studio-ui-'));
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'studio-chromium-'));
 const started = Date.now();
@@ -40,10 +29,6 @@ function elapsed() {
   return `${((Date.now() - started) / 1000).toFixed(1)} s`;
 }
 
-class CheckFailed extends Error {}
-function check(cond, message) {
-  if (!cond) throw new CheckFailed(message);
-}
 
 async function step(name, fn) {
   const t = Date.now();
