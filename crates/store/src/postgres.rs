@@ -61,7 +61,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use crate::error::StoreError;
-use crate::model::{Applied, Change, ReadModelPage};
+use crate::model::{Applied, Change, Cursor, ReadModelPage};
 use crate::plan::{Numbering, Stored};
 use crate::shared::{now, Db, Dialect, Versioned};
 
@@ -235,6 +235,11 @@ impl PgStore {
             .await?;
         tx.commit().await?;
         Ok(seq)
+    }
+
+    /// The stored cursor of a mapping.
+    pub async fn cursor(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
+        self.cursor_pooled(connection, mapping).await
     }
 
     /// Refresh the planner's statistics of the tables a load filled: a table planned from the

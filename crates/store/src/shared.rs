@@ -158,8 +158,9 @@ where
         Ok(())
     }
 
-    /// The stored cursor of a mapping.
-    pub async fn cursor(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
+    /// The stored cursor of a mapping, read through the pool (each back end's `cursor` may read
+    /// it another way).
+    pub(crate) async fn cursor_pooled(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
         let row = sqlx::query("SELECT fingerprint, position FROM cursors WHERE connection = $1 AND mapping = $2")
             .bind(connection)
             .bind(mapping)

@@ -31,7 +31,7 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use rusqlite::OpenFlags;
 
 use crate::error::StoreError;
-use crate::model::{Applied, Change, ReadModelPage};
+use crate::model::{Applied, Change, Cursor, ReadModelPage};
 use crate::plan::{Numbering, Stored};
 use crate::shared::{now, Db, Dialect, Versioned};
 
@@ -122,6 +122,32 @@ impl SqliteStore {
         Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
             .fetch_one(&self.pool)
             .await?)
+    }
+
+    /// The stored cursor of a mapping. Read on the caller's thread like the read models (see the
+    /// module documentation): every poll asks for it, and with many connections the hop to
+    /// sqlx's worker thread was most of the idle CPU. A fresh read transaction sees every
+    /// committed write.
+    pub async fn cursor(&self, connection: &str, mapping: &str) -> Result<Option<Cursor>, StoreError> {
+        let Some(readers) = &self.readers else {
+            return self.cursor_pooled(connection, mapping).await;
+        };
+        let row: Option<(String, String)> = readers.read(|c| {
+            use rusqlite::OptionalExtension;
+            c.prepare_cached("SELECT fingerprint, position FROM cursors WHERE connection = ?1 AND mapping = ?2")?
+                .query_row((connection, mapping), |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })?;
+        row.map(|(fingerprint, position)| {
+            Ok(Cursor {
+                fingerprint,
+                position: serde_json::from_str(&position).map_err(|e| StoreError::Corrupt {
+                    what: "cursor",
+                    detail: e.to_string(),
+                })?,
+            })
+        })
+        .transpose()
     }
 
     /// Refresh the query planner's statistics after a load (`PRAGMA optimize`).
