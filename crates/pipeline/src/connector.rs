@@ -249,6 +249,7 @@ impl Connector {
             reader,
             dead_keys: Mutex::new(Default::default()),
             retry: tokio::sync::Notify::new(),
+            polled: Mutex::new(Default::default()),
         });
         let (stop, shutdown): (ShutdownTrigger, Shutdown) = ShutdownTrigger::new();
         let task = if inner.settings.remote {

@@ -401,3 +401,42 @@ async fn a_mass_disappearance_is_held_and_reported_not_emitted() {
     assert_eq!(deleted, 1, "only the single delete was emitted");
     app.shutdown().await;
 }
+
+/// The overlap window reads the newest rows again on every poll; a row identical to the one the
+/// last poll wrote is not written again, so an idle table costs a read and no write (with many
+/// connections, those writes were most of the idle CPU).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_that_read_the_overlap_again_write_nothing_new() {
+    let env = Env::new(20).await;
+    let app = env.start().await;
+    env.loaded(&app).await;
+    // A fresh change: its row stays inside the overlap window (5 s) for the polls below.
+    let rows = env.sim.rows("MITMAS");
+    let itno = rows[3]["MMITNO"].clone();
+    env.sim
+        .update("MITMAS", &["100", &itno], &[("MMITDS", "Inside the overlap")])
+        .unwrap();
+    eventually("the change to be read", || async {
+        env.get(&app, &format!("/api/connections/demo/read-models/items/100%7C{itno}"))
+            .await
+            .1["name"]
+            == "Inside the overlap"
+    })
+    .await;
+    env.polls(&app, 1).await;
+    let seen = env.table_status(&app).await["rows_seen"].as_u64().unwrap();
+    env.polls(&app, 5).await;
+    let after = env.table_status(&app).await;
+    assert_eq!(
+        after["rows_seen"].as_u64().unwrap(),
+        seen,
+        "five idle polls wrote rows again: {after}"
+    );
+    let messages = env.all_messages(&app).await;
+    assert_eq!(
+        of_subject(&messages, &format!("100|{itno}")).len(),
+        2,
+        "one message for the load, one for the change"
+    );
+    app.shutdown().await;
+}

@@ -64,6 +64,11 @@ pub(crate) struct Worker {
     /// Cuts a backoff after a failed step short (M3 was seen back, see
     /// [`crate::Connector::retry_failed_now`]).
     pub retry: tokio::sync::Notify,
+    /// Hashes of the raw rows the last poll wrote (or found already written). The overlap
+    /// window reads the newest rows again on every poll; an identical row was written by this
+    /// worker already, so it is not written again (see `poll.rs`). Cleared whenever the lease
+    /// is not held and after a failed step.
+    pub(crate) polled: Mutex<HashSet<u64>>,
 }
 
 impl Worker {
@@ -94,7 +99,9 @@ impl Worker {
         let mut next_resync = self.next_resync();
         while !shutdown.is_shutdown() {
             if !self.lease_held() {
-                // Another process holds the connection: stand by until the lease is ours.
+                // Another process holds the connection: stand by until the lease is ours. It may
+                // write these rows meanwhile.
+                self.polled.lock().expect("lock").clear();
                 self.status.table(self.name(), |t| t.phase = Phase::Standby);
                 self.wait_for_lease(&mut shutdown).await;
                 continue;
@@ -109,6 +116,7 @@ impl Worker {
                 }
                 Err(e) => {
                     failures += 1;
+                    self.polled.lock().expect("lock").clear();
                     let wait = match &e {
                         PipelineError::M3(m) => m.retry_after(),
                         _ => None,
