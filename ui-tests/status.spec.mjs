@@ -27,7 +27,6 @@ const pageErrors = [];
 let page;
 let context;
 
-
 async function finish(code) {
   try { if (context) await context.close(); } catch { /* closing */ }
   fs.rmSync(profile, { recursive: true, force: true });

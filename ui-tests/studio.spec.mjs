@@ -29,7 +29,6 @@ function elapsed() {
   return `${((Date.now() - started) / 1000).toFixed(1)} s`;
 }
 
-
 async function step(name, fn) {
   const t = Date.now();
   try {

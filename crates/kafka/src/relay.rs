@@ -159,11 +159,11 @@ impl Relay {
     /// Read the next unacknowledged messages after `after` and hand them to the producer.
     /// `None` when there is nothing to send.
     async fn send_batch(&self, after: Option<i64>) -> Result<Option<InFlight>, String> {
-        let batch = match after {
-            None => self.store.unpublished(&self.connection, self.batch).await,
-            Some(seq) => self.store.unpublished_after(&self.connection, seq, self.batch).await,
-        }
-        .map_err(|e| e.to_string())?;
+        let batch = self
+            .store
+            .unpublished_after(&self.connection, after.unwrap_or(i64::MIN), self.batch)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut deliveries = Vec::with_capacity(batch.len());
         for m in &batch {
             let (headers, value) = cloudevents::encode(m, self.structured, &self.settings.schema_base_url);

@@ -166,17 +166,7 @@ where
             .bind(mapping)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            let position: String = r.get(1);
-            Ok(Cursor {
-                fingerprint: r.get(0),
-                position: serde_json::from_str(&position).map_err(|e| StoreError::Corrupt {
-                    what: "cursor",
-                    detail: e.to_string(),
-                })?,
-            })
-        })
-        .transpose()
+        row.map(|r| cursor_from(r.get(0), &r.get::<String, _>(1))).transpose()
     }
 
     /// Apply a batch atomically, in the connection's write transaction: changed entities are
@@ -386,15 +376,7 @@ where
 
     /// Messages of a connection not yet acknowledged by the broker, oldest first.
     pub async fn unpublished(&self, connection: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE connection = $1 AND published_at IS NULL ORDER BY seq LIMIT $2"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(connection)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(message_from_row).collect())
+        self.unpublished_after(connection, i64::MIN, limit).await
     }
 
     /// Like [`unpublished`](Self::unpublished), but only messages after `after_seq`: the relay
@@ -1007,6 +989,17 @@ where
                 .await?,
         )
     }
+}
+
+/// A stored cursor from its columns (the position is JSON text).
+pub(crate) fn cursor_from(fingerprint: String, position: &str) -> Result<Cursor, StoreError> {
+    Ok(Cursor {
+        fingerprint,
+        position: serde_json::from_str(position).map_err(|e| StoreError::Corrupt {
+            what: "cursor",
+            detail: e.to_string(),
+        })?,
+    })
 }
 
 fn message_from_row<R: Row>(r: R) -> StoredMessage

@@ -33,7 +33,7 @@ use rusqlite::OpenFlags;
 use crate::error::StoreError;
 use crate::model::{Applied, Change, Cursor, ReadModelPage};
 use crate::plan::{Numbering, Stored};
-use crate::shared::{now, Db, Dialect, Versioned};
+use crate::shared::{cursor_from, now, Db, Dialect, Versioned};
 
 /// The SQLite store. Cheap to clone.
 pub(crate) type SqliteStore = Db<Sqlite>;
@@ -138,16 +138,8 @@ impl SqliteStore {
                 .query_row((connection, mapping), |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })?;
-        row.map(|(fingerprint, position)| {
-            Ok(Cursor {
-                fingerprint,
-                position: serde_json::from_str(&position).map_err(|e| StoreError::Corrupt {
-                    what: "cursor",
-                    detail: e.to_string(),
-                })?,
-            })
-        })
-        .transpose()
+        row.map(|(fingerprint, position)| cursor_from(fingerprint, &position))
+            .transpose()
     }
 
     /// Refresh the query planner's statistics after a load (`PRAGMA optimize`).
