@@ -15,4 +15,8 @@ pub enum PipelineError {
     /// A stored cursor could not be read back.
     #[error("stored cursor of mapping `{mapping}` is unreadable: {detail}")]
     Cursor { mapping: String, detail: String },
+    /// A write running on a task of its own was cancelled (the runtime is stopping); what it
+    /// would have written is read again after the restart.
+    #[error("a write was cancelled: the process is stopping")]
+    Cancelled,
 }

@@ -66,6 +66,17 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::apply_batch`] of a batch the caller gives up (SQLite's writer takes it to its
+    /// thread without copying the payloads).
+    pub async fn apply_owned(&self, batch: Batch) -> Result<Applied, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.apply_owned(batch).await,
+            Backend::Postgres(p) => p.apply_batch(&batch).await,
+        }
+    }
+}
+
 /// Public methods that call the back end's method of the same name with the same arguments.
 macro_rules! delegate {
     ($( $(#[$attr:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty; )*) => {

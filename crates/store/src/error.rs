@@ -16,9 +16,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("store query failed: {0}")]
     Query(#[from] sqlx::Error),
-    /// A synchronous read of a SQLite store's read model failed.
-    #[error("store read failed: {0}")]
-    Read(#[from] rusqlite::Error),
+    /// A statement on one of the SQLite back end's own connections (read models, the writer) failed.
+    #[error("store statement failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A stored value could not be decoded.
     #[error("store holds an undecodable {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },

@@ -13,6 +13,7 @@ mod postgres;
 mod retention;
 mod shared;
 mod sqlite;
+mod sqlite_writer;
 
 pub use dispatch::Store;
 pub use error::StoreError;

@@ -61,9 +61,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 
 use crate::error::StoreError;
-use crate::model::{Applied, Change, Cursor, ReadModelPage};
+use tracing::instrument;
+
+use crate::model::{Applied, Batch, Change, Cursor, ReadModelPage};
 use crate::plan::{Numbering, Stored};
-use crate::shared::{now, Db, Dialect, Versioned};
+use crate::shared::{now, Db, Dialect, Versioned, UPLINK_CURSOR};
 
 /// Advisory lock class (the first key of the two-key form) of a connection's write lock; the
 /// second key is `hashtext(connection)`. The classes spell "ERB" and a number, to keep clear of
@@ -97,18 +99,6 @@ impl Dialect for Postgres {
         name: &str,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
         locked_tx(pool, VERSION_LOCK, &format!("{}/{connection}/{name}", kind.table())).await
-    }
-
-    async fn apply_changes(
-        conn: &mut PgConnection,
-        connection: &str,
-        mapping: &str,
-        changes: &[Change],
-        time: &str,
-        applied: &mut Applied,
-        numbering: &mut Numbering,
-    ) -> Result<(), StoreError> {
-        apply_changes(conn, connection, mapping, changes, time, applied, numbering).await
     }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {
@@ -218,6 +208,7 @@ impl PgStore {
         Ok(Self {
             pool,
             readers: None,
+            writer: None,
             read_pool: Some(read_pool(opts)),
         })
     }
@@ -351,6 +342,99 @@ impl PgStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
+    }
+}
+
+/// Pages of changes: written through sqlx (the SQLite back end has a writer of its own).
+impl PgStore {
+    /// Apply a batch atomically, in the connection's write transaction: changed entities are
+    /// updated and their messages appended; no-op changes are dropped by content hash; the
+    /// cursor is stored in the same transaction.
+    #[instrument(skip_all, fields(connection = %batch.connection, mapping = %batch.mapping, changes = batch.changes.len()))]
+    pub async fn apply_batch(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        let mut tx = connection_tx(&self.pool, &batch.connection).await?;
+        let mut applied = Applied::default();
+        let time = now();
+        apply_changes(
+            &mut tx,
+            &batch.connection,
+            &batch.mapping,
+            &batch.changes,
+            &time,
+            &mut applied,
+            &mut Numbering::default(),
+        )
+        .await?;
+        if let Some(c) = &batch.cursor {
+            sqlx::query(
+                "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (connection, mapping) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     position = excluded.position, updated_at = excluded.updated_at",
+            )
+            .bind(&batch.connection)
+            .bind(&batch.mapping)
+            .bind(&c.fingerprint)
+            .bind(c.position.to_string())
+            .bind(&time)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Ingest messages a self-hosted connector produced (its outbox, in its order), exactly once:
+    /// the stored uplink position is read and moved in the connection's write transaction, so a
+    /// concurrent resend waits and then skips what this one applied.
+    #[instrument(skip_all, fields(connection, items = items.len()))]
+    pub async fn ingest(
+        &self,
+        connection: &str,
+        items: &[(i64, String, Change)],
+    ) -> Result<(Applied, i64), StoreError> {
+        let mut tx = connection_tx(&self.pool, connection).await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT position FROM cursors WHERE connection = $1 AND mapping = $2")
+                .bind(connection)
+                .bind(UPLINK_CURSOR)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let stored: i64 = stored.and_then(|p| p.parse().ok()).unwrap_or(0);
+        let (skipped, runs, position) = crate::plan::uplink_runs(items, stored);
+        let mut applied = Applied {
+            unchanged: skipped,
+            ..Applied::default()
+        };
+        let time = now();
+        // Read before the first run writes (see `Numbering`).
+        let mut numbering = Numbering {
+            before: Some(Self::last_connection_seq(&mut tx, connection).await?),
+            written: 0,
+        };
+        for (mapping, changes) in &runs {
+            apply_changes(
+                &mut tx,
+                connection,
+                mapping,
+                changes,
+                &time,
+                &mut applied,
+                &mut numbering,
+            )
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, '', $3, $4)
+             ON CONFLICT (connection, mapping) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(connection)
+        .bind(UPLINK_CURSOR)
+        .bind(position.to_string())
+        .bind(&time)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((applied, position))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The store operations whose SQL is the same on both back ends, written once: [`Db`] is generic
 //! over the sqlx database, and `sqlite.rs` / `postgres.rs` keep only what really differs, through
-//! [`Dialect`] (how writers of a connection and of a lease are serialised, how a page of changes
-//! is written) and their own `impl Db<..>` blocks (opening, `last_seq`'s barrier, JSON filters,
+//! [`Dialect`] (how writers of a connection and of a lease are serialised) and their own
+//! `impl Db<..>` blocks (opening, writing pages of changes, `last_seq`'s barrier, JSON filters,
 //! version numbering, source dead letters' `touched` order, key lists).
 //!
 //! One SQL text serves both dialects:
@@ -16,14 +16,13 @@
 use std::future::Future;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Transaction, Type};
-use tracing::instrument;
 
 use crate::error::StoreError;
 use crate::model::{
-    ApiToken, Applied, Batch, Change, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord,
-    MappingVersion, SourceDeadLetter, StoredMessage,
+    ApiToken, CommandMappingVersion, ConnectionRecord, Cursor, LeaseOutcome, MappingRecord, MappingVersion,
+    SourceDeadLetter, StoredMessage,
 };
-use crate::plan::{known_position, Numbering};
+use crate::plan::known_position;
 
 /// What a back end does its own way, for the operations written once in [`Db`].
 pub(crate) trait Dialect: Database {
@@ -53,18 +52,6 @@ pub(crate) trait Dialect: Database {
         name: &str,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, StoreError>> + Send;
 
-    /// Apply a page of changes of one mapping in a transaction from [`Dialect::connection_tx`]:
-    /// the decisions of [`crate::plan`], written with a few multi-row statements.
-    fn apply_changes(
-        conn: &mut Self::Connection,
-        connection: &str,
-        mapping: &str,
-        changes: &[Change],
-        time: &str,
-        applied: &mut Applied,
-        numbering: &mut Numbering,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
 }
@@ -93,6 +80,8 @@ pub(crate) struct Db<DB: Database> {
     pub(crate) pool: Pool<DB>,
     /// SQLite only: the connections that read read models on the caller's thread.
     pub(crate) readers: Option<std::sync::Arc<crate::sqlite::Readers>>,
+    /// SQLite only: the connection that writes pages of changes.
+    pub(crate) writer: Option<crate::sqlite_writer::Writer>,
     /// PostgreSQL only: the pool that reads read models, with planner settings of its own.
     pub(crate) read_pool: Option<Pool<DB>>,
 }
@@ -102,6 +91,7 @@ impl<DB: Database> Clone for Db<DB> {
         Self {
             pool: self.pool.clone(),
             readers: self.readers.clone(),
+            writer: self.writer.clone(),
             read_pool: self.read_pool.clone(),
         }
     }
@@ -119,7 +109,7 @@ pub(crate) fn now() -> String {
 }
 
 /// Name of the cursor that remembers how far a self-hosted connector's messages were ingested.
-const UPLINK_CURSOR: &str = "$uplink";
+pub(crate) const UPLINK_CURSOR: &str = "$uplink";
 
 /// Appends a version of a mapping numbered after its highest one; returns the number. Run in a
 /// [`Dialect::version_tx`].
@@ -167,42 +157,6 @@ where
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| cursor_from(r.get(0), &r.get::<String, _>(1))).transpose()
-    }
-
-    /// Apply a batch atomically, in the connection's write transaction: changed entities are
-    /// updated and their messages appended; no-op changes are dropped by content hash; the
-    /// cursor is stored in the same transaction.
-    #[instrument(skip_all, fields(connection = %batch.connection, mapping = %batch.mapping, changes = batch.changes.len()))]
-    pub async fn apply_batch(&self, batch: &Batch) -> Result<Applied, StoreError> {
-        let mut tx = DB::connection_tx(&self.pool, &batch.connection).await?;
-        let mut applied = Applied::default();
-        let time = now();
-        DB::apply_changes(
-            &mut tx,
-            &batch.connection,
-            &batch.mapping,
-            &batch.changes,
-            &time,
-            &mut applied,
-            &mut Numbering::default(),
-        )
-        .await?;
-        if let Some(c) = &batch.cursor {
-            sqlx::query(
-                "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (connection, mapping) DO UPDATE SET fingerprint = excluded.fingerprint,
-                     position = excluded.position, updated_at = excluded.updated_at",
-            )
-            .bind(&batch.connection)
-            .bind(&batch.mapping)
-            .bind(&c.fingerprint)
-            .bind(c.position.to_string())
-            .bind(&time)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(applied)
     }
 
     /// Messages of a connection after `after` (exclusive), oldest first, optionally of one type or subject.
@@ -760,60 +714,6 @@ where
             .fetch_one(&self.pool)
             .await?;
         Ok(n > 0)
-    }
-
-    /// Ingest messages a self-hosted connector produced (its outbox, in its order), exactly once:
-    /// the stored uplink position is read and moved in the connection's write transaction, so a
-    /// concurrent resend waits and then skips what this one applied.
-    #[instrument(skip_all, fields(connection, items = items.len()))]
-    pub async fn ingest(
-        &self,
-        connection: &str,
-        items: &[(i64, String, Change)],
-    ) -> Result<(Applied, i64), StoreError> {
-        let mut tx = DB::connection_tx(&self.pool, connection).await?;
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT position FROM cursors WHERE connection = $1 AND mapping = $2")
-                .bind(connection)
-                .bind(UPLINK_CURSOR)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let stored: i64 = stored.and_then(|p| p.parse().ok()).unwrap_or(0);
-        let (skipped, runs, position) = crate::plan::uplink_runs(items, stored);
-        let mut applied = Applied {
-            unchanged: skipped,
-            ..Applied::default()
-        };
-        let time = now();
-        // Read before the first run writes (see `Numbering`).
-        let mut numbering = Numbering {
-            before: Some(Self::last_connection_seq(&mut tx, connection).await?),
-            written: 0,
-        };
-        for (mapping, changes) in &runs {
-            DB::apply_changes(
-                &mut tx,
-                connection,
-                mapping,
-                changes,
-                &time,
-                &mut applied,
-                &mut numbering,
-            )
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES ($1, $2, '', $3, $4)
-             ON CONFLICT (connection, mapping) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
-        )
-        .bind(connection)
-        .bind(UPLINK_CURSOR)
-        .bind(position.to_string())
-        .bind(&time)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((applied, position))
     }
 
     /// Store a new connection; false if the name is taken.

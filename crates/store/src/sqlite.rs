@@ -16,24 +16,21 @@
 //! it sees every transaction committed before it began: never an older state. A list with
 //! field filters may scan many rows, so it still goes through the pool, off the caller's thread.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use rusqlite::OpenFlags;
 
 use crate::error::StoreError;
-use crate::model::{Applied, Change, Cursor, ReadModelPage};
-use crate::plan::{Numbering, Stored};
+use crate::model::{Applied, Batch, Change, Cursor, ReadModelPage};
 use crate::shared::{cursor_from, now, Db, Dialect, Versioned};
+use crate::sqlite_writer::Writer;
 
 /// The SQLite store. Cheap to clone.
 pub(crate) type SqliteStore = Db<Sqlite>;
@@ -54,18 +51,6 @@ impl Dialect for Sqlite {
         _name: &str,
     ) -> Result<Transaction<'static, Sqlite>, StoreError> {
         write_tx(pool).await
-    }
-
-    async fn apply_changes(
-        conn: &mut SqliteConnection,
-        connection: &str,
-        mapping: &str,
-        changes: &[Change],
-        time: &str,
-        applied: &mut Applied,
-        numbering: &mut Numbering,
-    ) -> Result<(), StoreError> {
-        apply_changes(conn, connection, mapping, changes, time, applied, numbering).await
     }
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
@@ -113,8 +98,34 @@ impl SqliteStore {
         Ok(Self {
             pool,
             readers: Some(std::sync::Arc::new(Readers::new(path))),
+            writer: Some(Writer::open(path)?),
             read_pool: None,
         })
+    }
+
+    /// Apply a batch atomically (see `Store::apply_batch`), through the writer.
+    pub async fn apply_batch(&self, batch: &Batch) -> Result<Applied, StoreError> {
+        self.writer().apply_batch(batch.clone()).await
+    }
+
+    /// [`SqliteStore::apply_batch`] of a batch the caller gives up: it moves to the writer's
+    /// thread without a copy.
+    pub async fn apply_owned(&self, batch: Batch) -> Result<Applied, StoreError> {
+        self.writer().apply_batch(batch).await
+    }
+
+    /// Ingest a self-hosted connector's messages exactly once (see `Store::ingest`), through the
+    /// writer.
+    pub async fn ingest(
+        &self,
+        connection: &str,
+        items: &[(i64, String, Change)],
+    ) -> Result<(Applied, i64), StoreError> {
+        self.writer().ingest(connection, items).await
+    }
+
+    fn writer(&self) -> &Writer {
+        self.writer.as_ref().expect("a SQLite store has a writer")
     }
 
     /// The highest message sequence number (0 when empty).
@@ -275,26 +286,6 @@ impl SqliteStore {
     }
 }
 
-/// Rows per multi-row `INSERT` (9 values each: far below SQLite's limit of 32,766 variables).
-const ROWS_PER_STATEMENT: usize = 250;
-/// Keys per `IN (...)` list.
-const KEYS_PER_STATEMENT: usize = 500;
-
-/// The text of a multi-row statement for `n` rows; the one for full chunks (`full` rows) is
-/// built once and kept in `cache` (sqlx caches the prepared statement by its text).
-fn rows_sql(
-    cache: &'static OnceLock<String>,
-    full: usize,
-    n: usize,
-    build: impl Fn(usize) -> String,
-) -> Cow<'static, str> {
-    if n == full {
-        Cow::Borrowed(cache.get_or_init(|| build(full)).as_str())
-    } else {
-        Cow::Owned(build(n))
-    }
-}
-
 /// Read-only connections to the store file, used synchronously on the caller's thread for the
 /// short, index-bounded reads of read models (see the module documentation). A read takes an
 /// idle connection or opens one; at most [`Readers::IDLE`] are kept.
@@ -336,134 +327,4 @@ impl Readers {
         }
         Ok(got)
     }
-}
-
-/// Apply a page of changes with a few statements instead of three per change: the stored hash
-/// and position of every key in one query, the decisions made in memory ([`crate::plan`]), then
-/// the messages, deletions and final entity states written in multi-row statements.
-async fn apply_changes(
-    tx: &mut SqliteConnection,
-    connection: &str,
-    mapping: &str,
-    changes: &[Change],
-    time: &str,
-    applied: &mut Applied,
-    numbering: &mut Numbering,
-) -> Result<(), StoreError> {
-    use crate::plan::placeholders;
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let keys = crate::plan::keys(changes);
-    let mut stored = std::collections::HashMap::with_capacity(keys.len());
-    static SELECT_STORED: OnceLock<String> = OnceLock::new();
-    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-        let sql = rows_sql(&SELECT_STORED, KEYS_PER_STATEMENT, chunk.len(), |n| {
-            format!(
-                "SELECT key, hash, position, seq FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
-                placeholders(1, n, None)
-            )
-        });
-        let mut q = sqlx::query_as::<_, (String, i64, i64, i64)>(&sql)
-            .bind(connection)
-            .bind(mapping);
-        for k in chunk {
-            q = q.bind(*k);
-        }
-        stored.extend(
-            q.fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|(k, hash, position, seq)| (k, Stored { hash, position, seq })),
-        );
-    }
-    let plan = crate::plan::plan(changes, &keys, &stored);
-    if plan.needs_numbering() && numbering.before.is_none() {
-        // Nothing written yet in this transaction (`ingest` reads it before its first run).
-        numbering.before = Some(SqliteStore::last_connection_seq(tx, connection).await?);
-    }
-    let ids = plan.message_ids(numbering);
-    // Messages: AUTOINCREMENT numbers the rows of one statement in insertion order, and this
-    // transaction is the only writer, so the returned numbers, sorted, follow `emitted`.
-    let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
-    static INSERT_MESSAGES: OnceLock<String> = OnceLock::new();
-    for (chunk, ids) in plan
-        .emitted
-        .chunks(ROWS_PER_STATEMENT)
-        .zip(ids.chunks(ROWS_PER_STATEMENT))
-    {
-        let sql = rows_sql(&INSERT_MESSAGES, ROWS_PER_STATEMENT, chunk.len(), |n| {
-            format!(
-                "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload) VALUES {} RETURNING seq",
-                placeholders(n, 9, None)
-            )
-        });
-        let mut q = sqlx::query_scalar::<_, i64>(&sql);
-        for (e, id) in chunk.iter().zip(ids) {
-            let m = &e.change.message;
-            q = q
-                .bind(connection)
-                .bind(mapping)
-                .bind(id.as_ref())
-                .bind(&m.ty)
-                .bind(&m.source)
-                .bind(&m.subject)
-                .bind(&m.time)
-                .bind(&m.dataschema)
-                .bind(&m.payload);
-        }
-        let mut got = q.fetch_all(&mut *tx).await?;
-        got.sort_unstable();
-        seqs.extend(got);
-    }
-    for chunk in plan.deletes.chunks(500) {
-        let sql = format!(
-            "DELETE FROM entities WHERE connection = ? AND mapping = ? AND key IN {}",
-            placeholders(1, chunk.len(), None)
-        );
-        let mut q = sqlx::query(&sql).bind(connection).bind(mapping);
-        for k in chunk {
-            q = q.bind(*k);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    static UPSERT_ENTITIES: OnceLock<String> = OnceLock::new();
-    for chunk in plan.upserts.chunks(ROWS_PER_STATEMENT) {
-        let sql = rows_sql(&UPSERT_ENTITIES, ROWS_PER_STATEMENT, chunk.len(), |n| {
-            format!(
-                "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position) VALUES {}
-                 ON CONFLICT (connection, mapping, key)
-                 DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
-                               updated_at = excluded.updated_at, position = excluded.position",
-                placeholders(n, 8, None)
-            )
-        });
-        let mut q = sqlx::query(&sql);
-        for (k, hash, st, message, position) in chunk {
-            q = q
-                .bind(connection)
-                .bind(mapping)
-                .bind(*k)
-                .bind(*hash)
-                .bind(*st)
-                .bind(seqs[*message])
-                .bind(time)
-                .bind(*position);
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for (k, p) in &plan.positions {
-        sqlx::query("UPDATE entities SET position = ? WHERE connection = ? AND mapping = ? AND key = ?")
-            .bind(p)
-            .bind(connection)
-            .bind(mapping)
-            .bind(*k)
-            .execute(&mut *tx)
-            .await?;
-    }
-    numbering.written += plan.emitted.len();
-    applied.emitted += plan.applied.emitted;
-    applied.unchanged += plan.applied.unchanged;
-    applied.stale += plan.applied.stale;
-    Ok(())
 }

@@ -4,12 +4,15 @@
 //! key in the client) together with the windows still pending, so a restart resumes where the
 //! load stood. Complete windows are gathered into one transaction of about
 //! [`LOAD_BATCH_ROWS`] rows while reads go on: a bigger transaction writes each touched page of
-//! the store's key index once instead of once per window. Once no window is left, polling
-//! starts from the newest timestamp the table held when the load began.
+//! the store's key index once instead of once per window. Each such batch is mapped and written
+//! on a task of its own while the reads go on (one write at a time, so the stored position only
+//! moves forward; if a write is still running when the next batch is full, rows gather up to
+//! twice the batch before the reads wait for it). Once no window is left, polling starts from
+//! the newest timestamp the table held when the load began.
 
 use std::sync::Arc;
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::info;
 
 use crate::error::PipelineError;
@@ -50,8 +53,17 @@ impl Worker {
         // their rows and the raw rows that could not be split.
         let mut ready: Vec<Vec<String>> = Vec::new();
         let mut ready_unsplit: Vec<String> = Vec::new();
+        // The write of the previous batch of complete windows, on a task of its own: reads
+        // go on while it maps and commits. One at a time, so stored positions only move on.
+        let mut writing: Option<JoinHandle<Result<(), PipelineError>>> = None;
         loop {
             self.launch(&mut in_flight, &mut flying, &mut pending, shutdown);
+            if let Some(done) = writing.take_if(|w| w.is_finished()) {
+                if let Err(e) = finish(done).await {
+                    in_flight.abort_all();
+                    return Err(e);
+                }
+            }
             let Some(done) = in_flight.join_next().await else { break };
             let (w, answer) = done.expect("window reads do not panic");
             flying.retain(|f| *f != w);
@@ -62,6 +74,9 @@ impl Worker {
                     // (and so are the windows read but not written: the stored cursor still
                     // names them).
                     in_flight.abort_all();
+                    if let Some(w) = writing.take() {
+                        let _ = finish(w).await;
+                    }
                     return Err(e);
                 }
             };
@@ -81,15 +96,32 @@ impl Worker {
             if ready.len() < LOAD_BATCH_ROWS && !in_flight.is_empty() {
                 continue;
             }
+            if let Some(w) = writing.take() {
+                if !w.is_finished() && ready.len() < 2 * LOAD_BATCH_ROWS && !in_flight.is_empty() {
+                    // Still writing: gather more rather than wait (up to twice the batch).
+                    writing = Some(w);
+                    continue;
+                }
+                if let Err(e) = finish(w).await {
+                    in_flight.abort_all();
+                    return Err(e);
+                }
+            }
             let next = Self::load_position(&pending, &flying, high_water, resync);
-            self.write_windows(&key_idx, &mut ready, &mut ready_unsplit, next)
-                .await?;
+            let (rows, unsplit) = (std::mem::take(&mut ready), std::mem::take(&mut ready_unsplit));
+            let (worker, key_idx) = (self.clone(), key_idx.clone());
+            writing = Some(tokio::spawn(async move {
+                worker.write_windows(&key_idx, rows, unsplit, next).await
+            }));
+        }
+        if let Some(w) = writing.take() {
+            finish(w).await?;
         }
         if !ready.is_empty() || !ready_unsplit.is_empty() {
             // Shutdown stopped the reads while complete windows waited.
             let next = Self::load_position(&pending, &flying, high_water, resync);
-            self.write_windows(&key_idx, &mut ready, &mut ready_unsplit, next)
-                .await?;
+            let (rows, unsplit) = (std::mem::take(&mut ready), std::mem::take(&mut ready_unsplit));
+            self.write_windows(&key_idx, rows, unsplit, next).await?;
         }
         if shutdown.is_shutdown() || !pending.is_empty() {
             return Ok(Step::More);
@@ -121,11 +153,10 @@ impl Worker {
     async fn write_windows(
         &self,
         key_idx: &[usize],
-        ready: &mut Vec<Vec<String>>,
-        unsplit: &mut Vec<String>,
+        mut rows: Vec<Vec<String>>,
+        unsplit: Vec<String>,
         next: Position,
     ) -> Result<(), PipelineError> {
-        let mut rows = std::mem::take(ready);
         rows.sort_by(|a, b| {
             key_idx
                 .iter()
@@ -133,7 +164,7 @@ impl Worker {
                 .cmp(key_idx.iter().map(|&i| b[i].as_str()))
         });
         self.write_owned(rows, Some(next)).await?;
-        self.unsplit(std::mem::take(unsplit)).await?;
+        self.unsplit(unsplit).await?;
         self.status.table(self.name(), |t| {
             t.succeeded();
             t.row_cap_seen = self.reader.cap.most_seen() as u64;
@@ -158,5 +189,14 @@ impl Worker {
                 (w, r)
             });
         }
+    }
+}
+
+/// The outcome of a spawned write (a panic in it is a bug: passed on as one).
+async fn finish(write: JoinHandle<Result<(), PipelineError>>) -> Result<(), PipelineError> {
+    match write.await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(PipelineError::Cancelled),
     }
 }

@@ -426,7 +426,7 @@ impl Worker {
             changes,
             cursor,
         };
-        let applied = self.store.apply_batch(&batch).await?;
+        let applied = self.store.apply_owned(batch).await?;
         self.status.table(self.name(), |t| {
             t.rows_seen += rows as u64;
             t.messages += applied.emitted as u64;

@@ -1,0 +1,243 @@
+//! The SQLite back end's writer of pages of changes (`apply_batch`, `ingest`): one read-write
+//! rusqlite connection, used on a blocking thread, with cached single-row statements.
+//!
+//! sqlx runs every SQLite connection on a thread of its own and hands each statement and its
+//! arguments across (copying every argument into an owned buffer first). For a page of changes
+//! those hops and copies cost more than SQLite's own work: a profile of the initial load had a
+//! third of its CPU time in sqlx's SQLite thread, most of it outside `sqlite3_step`. Here a page
+//! is one hop to a blocking thread, and each row a step of a statement prepared once: a point
+//! lookup of the stored version, an outbox insert, an entity upsert.
+//!
+//! SQLite has one writer at a time. This connection takes the write lock with `BEGIN
+//! IMMEDIATE`, like the pool's writers (`sqlite.rs`), and waits for it up to the same busy
+//! timeout; the mutex only keeps the process's pages from queueing inside SQLite's busy handler.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, TransactionBehavior};
+
+use crate::error::StoreError;
+use crate::model::{Applied, Batch, Change};
+use crate::plan::{Numbering, Stored};
+use crate::shared::{now, UPLINK_CURSOR};
+
+/// The writer. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Open the writer on the (migrated) store file at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // Per connection, like the pool's: WAL with `NORMAL` syncs at checkpoints, not commits.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(32);
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Run `write` on the connection, on a blocking thread.
+    async fn run<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            write(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt {
+            what: "write task",
+            detail: e.to_string(),
+        })?
+    }
+
+    /// Apply a batch in one write transaction (see `Store::apply_batch`).
+    pub(crate) async fn apply_batch(&self, batch: Batch) -> Result<Applied, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut applied = Applied::default();
+            let time = now();
+            apply_changes(
+                &tx,
+                &batch.connection,
+                &batch.mapping,
+                &batch.changes,
+                &time,
+                &mut applied,
+                &mut Numbering::default(),
+            )?;
+            if let Some(c) = &batch.cursor {
+                tx.prepare_cached(
+                    "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (connection, mapping) DO UPDATE SET fingerprint = excluded.fingerprint,
+                         position = excluded.position, updated_at = excluded.updated_at",
+                )?
+                .execute((&batch.connection, &batch.mapping, &c.fingerprint, c.position.to_string(), &time))?;
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
+    }
+
+    /// Ingest a self-hosted connector's messages exactly once (see `Store::ingest`).
+    pub(crate) async fn ingest(
+        &self,
+        connection: &str,
+        items: &[(i64, String, Change)],
+    ) -> Result<(Applied, i64), StoreError> {
+        let connection = connection.to_string();
+        let items = items.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stored: Option<String> = tx
+                .prepare_cached("SELECT position FROM cursors WHERE connection = ?1 AND mapping = ?2")?
+                .query_row((&connection, UPLINK_CURSOR), |r| r.get(0))
+                .optional()?;
+            let stored: i64 = stored.and_then(|p| p.parse().ok()).unwrap_or(0);
+            let (skipped, runs, position) = crate::plan::uplink_runs(&items, stored);
+            let mut applied = Applied {
+                unchanged: skipped,
+                ..Applied::default()
+            };
+            let time = now();
+            // Read before the first run writes (see `Numbering`).
+            let mut numbering = Numbering {
+                before: Some(last_connection_seq(&tx, &connection)?),
+                written: 0,
+            };
+            for (mapping, changes) in &runs {
+                apply_changes(&tx, &connection, mapping, changes, &time, &mut applied, &mut numbering)?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES (?1, ?2, '', ?3, ?4)
+                 ON CONFLICT (connection, mapping) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+            )?
+            .execute((&connection, UPLINK_CURSOR, position.to_string(), &time))?;
+            tx.commit()?;
+            Ok((applied, position))
+        })
+        .await
+    }
+}
+
+/// The connection's highest log position (0 when none), for [`Numbering::before`]; in the write
+/// transaction, so no other writer is between taking a `seq` and committing.
+fn last_connection_seq(tx: &rusqlite::Transaction<'_>, connection: &str) -> rusqlite::Result<i64> {
+    tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE connection = ?1")?
+        .query_row([connection], |r| r.get(0))
+}
+
+/// Apply a page of changes of one mapping: the stored version of every key (one index seek
+/// each), the decisions made in memory ([`crate::plan`]), then the messages, deletions and final
+/// entity states, a cached statement per row.
+fn apply_changes(
+    tx: &rusqlite::Transaction<'_>,
+    connection: &str,
+    mapping: &str,
+    changes: &[Change],
+    time: &str,
+    applied: &mut Applied,
+    numbering: &mut Numbering,
+) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let keys = crate::plan::keys(changes);
+    let mut stored = HashMap::with_capacity(keys.len());
+    {
+        let mut lookup = tx.prepare_cached(
+            "SELECT hash, position, seq FROM entities WHERE connection = ?1 AND mapping = ?2 AND key = ?3",
+        )?;
+        for k in &keys {
+            let found = lookup
+                .query_row((connection, mapping, k), |r| {
+                    Ok(Stored {
+                        hash: r.get(0)?,
+                        position: r.get(1)?,
+                        seq: r.get(2)?,
+                    })
+                })
+                .optional()?;
+            if let Some(s) = found {
+                stored.insert((*k).to_string(), s);
+            }
+        }
+    }
+    let plan = crate::plan::plan(changes, &keys, &stored);
+    if plan.needs_numbering() && numbering.before.is_none() {
+        // Nothing written yet in this transaction (`ingest` reads it before its first run).
+        numbering.before = Some(last_connection_seq(tx, connection)?);
+    }
+    let ids = plan.message_ids(numbering);
+    // `seq` is the rowid: this transaction is the only writer, so each row's number is the
+    // one SQLite just gave it.
+    let mut seqs: Vec<i64> = Vec::with_capacity(plan.emitted.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (e, id) in plan.emitted.iter().zip(&ids) {
+            let m = &e.change.message;
+            insert.execute((
+                connection,
+                mapping,
+                id.as_ref(),
+                &m.ty,
+                &m.source,
+                &m.subject,
+                &m.time,
+                &m.dataschema,
+                &m.payload,
+            ))?;
+            seqs.push(tx.last_insert_rowid());
+        }
+    }
+    if !plan.deletes.is_empty() {
+        let mut delete =
+            tx.prepare_cached("DELETE FROM entities WHERE connection = ?1 AND mapping = ?2 AND key = ?3")?;
+        for k in &plan.deletes {
+            delete.execute((connection, mapping, k))?;
+        }
+    }
+    if !plan.upserts.is_empty() {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO entities (connection, mapping, key, hash, state, seq, updated_at, position)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (connection, mapping, key)
+             DO UPDATE SET hash = excluded.hash, state = excluded.state, seq = excluded.seq,
+                           updated_at = excluded.updated_at, position = excluded.position",
+        )?;
+        for (k, hash, st, message, position) in &plan.upserts {
+            upsert.execute((connection, mapping, k, hash, st, seqs[*message], time, position))?;
+        }
+    }
+    if !plan.positions.is_empty() {
+        let mut position =
+            tx.prepare_cached("UPDATE entities SET position = ?1 WHERE connection = ?2 AND mapping = ?3 AND key = ?4")?;
+        for (k, p) in &plan.positions {
+            position.execute((p, connection, mapping, k))?;
+        }
+    }
+    numbering.written += plan.emitted.len();
+    applied.emitted += plan.applied.emitted;
+    applied.unchanged += plan.applied.unchanged;
+    applied.stale += plan.applied.stale;
+    Ok(())
+}
