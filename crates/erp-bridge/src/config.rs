@@ -333,7 +333,7 @@ impl Default for ConnectionConfig {
             overlap: Duration::from_secs(5),
             page_size: 1000,
             separator: '~',
-            load_parallelism: 4,
+            load_parallelism: 8,
             delete_hold_share: 0.1,
             webhook_token: None,
             webhook_username: None,

@@ -68,7 +68,7 @@ impl ConnectorSettings {
             page_size: 1000,
             overlap: Duration::from_secs(5),
             separator: '~',
-            load_parallelism: 4,
+            load_parallelism: 8,
             delete_hold_share: 0.1,
             full_resync: None,
             remote: false,

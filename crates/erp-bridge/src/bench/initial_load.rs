@@ -32,6 +32,9 @@ pub(super) struct Loaded {
     pub bare_rows: usize,
     /// How long the bare paging took.
     pub bare: Duration,
+    /// How long a bare reader took to read a burst of `targets.len()` changes (the steady
+    /// state's baseline, measured before erp-bridge started).
+    pub bare_poll: Duration,
 }
 
 /// How many of the last items [`Loaded::tail`] keeps: one more than a read-model page of 50.
@@ -80,6 +83,8 @@ pub(super) async fn measure(
     let mut bare_rows = 0usize;
     let cono_at = sel.iter().position(|c| c == "MMCONO").context("MMCONO selected")?;
     let itno_at = sel.iter().position(|c| c == "MMITNO").context("MMITNO selected")?;
+    let lmts_at = sel.len() - 1;
+    let mut newest: i64 = 0;
     // The items the steady-state measure changes: the first ones in key order.
     let mut targets: Vec<(String, String)> = Vec::with_capacity(opts.changes);
     let mut tail = std::collections::VecDeque::with_capacity(TAIL + 1);
@@ -100,6 +105,10 @@ pub(super) async fn measure(
                 tail.pop_front();
             }
         }
+        newest = got
+            .iter()
+            .filter_map(|r| r[lmts_at].trim().parse::<i64>().ok())
+            .fold(newest, i64::max);
         after = got.last().map(|r| r[itno_at].clone());
         if (got.len() as u32) < page {
             break;
@@ -121,6 +130,19 @@ pub(super) async fn measure(
         "bench: windowed reads returned {} rows, bare paging {bare_rows}",
         windows.rows
     );
+    // The steady state's baseline, before erp-bridge starts (its load then reads these rows
+    // as they are after the burst), without the added latency, like the steady state itself.
+    let bare_poll = if targets.is_empty() || opts.measures != super::Measures::All {
+        Duration::ZERO
+    } else {
+        sim.set_faults(m3_sim::Faults::default());
+        let took = super::steady_state::bare_poll(sim, &client, &targets, newest).await;
+        sim.set_faults(m3_sim::Faults {
+            latency_ms: opts.latency_ms,
+            ..Default::default()
+        });
+        took?
+    };
     let mut cfg = Config {
         data_dir: dir.path().join("data"),
         ..Default::default()
@@ -237,6 +259,7 @@ pub(super) async fn measure(
         tail,
         bare_rows,
         bare,
+        bare_poll,
     })
 }
 

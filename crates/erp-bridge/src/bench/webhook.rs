@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::App;
 
-use super::{open_store, percentile, wait_for, Figure};
+use super::{open_store, percentile, wait_for, Figure, Goal};
 
 /// What the webhook measure's baseline is.
 const WEBHOOK_BASELINE: &str =
@@ -196,7 +196,8 @@ async fn measure(
             baseline_is: WEBHOOK_BASELINE,
             higher_is_better: false,
             skipped: None,
-            goal: None,
+            // Issue 16.
+            goal: Some(Goal::RatioAtMost(1.5)),
         },
     ])
 }
