@@ -11,6 +11,16 @@
 //! SQLite has one writer at a time. This connection takes the write lock with `BEGIN
 //! IMMEDIATE`, like the pool's writers (`sqlite.rs`), and waits for it up to the same busy
 //! timeout; the mutex only keeps the process's pages from queueing inside SQLite's busy handler.
+//!
+//! # Checkpoints
+//!
+//! By default the connection whose commit takes the write-ahead log past 1,000 pages copies the
+//! log into the database file before its commit returns: a webhook's one-row commit could then
+//! wait several milliseconds for pages of the initial load, and the load's writer did that
+//! copying on its own thread between pages. This connection does not checkpoint
+//! (`wal_autocheckpoint = 0`); a thread of its own ([`checkpointer`]) does, with passive
+//! checkpoints (they never block a writer or a reader) after commits, at most every
+//! [`CHECKPOINT_EVERY`]. The pool's connections keep their automatic checkpoint as a backstop.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,7 +38,12 @@ use crate::shared::{now, UPLINK_CURSOR};
 #[derive(Clone)]
 pub(crate) struct Writer {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    /// Tells the checkpointer that a commit added to the log (it ends once every clone is gone).
+    committed: std::sync::mpsc::SyncSender<()>,
 }
+
+/// The shortest pause between two checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,9 +59,26 @@ impl Writer {
         // Per connection, like the pool's: WAL with `NORMAL` syncs at checkpoints, not commits.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(32);
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpoints = rusqlite::Connection::open(path)?;
+        checkpoints.busy_timeout(Duration::from_secs(1))?;
+        let (committed, nudges) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer(checkpoints, nudges))
+            .map_err(|e| StoreError::Corrupt {
+                what: "checkpoint thread",
+                detail: e.to_string(),
+            })?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            committed,
         })
+    }
+
+    /// Tell the checkpointer that the log grew (a full channel already says so).
+    fn nudge(&self) {
+        let _ = self.committed.try_send(());
     }
 
     /// Run `write` on the connection, on a blocking thread.
@@ -68,7 +100,7 @@ impl Writer {
 
     /// Apply a batch in one write transaction (see `Store::apply_batch`).
     pub(crate) async fn apply_batch(&self, batch: Batch) -> Result<Applied, StoreError> {
-        self.run(move |conn| {
+        let applied = self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut applied = Applied::default();
             let time = now();
@@ -92,7 +124,9 @@ impl Writer {
             tx.commit()?;
             Ok(applied)
         })
-        .await
+        .await;
+        self.nudge();
+        applied
     }
 
     /// Ingest a self-hosted connector's messages exactly once (see `Store::ingest`).
@@ -103,7 +137,7 @@ impl Writer {
     ) -> Result<(Applied, i64), StoreError> {
         let connection = connection.to_string();
         let items = items.to_vec();
-        self.run(move |conn| {
+        let ingested = self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let stored: Option<String> = tx
                 .prepare_cached("SELECT position FROM cursors WHERE connection = ?1 AND mapping = ?2")?
@@ -132,7 +166,21 @@ impl Writer {
             tx.commit()?;
             Ok((applied, position))
         })
-        .await
+        .await;
+        self.nudge();
+        ingested
+    }
+}
+
+/// Checkpoint the log passively after commits, at most every [`CHECKPOINT_EVERY`], until every
+/// writer is gone. A failed checkpoint is tried again after the next commit (the log only grows
+/// meanwhile; the pool's automatic checkpoints still bound it).
+fn checkpointer(conn: rusqlite::Connection, nudges: std::sync::mpsc::Receiver<()>) {
+    while nudges.recv().is_ok() {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "WAL checkpoint failed; tried again after the next commit");
+        }
+        std::thread::sleep(CHECKPOINT_EVERY);
     }
 }
 
