@@ -245,7 +245,7 @@ fn tuning_reads_and_writes_the_hand_written_json() {
 fn tuning_without_full_resync_reads_null() {
     let old = json!({
         "pollIntervalMs": 2000, "reconcileIntervalMs": 30000, "overlapMs": 5000, "pageSize": 1000,
-        "separator": "~", "loadParallelism": 4, "deleteHoldShare": 0.1, "fullResync": null
+        "separator": "~", "loadParallelism": 8, "deleteHoldShare": 0.1, "fullResync": null
     });
     let parsed: Tuning = serde_json::from_value(old.clone()).expect("parses");
     assert_eq!(parsed.full_resync, None);
