@@ -6,8 +6,8 @@
 //! [`LOAD_BATCH_ROWS`] rows while reads go on: a bigger transaction writes each touched page of
 //! the store's key index once instead of once per window. Each such batch is mapped and written
 //! on a task of its own while the reads go on (one write at a time, so the stored position only
-//! moves forward; if a write is still running when the next batch is full, rows gather up to
-//! twice the batch before the reads wait for it). Once no window is left, polling starts from
+//! moves forward; if a write is still running when the next batch is full, the loop waits for
+//! it, so at most two batches are in memory). Once no window is left, polling starts from
 //! the newest timestamp the table held when the load began.
 
 use std::sync::Arc;
@@ -97,11 +97,8 @@ impl Worker {
                 continue;
             }
             if let Some(w) = writing.take() {
-                if !w.is_finished() && ready.len() < 2 * LOAD_BATCH_ROWS && !in_flight.is_empty() {
-                    // Still writing: gather more rather than wait (up to twice the batch).
-                    writing = Some(w);
-                    continue;
-                }
+                // Still writing a full batch: wait for it (the reads in flight go on) rather
+                // than gather more rows in memory.
                 if let Err(e) = finish(w).await {
                     in_flight.abort_all();
                     return Err(e);
