@@ -128,11 +128,19 @@ impl SqliteStore {
         self.writer.as_ref().expect("a SQLite store has a writer")
     }
 
-    /// The highest message sequence number (0 when empty).
+    /// The highest message sequence number (0 when empty). One seek to the end of the outbox,
+    /// read on the caller's thread like the read models (see the module documentation); a fresh
+    /// read transaction sees every committed message.
     pub async fn last_seq(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
-            .fetch_one(&self.pool)
-            .await?)
+        let Some(readers) = &self.readers else {
+            return Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM outbox")
+                .fetch_one(&self.pool)
+                .await?);
+        };
+        readers.read(|c| {
+            c.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox")?
+                .query_row([], |r| r.get(0))
+        })
     }
 
     /// The stored cursor of a mapping. Read on the caller's thread like the read models (see the

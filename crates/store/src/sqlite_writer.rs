@@ -42,6 +42,12 @@ pub(crate) struct Writer {
     committed: std::sync::mpsc::SyncSender<()>,
 }
 
+/// How long a write waits for SQLite's write lock (the pool's writers wait as long).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes of at most this many changes may run on the caller's thread (see [`Writer::run`]).
+const INLINE_ROWS: usize = 8;
+
 /// The shortest pause between two checkpoints.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
@@ -55,7 +61,7 @@ impl Writer {
     /// Open the writer on the (migrated) store file at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = rusqlite::Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // Per connection, like the pool's: WAL with `NORMAL` syncs at checkpoints, not commits.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(32);
@@ -81,15 +87,44 @@ impl Writer {
         let _ = self.committed.try_send(());
     }
 
-    /// Run `write` on the connection, on a blocking thread.
+    /// Run `write` in a write transaction (`BEGIN IMMEDIATE`) and commit it. A small write
+    /// (`rows` at most [`INLINE_ROWS`]) runs on the caller's thread, like the read models'
+    /// reads, when both this connection and SQLite's write lock are free at once (a webhook's
+    /// one-row commit takes about 100 us; handing it to a blocking thread cost about as much
+    /// again). Anything else, or when it would have to wait, runs on a blocking thread: a
+    /// runtime thread never sleeps in SQLite's busy handler, where it could wait for a
+    /// transaction that only this thread would have gone on to commit.
     async fn run<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+        rows: usize,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if rows <= INLINE_ROWS {
+            if let Ok(mut conn) = self.conn.try_lock() {
+                conn.busy_timeout(Duration::ZERO)?;
+                let failed = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+                    Ok(tx) => {
+                        tx.busy_timeout(BUSY_TIMEOUT)?;
+                        let out = write(&tx)?;
+                        tx.commit()?;
+                        return Ok(out);
+                    }
+                    Err(e) => e,
+                };
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                if !matches!(&failed, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DatabaseBusy)
+                {
+                    return Err(failed.into());
+                }
+            }
+        }
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            write(&mut conn)
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = write(&tx)?;
+            tx.commit()?;
+            Ok(out)
         })
         .await
         .map_err(|e| StoreError::Corrupt {
@@ -100,12 +135,11 @@ impl Writer {
 
     /// Apply a batch in one write transaction (see `Store::apply_batch`).
     pub(crate) async fn apply_batch(&self, batch: Batch) -> Result<Applied, StoreError> {
-        let applied = self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied = self.run(batch.changes.len(), move |tx| {
             let mut applied = Applied::default();
             let time = now();
             apply_changes(
-                &tx,
+                tx,
                 &batch.connection,
                 &batch.mapping,
                 &batch.changes,
@@ -121,7 +155,6 @@ impl Writer {
                 )?
                 .execute((&batch.connection, &batch.mapping, &c.fingerprint, c.position.to_string(), &time))?;
             }
-            tx.commit()?;
             Ok(applied)
         })
         .await;
@@ -137,8 +170,7 @@ impl Writer {
     ) -> Result<(Applied, i64), StoreError> {
         let connection = connection.to_string();
         let items = items.to_vec();
-        let ingested = self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ingested = self.run(items.len(), move |tx| {
             let stored: Option<String> = tx
                 .prepare_cached("SELECT position FROM cursors WHERE connection = ?1 AND mapping = ?2")?
                 .query_row((&connection, UPLINK_CURSOR), |r| r.get(0))
@@ -152,18 +184,17 @@ impl Writer {
             let time = now();
             // Read before the first run writes (see `Numbering`).
             let mut numbering = Numbering {
-                before: Some(last_connection_seq(&tx, &connection)?),
+                before: Some(last_connection_seq(tx, &connection)?),
                 written: 0,
             };
             for (mapping, changes) in &runs {
-                apply_changes(&tx, &connection, mapping, changes, &time, &mut applied, &mut numbering)?;
+                apply_changes(tx, &connection, mapping, changes, &time, &mut applied, &mut numbering)?;
             }
             tx.prepare_cached(
                 "INSERT INTO cursors (connection, mapping, fingerprint, position, updated_at) VALUES (?1, ?2, '', ?3, ?4)
                  ON CONFLICT (connection, mapping) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
             )?
             .execute((&connection, UPLINK_CURSOR, position.to_string(), &time))?;
-            tx.commit()?;
             Ok((applied, position))
         })
         .await;

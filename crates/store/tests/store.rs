@@ -1405,3 +1405,34 @@ async fn a_token_keeps_its_expiry_and_its_last_use(store: Store) {
     let used = store.tokens().await.unwrap()[0].last_used_at.clone().unwrap();
     assert!(chrono::DateTime::parse_from_rfc3339(&used).is_ok(), "{used}");
 }
+
+/// A small write waits for a writer that holds SQLite's write lock and needs the caller's
+/// (only) runtime thread to finish: it must not wait in SQLite's busy handler on that thread,
+/// where the holder could never commit (the write would fail with "database is locked" after
+/// the busy timeout).
+#[tokio::test(flavor = "current_thread")]
+async fn a_small_sqlite_write_waits_for_a_lock_held_by_a_task_of_the_same_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).await.unwrap();
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The holder commits once this thread is free to run it.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        holder.execute_batch("COMMIT").unwrap();
+    });
+    let batch = Batch {
+        connection: "demo".into(),
+        mapping: "Item".into(),
+        changes: vec![upsert("100|A", 1, r#"{"n":1}"#)],
+        cursor: None,
+    };
+    let applied = store
+        .apply_batch(&batch)
+        .await
+        .expect("written once the holder commits");
+    assert_eq!(applied.emitted, 1);
+    release.await.unwrap();
+    assert!(store.entity("demo", "Item", "100|A").await.unwrap().is_some());
+}
