@@ -196,6 +196,15 @@ impl<'a> Plan<'a> {
             .any(|e| !matches!(e.removes, Some(Version::Stored(_))))
     }
 
+    /// Count a plan its back end has written: its outcomes into the transaction's `applied`,
+    /// its messages into the transaction's numbering.
+    pub(crate) fn written(&self, applied: &mut Applied, numbering: &mut Numbering) {
+        numbering.written += self.emitted.len();
+        applied.emitted += self.applied.emitted;
+        applied.unchanged += self.applied.unchanged;
+        applied.stale += self.applied.stale;
+    }
+
     /// The CloudEvents id of each emitted message, derived from the caller's and what the change
     /// replaces: the stored version for an update or a delete, or for an entity's first version
     /// its place in this transaction. So every change of a key gets its own id (a key deleted

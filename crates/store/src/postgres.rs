@@ -543,9 +543,6 @@ async fn apply_changes(
         .execute(&mut *tx)
         .await?;
     }
-    numbering.written += plan.emitted.len();
-    applied.emitted += plan.applied.emitted;
-    applied.unchanged += plan.applied.unchanged;
-    applied.stale += plan.applied.stale;
+    plan.written(applied, numbering);
     Ok(())
 }

@@ -314,9 +314,6 @@ fn apply_changes(
             position.execute((p, connection, mapping, k))?;
         }
     }
-    numbering.written += plan.emitted.len();
-    applied.emitted += plan.applied.emitted;
-    applied.unchanged += plan.applied.unchanged;
-    applied.stale += plan.applied.stale;
+    plan.written(applied, numbering);
     Ok(())
 }
