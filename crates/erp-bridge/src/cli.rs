@@ -88,6 +88,8 @@ pub enum BenchOnly {
     InitialLoad,
     /// The initial load (to fill the store), then the read-model HTTP latencies.
     ReadModels,
+    /// The initial load (to fill the store), then the steady state with its bare reader.
+    SteadyState,
     /// Many small connections in one process: memory per connection and idle CPU.
     Connections,
 }
@@ -285,6 +287,7 @@ impl BenchArgs {
                 None => Measures::All,
                 Some(BenchOnly::InitialLoad) => Measures::InitialLoad,
                 Some(BenchOnly::ReadModels) => Measures::ReadModels,
+                Some(BenchOnly::SteadyState) => Measures::SteadyState,
                 Some(BenchOnly::Connections) => Measures::Connections,
             },
         })

@@ -603,9 +603,6 @@ async fn timeout_after_execution(inner: &Inner) -> Option<Response> {
 }
 
 fn run(inner: &Inner, program: &str, transaction: &str, inputs: &BTreeMap<String, String>, opts: &Options) -> MiReply {
-    *lock(&inner.mi_calls)
-        .entry((program.to_string(), transaction.to_string()))
-        .or_insert(0) += 1;
     let call = MiCall {
         program,
         transaction,
@@ -614,14 +611,22 @@ fn run(inner: &Inner, program: &str, transaction: &str, inputs: &BTreeMap<String
         maxrecs: opts.maxrecs,
         user: MI_USER,
     };
-    if !mi::reads_only(program, transaction) {
-        return mi::execute(&mut crate::write(&inner.db), &call);
-    }
-    // Reads run beside each other, as at a real gateway; writes that are due land first.
-    if crate::read(&inner.db).has_due() {
-        crate::write(&inner.db).settle();
-    }
-    mi::execute_read(&crate::read(&inner.db), &call)
+    let reply = if !mi::reads_only(program, transaction) {
+        mi::execute(&mut crate::write(&inner.db), &call)
+    } else {
+        // Reads run beside each other, as at a real gateway; writes that are due land first.
+        if crate::read(&inner.db).has_due() {
+            crate::write(&inner.db).settle();
+        }
+        mi::execute_read(&crate::read(&inner.db), &call)
+    };
+    let mut counts = lock(&inner.mi_calls);
+    let c = counts
+        .entry((program.to_string(), transaction.to_string()))
+        .or_insert((0, 0));
+    c.0 += 1;
+    c.1 += reply.records.len() as u64;
+    reply
 }
 
 /// Indices of the output fields to return (`returncols`).

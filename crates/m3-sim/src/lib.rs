@@ -175,8 +175,9 @@ pub(crate) struct Inner {
     pub auth: Mutex<http::AuthState>,
     pub faults: Mutex<Faults>,
     pub hub: Arc<webhook::Hub>,
-    /// MI calls executed, by (program, transaction): see [`Simulator::mi_calls`].
-    pub mi_calls: Mutex<BTreeMap<(String, String), u64>>,
+    /// MI calls executed and records they returned, by (program, transaction): see
+    /// [`Simulator::mi_calls`] and [`Simulator::mi_records`].
+    pub mi_calls: Mutex<BTreeMap<(String, String), (u64, u64)>>,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicked holder cannot corrupt string rows).
@@ -452,10 +453,20 @@ impl Simulator {
     /// How many times the MI transaction `program/transaction` was executed over HTTP (v1, v2
     /// and bulk calls that passed the gateway's checks, answered NOK or not).
     pub fn mi_calls(&self, program: &str, transaction: &str) -> u64 {
+        self.mi_counts(program, transaction).0
+    }
+
+    /// How many records the calls counted by [`Simulator::mi_calls`] returned (rows of a list
+    /// or `EXPORTMI/Select`; none for a NOK).
+    pub fn mi_records(&self, program: &str, transaction: &str) -> u64 {
+        self.mi_counts(program, transaction).1
+    }
+
+    fn mi_counts(&self, program: &str, transaction: &str) -> (u64, u64) {
         lock(&self.inner.mi_calls)
             .get(&(program.to_string(), transaction.to_string()))
             .copied()
-            .unwrap_or(0)
+            .unwrap_or((0, 0))
     }
 
     /// The faults currently injected.

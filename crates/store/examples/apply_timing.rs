@@ -1,15 +1,22 @@
-//! Time of writing pages of an initial load through `Store::apply_batch` (50 pages of 1,000 new
-//! entities, each page with its cursor), on a fresh SQLite file, or on PostgreSQL when `PGURL`
-//! names an empty database:
+//! Time of writing pages of an initial load through `Store::apply_batch`, each page with its
+//! cursor, on a fresh SQLite file, or on PostgreSQL when `PGURL` names an empty database.
+//! `ROWS` (default 50,000) and `PAGE` (default 1,000) set the size; `SCATTER=1` spreads each
+//! page's keys over the whole key space, as the load's timestamp windows do (a page then
+//! touches index pages all over the table instead of appending to it):
 //!
 //! ```sh
 //! cargo run --release -p store --example apply_timing
+//! ROWS=1000000 PAGE=20000 SCATTER=1 cargo run --release -p store --example apply_timing
 //! PGURL=postgres://postgres@127.0.0.1:15432/timing cargo run --release -p store --example apply_timing
 //! ```
 
 use std::time::Instant;
 
 use store::{Batch, Change, ChangeOp, Cursor, NewMessage, Store};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 
 #[tokio::main]
 async fn main() {
@@ -18,22 +25,34 @@ async fn main() {
         Ok(u) => Store::connect(&u).await.unwrap(),
         Err(_) => Store::open(&dir.path().join("s.db")).await.unwrap(),
     };
+    let rows = env("ROWS", 50_000);
+    let page = env("PAGE", 1_000).max(1);
+    let scatter = env("SCATTER", 0) == 1;
     let payload = r#"{"itemNumber":"A0000001","name":"Some item name here","description":"longer description text","status":"20","company":100}"#;
-    let pages = 50;
     let started = Instant::now();
-    for p in 0..pages {
-        let changes: Vec<Change> = (0..1000)
+    let mut written = 0;
+    let mut p = 0;
+    while written < rows {
+        let n = page.min(rows - written);
+        let changes: Vec<Change> = (written..written + n)
             .map(|i| {
-                let key = format!("100|A{:07}", p * 1000 + i);
+                // A multiplicative permutation of 0..2^32 (odd multiplier): consecutive `i` land
+                // far apart, and no two collide.
+                let k = if scatter {
+                    i.wrapping_mul(2_654_435_761) % (1 << 32)
+                } else {
+                    i
+                };
+                let key = format!("100|A{k:010}");
                 Change {
                     key: key.clone(),
                     op: ChangeOp::Upsert {
-                        hash: (p * 1000 + i) as u64,
+                        hash: i,
                         state: payload.to_string(),
                     },
                     position: Some(1_700_000_000_000 + i as i64),
                     message: NewMessage {
-                        id: format!("id-{p}-{i}"),
+                        id: format!("id-{i}"),
                         ty: "ItemUpdated".into(),
                         source: "erp-bridge/demo/MITMAS".into(),
                         subject: key,
@@ -50,16 +69,18 @@ async fn main() {
             changes,
             cursor: Some(Cursor {
                 fingerprint: "f".into(),
-                position: serde_json::json!({"page": p}),
+                position: serde_json::json!({ "page": p }),
             }),
         };
-        store.apply_batch(&batch).await.unwrap();
+        store.apply_owned(batch).await.unwrap();
+        written += n;
+        p += 1;
     }
     let elapsed = started.elapsed();
-    let rows = pages * 1000;
     println!(
-        "{} store: {rows} rows in {elapsed:.2?}: {:.1} us per row",
+        "{} store: {rows} rows in pages of {page}{}: {elapsed:.2?}, {:.1} us per row",
         store.backend(),
+        if scatter { ", keys scattered" } else { "" },
         elapsed.as_micros() as f64 / rows as f64
     );
 }

@@ -132,7 +132,8 @@ pub(super) async fn measure(
     );
     // The steady state's baseline, before erp-bridge starts (its load then reads these rows
     // as they are after the burst), without the added latency, like the steady state itself.
-    let bare_poll = if targets.is_empty() || opts.measures != super::Measures::All {
+    let steady = matches!(opts.measures, super::Measures::All | super::Measures::SteadyState);
+    let bare_poll = if targets.is_empty() || !steady {
         Duration::ZERO
     } else {
         sim.set_faults(m3_sim::Faults::default());
@@ -288,7 +289,8 @@ async fn windowed_reads(
     page: u32,
     parallel: usize,
 ) -> anyhow::Result<Windowed> {
-    use pipeline::source::window::{Density, Dimensions, RowCap, Window};
+    use pipeline::source::splitter::Splitter;
+    use pipeline::source::window::{Dimensions, RowCap, Window};
 
     let dims = Dimensions::of(table, &item.key_columns());
     let dims_at: Vec<usize> = dims
@@ -302,7 +304,7 @@ async fn windowed_reads(
         })
         .collect::<anyhow::Result<_>>()?;
     let cap = RowCap::default();
-    let mut density = Density::default();
+    let mut splitter = Splitter::new();
     let mut pending = vec![Window::all()];
     let mut in_flight = tokio::task::JoinSet::new();
     let mut done = Windowed {
@@ -334,15 +336,14 @@ async fn windowed_reads(
                 .iter()
                 .map(|&i| rows.iter().map(|r| r[i].clone()).collect())
                 .collect();
-            let parts = density.parts(&w, &rows, dims_at[0], parallel);
-            if let Some(kids) = dims.split(&w, &sample, parts) {
+            if let Some(kids) = splitter.cut(&dims, &w, &sample) {
                 done.split += 1;
                 done.dropped += rows.len();
                 pending.extend(kids);
                 continue;
             }
         }
-        density.record(&w, rows.len());
+        splitter.whole(&w, rows.len());
         done.whole += 1;
         done.rows += rows.len();
     }

@@ -66,6 +66,8 @@ pub enum Measures {
     InitialLoad,
     /// The initial load (its figures included), then the read-model latencies only.
     ReadModels,
+    /// The initial load (its figures included), then the steady state only.
+    SteadyState,
     /// Only the many-connections measure (memory per connection, idle CPU).
     Connections,
 }
@@ -285,6 +287,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Vec<Figure>> {
 
     // 3. Steady state: a burst of changes through poll -> map -> outbox.
     figures.push(steady_state::measure(&opts, &sim, &loaded).await?);
+    if opts.measures == Measures::SteadyState {
+        loaded.app.shutdown().await;
+        running.shutdown().await;
+        return Ok(figures);
+    }
 
     // 4. HTTP latencies under concurrency, against /healthz on the same server.
     figures.extend(read_models::measure(&opts, &loaded).await?);

@@ -18,7 +18,8 @@ use tracing::info;
 use crate::error::PipelineError;
 use crate::shutdown::Shutdown;
 use crate::source::reader::{sample, Answer};
-use crate::source::window::{Density, Window};
+use crate::source::splitter::Splitter;
+use crate::source::window::Window;
 use crate::source::worker::{Position, Step, Worker};
 use crate::status::Phase;
 
@@ -40,15 +41,14 @@ impl Worker {
     ) -> Result<Step, PipelineError> {
         let phase = if resync { Phase::FullResync } else { Phase::InitialLoad };
         self.status.table(self.name(), |t| t.phase = phase);
-        let parallel = self.settings.load_parallelism.max(1);
         let dims_at = self.reader.dim_positions(&self.columns);
         let key_idx = self.key_positions();
         let mut in_flight: JoinSet<(Window, Result<Answer, PipelineError>)> = JoinSet::new();
         let mut flying: Vec<Window> = Vec::new();
-        // Rows per timestamp unit in the windows read so far: a cut window is split into as
-        // many parts as should each come back below the cap, instead of halving it again and
-        // again (each halving costs one more cut answer, read and thrown away).
-        let mut density = Density::default();
+        // A cut window is split into as many parts as should each come back below the cap,
+        // instead of halving it again and again (each halving costs one more cut answer, read
+        // and thrown away).
+        let mut splitter = Splitter::new();
         // Complete windows read but not written yet (neither pending nor in flight any more):
         // their rows and the raw rows that could not be split.
         let mut ready: Vec<Vec<String>> = Vec::new();
@@ -80,15 +80,13 @@ impl Worker {
                     return Err(e);
                 }
             };
-            let lmts_at = dims_at[0];
             if answer.may_be_cut {
-                let parts = density.parts(&w, &answer.rows, lmts_at, parallel);
-                if let Some(kids) = self.reader.dims.split(&w, &sample(&answer.rows, &dims_at), parts) {
+                if let Some(kids) = splitter.cut(&self.reader.dims, &w, &sample(&answer.rows, &dims_at)) {
                     pending.extend(kids);
                     continue;
                 }
             }
-            density.record(&w, answer.rows.len());
+            splitter.whole(&w, answer.rows.len());
             ready.extend(answer.rows);
             ready_unsplit.extend(answer.unsplit);
             // Keep reads going while complete windows are written.

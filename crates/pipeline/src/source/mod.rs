@@ -9,6 +9,7 @@ pub(crate) mod initial_load;
 pub(crate) mod poll;
 pub(crate) mod reader;
 pub(crate) mod reconcile;
+pub mod splitter;
 pub(crate) mod webhook;
 pub mod window;
 pub(crate) mod worker;

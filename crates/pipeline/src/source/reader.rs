@@ -12,6 +12,7 @@ use m3::{M3Client, M3Error};
 use mapping::catalog::Table;
 
 use crate::error::PipelineError;
+use crate::source::splitter::Splitter;
 use crate::source::window::{Dimensions, RowCap, Window};
 use crate::status::{Connectivity, StatusBoard};
 
@@ -69,14 +70,16 @@ impl Reader {
         let dims_at = self.dim_positions(select);
         let mut todo = vec![w];
         let mut all = Answer::default();
+        let mut splitter = Splitter::new();
         while let Some(w) = todo.pop() {
             let a = self.read(select, &w).await?;
             if a.may_be_cut {
-                if let Some(kids) = self.dims.split(&w, &sample(&a.rows, &dims_at), 2) {
+                if let Some(kids) = splitter.cut(&self.dims, &w, &sample(&a.rows, &dims_at)) {
                     todo.extend(kids);
                     continue;
                 }
             }
+            splitter.whole(&w, a.rows.len());
             all.rows.extend(a.rows);
             all.unsplit.extend(a.unsplit);
         }

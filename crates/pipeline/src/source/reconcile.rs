@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::error::PipelineError;
 use crate::shutdown::Shutdown;
 use crate::source::reader::sample;
+use crate::source::splitter::Splitter;
 use crate::source::window::{Range, Window};
 use crate::source::worker::{parse_lmts, Position, Worker};
 
@@ -77,6 +78,7 @@ impl Worker {
             .expect("the timestamp is selected");
         let dims_at = self.reader.dim_positions(&select);
         let mut todo = vec![Window::all()];
+        let mut splitter = Splitter::new();
         let mut repaired = 0u64;
         while let Some(w) = todo.pop() {
             if shutdown.is_shutdown() || !self.lease_held() {
@@ -84,11 +86,12 @@ impl Worker {
             }
             let a = self.reader.read(&select, &w).await?;
             if a.may_be_cut {
-                if let Some(kids) = self.reader.dims.split(&w, &sample(&a.rows, &dims_at), 2) {
+                if let Some(kids) = splitter.cut(&self.reader.dims, &w, &sample(&a.rows, &dims_at)) {
                     todo.extend(kids);
                     continue;
                 }
             }
+            splitter.whole(&w, a.rows.len());
             let rows: Vec<&Vec<String>> = if wide {
                 a.rows
                     .iter()

@@ -13,7 +13,7 @@ use mapping::catalog::{ColumnKind, Table};
 use serde::{Deserialize, Serialize};
 
 /// One end of a range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Edge {
     /// The value, as M3 writes it (trimmed).
     pub value: String,
@@ -22,7 +22,7 @@ pub struct Edge {
 }
 
 /// A range on one dimension (a column); `None` = unbounded on that side.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Range {
     /// Lower end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,7 +51,7 @@ impl Range {
 
 /// A window: one range per dimension of the table's [`Dimensions`]; missing trailing ranges are
 /// unbounded. Serialised into the stored cursor (the initial load's pending windows).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Window {
     /// Ranges in dimension order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -246,6 +246,61 @@ impl Dimensions {
     }
 }
 
+impl Dimensions {
+    /// Split a window on its timestamp at the returned timestamps of the given ranks (in
+    /// increasing order; `sample[0]` holds the timestamps of the rows returned): part `i` runs
+    /// from the value of rank `ranks[i-1]` to that of rank `ranks[i]`, the last part to the
+    /// window's end. Each part is returned with how many of the returned rows lie in it. Cuts
+    /// lie above the smallest value returned, so every part is a strict subset of the window.
+    /// `None` when the timestamp is fixed already, not a number, or the rows returned hold
+    /// fewer than two timestamps (then [`Dimensions::split`] applies).
+    pub fn split_at_ranks(&self, w: &Window, sample: &[Vec<String>], ranks: &[usize]) -> Option<Vec<(Window, usize)>> {
+        let r = w.range(0);
+        if r.is_point() || self.kinds.first() == Some(&ColumnKind::Alpha) {
+            return None;
+        }
+        let mut values: Vec<i64> = sample
+            .first()?
+            .iter()
+            .map(|v| v.trim().parse().ok())
+            .collect::<Option<_>>()?;
+        values.sort_unstable();
+        let smallest = *values.first()?;
+        let mut cuts: Vec<i64> = ranks.iter().filter_map(|&i| values.get(i).copied()).collect();
+        cuts.retain(|c| *c > smallest);
+        cuts.dedup();
+        if cuts.is_empty() {
+            return None;
+        }
+        let edge = |v: i64, inclusive| {
+            Some(Edge {
+                value: v.to_string(),
+                inclusive,
+            })
+        };
+        let mut kids = Vec::with_capacity(cuts.len() + 1);
+        let mut lo = r.lo.clone();
+        let mut below = 0;
+        for c in &cuts {
+            let upto = values.partition_point(|v| v < c);
+            kids.push((
+                w.with(
+                    0,
+                    Range {
+                        lo: lo.clone(),
+                        hi: edge(*c, false),
+                    },
+                ),
+                upto - below,
+            ));
+            below = upto;
+            lo = edge(*c, true);
+        }
+        kids.push((w.with(0, Range { lo, hi: r.hi.clone() }), values.len() - below));
+        Some(kids)
+    }
+}
+
 /// What the server's row cap is learned to be: an answer is complete only when it holds fewer
 /// rows than both the number asked for and the most rows any answer ever held. A server that
 /// cuts answers at a fixed cap can never return more than the cap, so a cut answer always
@@ -266,43 +321,6 @@ impl RowCap {
     /// The largest answer seen (the cap, once a cut answer was seen).
     pub fn most_seen(&self) -> usize {
         self.most.load(AtomicOrdering::Relaxed)
-    }
-}
-
-/// Rows per unit of the change timestamp, from the complete windows read so far.
-#[derive(Debug, Default)]
-pub struct Density {
-    rows: f64,
-    span: f64,
-}
-
-impl Density {
-    /// Count a complete window (only bounded ones have a span).
-    pub fn record(&mut self, w: &Window, rows: usize) {
-        if let (Some(lo), Some(hi)) = w.lmts_bounds() {
-            self.rows += rows as f64;
-            self.span += (hi - lo).max(1) as f64;
-        }
-    }
-
-    /// How many parts a cut window of `rows.len()` rows should be split into: enough that each
-    /// is expected at about 60 % of the cap, from the density seen so far; before any complete
-    /// window, one per parallel read (at least 4).
-    pub fn parts(&self, w: &Window, rows: &[Vec<String>], lmts_at: usize, parallel: usize) -> usize {
-        let first = parallel.max(4);
-        if self.span <= 0.0 || rows.is_empty() {
-            return first;
-        }
-        let values = rows.iter().filter_map(|r| r[lmts_at].trim().parse::<i64>().ok());
-        let (min, max) = values.fold((i64::MAX, i64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-        if min > max {
-            return first;
-        }
-        let (lo, hi) = w.lmts_bounds();
-        let width = (hi.unwrap_or(max + 1) - lo.unwrap_or(min)).max(1) as f64;
-        let expected = self.rows / self.span * width;
-        let per_part = 0.6 * rows.len() as f64;
-        ((expected / per_part).ceil() as usize).clamp(2, 64)
     }
 }
 
