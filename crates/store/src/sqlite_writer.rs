@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,8 @@ pub(crate) struct Writer {
     conn: Arc<Mutex<rusqlite::Connection>>,
     /// Tells the checkpointer that a commit added to the log (it ends once every clone is gone).
     committed: std::sync::mpsc::SyncSender<()>,
+    /// Set by the checkpointer when the log should start over (see [`checkpointer`]).
+    restart: Arc<AtomicBool>,
 }
 
 /// How long a write waits for SQLite's write lock (the pool's writers wait as long).
@@ -60,18 +63,28 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     /// Open the writer on the (migrated) store file at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, RESTART_FRAMES, CHECKPOINT_EVERY)
+    }
+
+    /// [`Writer::open`] with the log restarted past `restart_frames` frames and checkpoints at
+    /// most every `every`.
+    fn open_with(path: &Path, restart_frames: i64, every: Duration) -> Result<Self, StoreError> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Per connection, like the pool's: WAL with `NORMAL` syncs at checkpoints, not commits.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.set_prepared_statement_cache_capacity(32);
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_LIMIT)?;
         let checkpoints = rusqlite::Connection::open(path)?;
         checkpoints.busy_timeout(Duration::from_secs(1))?;
+        checkpoints.pragma_update(None, "journal_size_limit", JOURNAL_LIMIT)?;
         let (committed, nudges) = std::sync::mpsc::sync_channel(1);
+        let restart = Arc::new(AtomicBool::new(false));
+        let due = restart.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, nudges))
+            .spawn(move || checkpointer(checkpoints, nudges, restart_frames, every, &due))
             .map_err(|e| StoreError::Corrupt {
                 what: "checkpoint thread",
                 detail: e.to_string(),
@@ -79,6 +92,7 @@ impl Writer {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             committed,
+            restart,
         })
     }
 
@@ -118,12 +132,18 @@ impl Writer {
                 }
             }
         }
-        let conn = self.conn.clone();
+        let (conn, restart) = (self.conn.clone(), self.restart.clone());
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = write(&tx)?;
             tx.commit()?;
+            if restart.swap(false, Ordering::Relaxed) {
+                // Between two transactions of this connection (see `checkpointer`).
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "WAL restart failed; tried again later");
+                }
+            }
             Ok(out)
         })
         .await
@@ -203,17 +223,42 @@ impl Writer {
     }
 }
 
-/// Checkpoint the log passively after commits, at most every [`CHECKPOINT_EVERY`], until every
+/// Checkpoint the log passively after commits, at most `every` ([`CHECKPOINT_EVERY`]), until every
 /// writer is gone. A failed checkpoint is tried again after the next commit (the log only grows
 /// meanwhile; the pool's automatic checkpoints still bound it).
-fn checkpointer(conn: rusqlite::Connection, nudges: std::sync::mpsc::Receiver<()>) {
+///
+/// A passive checkpoint never makes the log start over: the log restarts from its beginning
+/// only when a write begins after a checkpoint copied all of it, and during a load the next
+/// page's write begins while the checkpoint still copies the last one. A million-row load grew
+/// the log to 1.7 GB beside a 650 MB database. So once the log holds more than
+/// `restart_frames` ([`RESTART_FRAMES`]), the next write on a blocking thread, right after its
+/// commit, copies what is left (the passive runs copied most of it) and restarts the log
+/// (`RESTART`), holding writes back meanwhile; [`JOURNAL_LIMIT`] then truncates the file. This
+/// thread cannot do that itself: `RESTART` must wait for the write lock, and back-to-back
+/// pages leave it free only between two of their transactions. Small (inline) writes never do
+/// it, so a webhook's commit does not wait for the copy.
+fn checkpointer(
+    conn: rusqlite::Connection,
+    nudges: std::sync::mpsc::Receiver<()>,
+    restart_frames: i64,
+    every: Duration,
+    restart: &AtomicBool,
+) {
     while nudges.recv().is_ok() {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "WAL checkpoint failed; tried again after the next commit");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) if frames > restart_frames => restart.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; tried again after the next commit"),
         }
-        std::thread::sleep(CHECKPOINT_EVERY);
+        std::thread::sleep(every);
     }
 }
+
+/// Log frames (pages of about 4 KiB) past which a checkpoint restarts the log (64 MiB).
+const RESTART_FRAMES: i64 = 16_384;
+
+/// Bytes the log file is truncated to when it starts over.
+const JOURNAL_LIMIT: i64 = 64 * 1024 * 1024;
 
 /// The connection's highest log position (0 when none), for [`Numbering::before`]; in the write
 /// transaction, so no other writer is between taking a `seq` and committing.
@@ -316,4 +361,58 @@ fn apply_changes(
     }
     plan.written(applied, numbering);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ChangeOp, NewMessage};
+
+    fn page(from: usize, rows: usize) -> Batch {
+        let state = "x".repeat(1000);
+        let changes = (from..from + rows)
+            .map(|i| Change {
+                key: format!("k{i:08}"),
+                op: ChangeOp::Upsert {
+                    hash: i as u64,
+                    state: state.clone(),
+                },
+                position: Some(i as i64),
+                message: NewMessage {
+                    id: format!("id-{i}"),
+                    ty: "ItemUpdated".into(),
+                    source: "s".into(),
+                    subject: format!("k{i:08}"),
+                    time: "2026-11-30T00:00:00.000Z".into(),
+                    dataschema: "d".into(),
+                    payload: state.clone(),
+                },
+            })
+            .collect();
+        Batch {
+            connection: "c".into(),
+            mapping: "m".into(),
+            changes,
+            cursor: None,
+        }
+    }
+
+    /// Pages written one right after the other never leave the log fully copied when the next
+    /// one begins: only the restart keeps it from growing with everything ever written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_starts_over_while_pages_are_written_back_to_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(crate::Store::open(&path).await.unwrap());
+        // Restart past 256 frames (1 MiB), checkpoints every 5 ms: about 100 MiB of log frames
+        // follow.
+        let writer = Writer::open_with(&path, 256, Duration::from_millis(5)).unwrap();
+        let wal = dir.path().join("s.db-wal");
+        let mut largest = 0;
+        for p in 0..200 {
+            writer.apply_batch(page(p * 150, 150)).await.unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        }
+        assert!(largest < 16 * 1024 * 1024, "the log grew to {largest} bytes");
+    }
 }
