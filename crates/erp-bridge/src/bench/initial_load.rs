@@ -327,7 +327,13 @@ async fn windowed_reads(
                 (w, rows, t.elapsed())
             });
         }
-        let Some(next) = in_flight.join_next().await else { break };
+        let Some(next) = in_flight.join_next().await else {
+            pending = splitter.take_parked();
+            if pending.is_empty() {
+                break;
+            }
+            continue;
+        };
         let (w, rows, took) = next.context("a window read panicked")?;
         let rows = rows?;
         done.slowest = done.slowest.max(took);
@@ -343,7 +349,7 @@ async fn windowed_reads(
                 continue;
             }
         }
-        splitter.whole(&w, rows.len());
+        pending.extend(splitter.whole(&dims, &w, rows.len()));
         done.whole += 1;
         done.rows += rows.len();
     }

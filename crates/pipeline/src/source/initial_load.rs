@@ -64,7 +64,17 @@ impl Worker {
                     return Err(e);
                 }
             }
-            let Some(done) = in_flight.join_next().await else { break };
+            let Some(done) = in_flight.join_next().await else {
+                // Nothing read any more: windows still parked (none, while every part is read to
+                // its end) are read again from scratch.
+                let parked = splitter.take_parked();
+                if parked.is_empty() || shutdown.is_shutdown() {
+                    pending.extend(parked);
+                    break;
+                }
+                pending.extend(parked);
+                continue;
+            };
             let (w, answer) = done.expect("window reads do not panic");
             flying.retain(|f| *f != w);
             let answer = match answer {
@@ -86,7 +96,7 @@ impl Worker {
                     continue;
                 }
             }
-            splitter.whole(&w, answer.rows.len());
+            pending.extend(splitter.whole(&self.reader.dims, &w, answer.rows.len()));
             ready.extend(answer.rows);
             ready_unsplit.extend(answer.unsplit);
             // Keep reads going while complete windows are written.
@@ -102,7 +112,7 @@ impl Worker {
                     return Err(e);
                 }
             }
-            let next = Self::load_position(&pending, &flying, high_water, resync);
+            let next = Self::load_position(&pending, &flying, &splitter.parked(), high_water, resync);
             let (rows, unsplit) = (std::mem::take(&mut ready), std::mem::take(&mut ready_unsplit));
             let (worker, key_idx) = (self.clone(), key_idx.clone());
             writing = Some(tokio::spawn(async move {
@@ -114,7 +124,7 @@ impl Worker {
         }
         if !ready.is_empty() || !ready_unsplit.is_empty() {
             // Shutdown stopped the reads while complete windows waited.
-            let next = Self::load_position(&pending, &flying, high_water, resync);
+            let next = Self::load_position(&pending, &flying, &splitter.parked(), high_water, resync);
             let (rows, unsplit) = (std::mem::take(&mut ready), std::mem::take(&mut ready_unsplit));
             self.write_windows(&key_idx, rows, unsplit, next).await?;
         }
@@ -132,10 +142,18 @@ impl Worker {
 }
 
 impl Worker {
-    /// The stored position while the load goes on: the windows not written yet.
-    fn load_position(pending: &[Window], flying: &[Window], high_water: i64, resync: bool) -> Position {
+    /// The stored position while the load goes on: the windows not written yet (pending, being
+    /// read, or parked by the splitter).
+    fn load_position(
+        pending: &[Window],
+        flying: &[Window],
+        parked: &[Window],
+        high_water: i64,
+        resync: bool,
+    ) -> Position {
         let mut still: Vec<Window> = pending.to_vec();
         still.extend(flying.iter().cloned());
+        still.extend(parked.iter().cloned());
         Position::InitialLoad {
             pending: still,
             high_water,

@@ -71,7 +71,7 @@ impl Reader {
         let mut todo = vec![w];
         let mut all = Answer::default();
         let mut splitter = Splitter::new();
-        while let Some(w) = todo.pop() {
+        while let Some(w) = splitter.next(&mut todo) {
             let a = self.read(select, &w).await?;
             if a.may_be_cut {
                 if let Some(kids) = splitter.cut(&self.dims, &w, &sample(&a.rows, &dims_at)) {
@@ -79,7 +79,7 @@ impl Reader {
                     continue;
                 }
             }
-            splitter.whole(&w, a.rows.len());
+            todo.extend(splitter.whole(&self.dims, &w, a.rows.len()));
             all.rows.extend(a.rows);
             all.unsplit.extend(a.unsplit);
         }

@@ -80,7 +80,7 @@ impl Worker {
         let mut todo = vec![Window::all()];
         let mut splitter = Splitter::new();
         let mut repaired = 0u64;
-        while let Some(w) = todo.pop() {
+        while let Some(w) = splitter.next(&mut todo) {
             if shutdown.is_shutdown() || !self.lease_held() {
                 return Ok(());
             }
@@ -91,7 +91,7 @@ impl Worker {
                     continue;
                 }
             }
-            splitter.whole(&w, a.rows.len());
+            todo.extend(splitter.whole(&self.reader.dims, &w, a.rows.len()));
             let rows: Vec<&Vec<String>> = if wide {
                 a.rows
                     .iter()

@@ -40,11 +40,24 @@ enum Part {
     Expected(f64),
 }
 
-/// The rows and sample points of a ladder's parts that came back whole.
-#[derive(Debug, Default, Clone, Copy)]
+/// The parts of one laddered window.
+#[derive(Debug, Default)]
 struct Group {
+    /// Rows and sample points of the parts that came back whole.
     rows: usize,
     points: usize,
+    /// Parts not back yet.
+    outstanding: usize,
+    /// Parts that came back cut while no part had come back whole (nothing to size them by
+    /// yet): the window, its points and its answer's sample.
+    parked: Vec<(Window, usize, Vec<Vec<String>>)>,
+}
+
+impl Group {
+    /// Rows per sample point, once a part came back whole.
+    fn per_point(&self) -> Option<f64> {
+        (self.points > 0).then(|| self.rows as f64 / self.points as f64)
+    }
 }
 
 /// The estimates of one pass over a table (a load, a reconciliation pass, a poll).
@@ -62,32 +75,100 @@ impl Splitter {
 
     /// The windows to read instead of `w`, whose answer may have been cut; `sample[d]` holds
     /// the values of dimension `d` in the rows it returned. `None` when it cannot be split (it
-    /// is one key). The parts to read first come last (readers pop their pending windows).
+    /// is one key). Empty when `w` is parked until a part of its ladder comes back whole
+    /// ([`Splitter::whole`] then returns its parts; [`Splitter::parked`] names it meanwhile).
+    /// The parts to read first come last (readers pop their pending windows).
     pub fn cut(&mut self, dims: &Dimensions, w: &Window, sample: &[Vec<String>]) -> Option<Vec<Window>> {
-        let returned = sample.first().map_or(0, Vec::len);
-        let expected = match self.parts.remove(w) {
-            Some(Part::Expected(e)) => Some(e),
+        match self.parts.remove(w) {
+            Some(Part::Expected(e)) => split_expected(&mut self.parts, dims, w, sample, e),
             Some(Part::Ladder { group, points }) => {
-                let g = self.groups[group];
-                (g.points > 0).then(|| g.rows as f64 / g.points as f64 * points as f64)
+                let g = &mut self.groups[group];
+                g.outstanding = g.outstanding.saturating_sub(1);
+                if let Some(per_point) = g.per_point() {
+                    return split_expected(&mut self.parts, dims, w, sample, per_point * points as f64);
+                }
+                if g.outstanding > 0 {
+                    g.parked.push((w.clone(), points, sample.to_vec()));
+                    return Some(Vec::new());
+                }
+                // Every part came back cut: nothing will size them; ladder each again.
+                let parked = std::mem::take(&mut g.parked);
+                let mut out = Vec::new();
+                for (pw, _, ps) in parked {
+                    out.extend(self.ladder(dims, &pw, &ps).unwrap_or_else(|| vec![pw]));
+                }
+                match self.ladder(dims, w, sample) {
+                    Some(kids) => out.extend(kids),
+                    // It cannot be split: read it again (with no estimate, its answer is then used).
+                    None if !out.is_empty() => out.push(w.clone()),
+                    None => return None,
+                }
+                Some(out)
             }
-            None => None,
-        };
-        if let Some(e) = expected {
-            // It came back cut: it holds more than the cap, whatever was expected.
-            let e = e.max(1.25 * returned as f64);
-            let kids = dims.split(w, sample, parts_for(e, returned))?;
-            let each = e / kids.len() as f64;
-            for k in &kids {
-                self.parts.insert(k.clone(), Part::Expected(each));
-            }
-            return Some(kids);
+            None => self.ladder(dims, w, sample),
         }
+    }
+
+    /// `w` came back whole with `rows` rows: the parts of windows parked until now.
+    pub fn whole(&mut self, dims: &Dimensions, w: &Window, rows: usize) -> Vec<Window> {
+        let Some(Part::Ladder { group, points }) = self.parts.remove(w) else {
+            return Vec::new();
+        };
+        let g = &mut self.groups[group];
+        g.outstanding = g.outstanding.saturating_sub(1);
+        g.rows += rows;
+        g.points += points;
+        let per_point = g.per_point().unwrap_or_default();
+        let mut out = Vec::new();
+        for (pw, pp, ps) in std::mem::take(&mut g.parked) {
+            let kids = split_expected(&mut self.parts, dims, &pw, &ps, per_point * pp as f64);
+            out.extend(kids.unwrap_or_else(|| vec![pw]));
+        }
+        out
+    }
+
+    /// Windows parked (not pending, not being read): a stored position must name them.
+    pub fn parked(&self) -> Vec<Window> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.parked.iter().map(|(w, _, _)| w.clone()))
+            .collect()
+    }
+
+    /// Give up the parked windows, to be read again from scratch (a reader with nothing
+    /// pending or in flight, which cannot happen while every part is read to its end).
+    pub fn take_parked(&mut self) -> Vec<Window> {
+        let out = self.parked();
+        for g in &mut self.groups {
+            g.parked.clear();
+        }
+        for w in &out {
+            self.parts.remove(w);
+        }
+        out
+    }
+
+    /// For a reader of one window at a time: the next window of `todo` to read (the last), or
+    /// when none is left, one given up from the parked ones (see [`Splitter::take_parked`]).
+    pub fn next(&mut self, todo: &mut Vec<Window>) -> Option<Window> {
+        if todo.is_empty() {
+            *todo = self.take_parked();
+        }
+        todo.pop()
+    }
+
+    /// Cut a window with no estimate at the ranks of the ladder (or, with one timestamp, on
+    /// the key).
+    fn ladder(&mut self, dims: &Dimensions, w: &Window, sample: &[Vec<String>]) -> Option<Vec<Window>> {
+        let returned = sample.first().map_or(0, Vec::len);
         let ranks: Vec<usize> = LADDER.into_iter().filter(|r| *r <= returned / MIN_POINTS).collect();
         match dims.split_at_ranks(w, sample, &ranks) {
             Some(mut kids) => {
                 let group = self.groups.len();
-                self.groups.push(Group::default());
+                self.groups.push(Group {
+                    outstanding: kids.len(),
+                    ..Group::default()
+                });
                 for (k, points) in &kids {
                     self.parts.insert(k.clone(), Part::Ladder { group, points: *points });
                 }
@@ -99,15 +180,25 @@ impl Splitter {
             None => dims.split(w, sample, 2),
         }
     }
+}
 
-    /// `w` came back whole with `rows` rows.
-    pub fn whole(&mut self, w: &Window, rows: usize) {
-        if let Some(Part::Ladder { group, points }) = self.parts.remove(w) {
-            let g = &mut self.groups[group];
-            g.rows += rows;
-            g.points += points;
-        }
+/// Split a window expected to hold `expected` rows that came back cut anyway.
+fn split_expected(
+    parts: &mut HashMap<Window, Part>,
+    dims: &Dimensions,
+    w: &Window,
+    sample: &[Vec<String>],
+    expected: f64,
+) -> Option<Vec<Window>> {
+    let returned = sample.first().map_or(0, Vec::len);
+    // It came back cut: it holds more than the cap, whatever was expected.
+    let e = expected.max(1.25 * returned as f64);
+    let kids = dims.split(w, sample, parts_for(e, returned))?;
+    let each = e / kids.len() as f64;
+    for k in &kids {
+        parts.insert(k.clone(), Part::Expected(each));
     }
+    Some(kids)
 }
 
 /// Into how many parts a window expected to hold `expected` rows is split, at quantiles of the
@@ -162,7 +253,7 @@ mod tests {
         for k in &kids[1..] {
             let (lo, hi) = k.lmts_bounds();
             let points = ((hi.unwrap() - lo.unwrap_or(0)) / 10) as usize;
-            s.whole(k, points * 20);
+            assert!(s.whole(&d, k, points * 20).is_empty());
         }
         // The rest holds 936 returned rows' worth: 18,720 rows; at 60 % of a 1,000-row cap,
         // 32 parts.
@@ -174,12 +265,33 @@ mod tests {
     }
 
     #[test]
-    fn a_ladder_part_cut_before_its_group_knows_anything_is_laddered_again() {
+    fn a_part_cut_before_any_part_came_back_whole_waits_for_one() {
         let d = dims();
         let mut s = Splitter::new();
         let kids = s.cut(&d, &Window::all(), &sample(1000, 0, 10)).unwrap();
-        let again = s.cut(&d, &kids[0], &sample(1000, 640, 1)).unwrap();
-        assert_eq!(again.len(), 8);
+        // The rest comes back first: parked, and named for the stored position.
+        assert_eq!(s.cut(&d, &kids[0], &sample(1000, 640, 10)), Some(vec![]));
+        assert_eq!(s.parked(), vec![kids[0].clone()]);
+        // The smallest part comes back whole (1 returned row stood for 20): the rest (936
+        // returned rows, 18,720 rows) is split into 32 parts.
+        let rest = s.whole(&d, &kids[7], 20);
+        assert_eq!(rest.len(), 32);
+        assert!(s.parked().is_empty());
+    }
+
+    #[test]
+    fn when_every_part_comes_back_cut_each_is_laddered_again() {
+        let d = dims();
+        let mut s = Splitter::new();
+        let kids = s.cut(&d, &Window::all(), &sample(1000, 0, 10)).unwrap();
+        let mut out = Vec::new();
+        for k in &kids {
+            let (lo, _) = k.lmts_bounds();
+            out.push(s.cut(&d, k, &sample(1000, lo.unwrap_or(0), 1)).unwrap());
+        }
+        assert!(out[..7].iter().all(Vec::is_empty), "parked while parts were out");
+        assert_eq!(out[7].len(), 8 * 8, "the last one ladders all eight");
+        assert!(s.parked().is_empty());
     }
 
     #[test]
