@@ -139,10 +139,14 @@ impl Writer {
             let out = write(&tx)?;
             tx.commit()?;
             if restart.swap(false, Ordering::Relaxed) {
-                // Between two transactions of this connection (see `checkpointer`).
+                // Between two transactions of this connection (see `checkpointer`). It holds
+                // writers back while it waits for readers of older snapshots: not for long (a
+                // busy log is flagged again after the next commit).
+                conn.busy_timeout(RESTART_WAIT)?;
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                     tracing::debug!(error = %e, "WAL restart failed; tried again later");
                 }
+                conn.busy_timeout(BUSY_TIMEOUT)?;
             }
             Ok(out)
         })
@@ -256,6 +260,9 @@ fn checkpointer(
 
 /// Log frames (pages of about 4 KiB) past which a checkpoint restarts the log (64 MiB).
 const RESTART_FRAMES: i64 = 16_384;
+
+/// How long a restart of the log waits for readers of older snapshots.
+const RESTART_WAIT: Duration = Duration::from_millis(200);
 
 /// Bytes the log file is truncated to when it starts over.
 const JOURNAL_LIMIT: i64 = 64 * 1024 * 1024;
