@@ -70,7 +70,7 @@ impl Reader {
         let dims_at = self.dim_positions(select);
         let mut todo = vec![w];
         let mut all = Answer::default();
-        let mut splitter = Splitter::new();
+        let mut splitter = Splitter::sequential();
         while let Some(w) = splitter.next(&mut todo) {
             let a = self.read(select, &w).await?;
             if a.may_be_cut {

@@ -78,7 +78,7 @@ impl Worker {
             .expect("the timestamp is selected");
         let dims_at = self.reader.dim_positions(&select);
         let mut todo = vec![Window::all()];
-        let mut splitter = Splitter::new();
+        let mut splitter = Splitter::sequential();
         let mut repaired = 0u64;
         while let Some(w) = splitter.next(&mut todo) {
             if shutdown.is_shutdown() || !self.lease_held() {

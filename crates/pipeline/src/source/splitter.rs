@@ -25,11 +25,18 @@ use crate::source::window::{Dimensions, Window};
 /// cut.
 pub const FILL: f64 = 0.6;
 
-/// Ranks of the returned timestamps at which a window with no estimate is cut: parts of 1, 1,
-/// 2, 4, 8, 16 and 32 returned rows, then the rest (eight reads, the load's default
-/// parallelism). Only ranks up to an eighth of the rows returned are used: with a small cap
-/// (M3's default of 100) the rest keeps most of them.
+/// Ranks of the returned timestamps at which a window with no estimate is cut, for readers of
+/// several windows at once: parts of 1, 1, 2, 4, 8, 16 and 32 returned rows, then the rest
+/// (eight reads, the load's default parallelism, so the ladder costs no extra round trip).
+/// Only ranks up to an eighth of the rows returned are used: with a small cap (M3's default of
+/// 100) the rest keeps most of them.
 const LADDER: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
+
+/// The ladder of readers of one window at a time (polls, reconciliation): every part is a round
+/// trip, so parts of 4, 12 and 48 returned rows, then the rest (one part of 16 judged the rest
+/// too roughly: a reconciliation pass read 27,000 rows of a 20,000-row table, 22,000 with
+/// this). Below 32 returned rows it is empty, and cut windows are halved.
+const SHORT_LADDER: [usize; 3] = [4, 16, 64];
 
 /// What is known of a window about to be read.
 #[derive(Debug, Clone, Copy)]
@@ -61,16 +68,35 @@ impl Group {
 }
 
 /// The estimates of one pass over a table (a load, a reconciliation pass, a poll).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Splitter {
     parts: HashMap<Window, Part>,
     groups: Vec<Group>,
+    ladder: &'static [usize],
+}
+
+impl Default for Splitter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Splitter {
-    /// No estimate yet.
+    /// No estimate yet, for a reader of several windows at once (the load).
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            parts: HashMap::new(),
+            groups: Vec::new(),
+            ladder: &LADDER,
+        }
+    }
+
+    /// No estimate yet, for a reader of one window at a time (polls, reconciliation).
+    pub fn sequential() -> Self {
+        Self {
+            ladder: &SHORT_LADDER,
+            ..Self::new()
+        }
     }
 
     /// The windows to read instead of `w`, whose answer may have been cut; `sample[d]` holds
@@ -161,7 +187,12 @@ impl Splitter {
     /// the key).
     fn ladder(&mut self, dims: &Dimensions, w: &Window, sample: &[Vec<String>]) -> Option<Vec<Window>> {
         let returned = sample.first().map_or(0, Vec::len);
-        let ranks: Vec<usize> = LADDER.into_iter().filter(|r| *r <= returned / MIN_POINTS).collect();
+        let ranks: Vec<usize> = self
+            .ladder
+            .iter()
+            .copied()
+            .filter(|r| *r <= returned / MIN_POINTS)
+            .collect();
         match dims.split_at_ranks(w, sample, &ranks) {
             Some(mut kids) => {
                 let group = self.groups.len();
@@ -303,6 +334,29 @@ mod tests {
         assert_eq!(parts_for(700.0, 100), 12);
         assert_eq!(parts_for(125.0, 100), 3);
         assert_eq!(parts_for(10.0, 100), 2);
+    }
+
+    #[test]
+    fn a_reader_of_one_window_at_a_time_ladders_once() {
+        let d = dims();
+        let mut s = Splitter::sequential();
+        let kids = s.cut(&d, &Window::all(), &sample(1000, 0, 10)).unwrap();
+        let conds: Vec<String> = kids.iter().map(|k| d.condition(k).unwrap()).collect();
+        assert_eq!(
+            conds,
+            vec![
+                "MMLMTS >= 640",
+                "MMLMTS >= 160 and MMLMTS < 640",
+                "MMLMTS >= 40 and MMLMTS < 160",
+                "MMLMTS < 40"
+            ]
+        );
+        // 4 returned rows stood for 80 rows: the rest (936 of them) holds 18,720.
+        assert!(s.whole(&d, &kids[3], 80).is_empty());
+        assert_eq!(s.cut(&d, &kids[0], &sample(1000, 640, 10)).unwrap().len(), 32);
+        // A small cap halves.
+        let mut s = Splitter::sequential();
+        assert_eq!(s.cut(&d, &Window::all(), &sample(30, 0, 10)).unwrap().len(), 2);
     }
 
     #[test]
