@@ -411,8 +411,16 @@ await step('tokens: an expiry can be set, the list shows expiry and last use', a
   await page.fill('#token-name', 'a11y one day');
   await page.selectOption('#token-scope', 'read');
   await page.selectOption('#token-expiry', '1d');
+  // The step before showed a new token too: wait for this one's panel, not that one's.
+  const before = (await page.locator('#new-token').count()) ? await page.getAttribute('#new-token', 'data-id') : null;
   await page.click('#token-create');
-  await page.waitForSelector('#new-token-value');
+  await page.waitForFunction(
+    (prev) => {
+      const el = document.querySelector('#new-token');
+      return el && document.querySelector('#new-token-value') && el.getAttribute('data-id') !== prev;
+    },
+    before,
+  );
   const id = await page.getAttribute('#new-token', 'data-id');
   const t = (await api('GET', '/api/tokens')).body.tokens.find((x) => x.id === id);
   const hours = (new Date(t.expires_at) - Date.now()) / 3600000;
