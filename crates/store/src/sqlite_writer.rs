@@ -20,7 +20,8 @@
 //! copying on its own thread between pages. This connection does not checkpoint
 //! (`wal_autocheckpoint = 0`); a thread of its own ([`checkpointer`]) does, with passive
 //! checkpoints (they never block a writer or a reader) after commits, at most every
-//! [`CHECKPOINT_EVERY`]. The pool's connections keep their automatic checkpoint as a backstop.
+//! [`CHECKPOINT_EVERY`]; past [`RESTART_FRAMES`] the next large write restarts the log
+//! ([`restart_log`]). The pool's connections keep their automatic checkpoint as a backstop.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -139,14 +140,7 @@ impl Writer {
             let out = write(&tx)?;
             tx.commit()?;
             if restart.swap(false, Ordering::Relaxed) {
-                // Between two transactions of this connection (see `checkpointer`). It holds
-                // writers back while it waits for readers of older snapshots: not for long (a
-                // busy log is flagged again after the next commit).
-                conn.busy_timeout(RESTART_WAIT)?;
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                    tracing::debug!(error = %e, "WAL restart failed; tried again later");
-                }
-                conn.busy_timeout(BUSY_TIMEOUT)?;
+                restart_log(&conn);
             }
             Ok(out)
         })
@@ -266,6 +260,21 @@ const RESTART_WAIT: Duration = Duration::from_millis(200);
 
 /// Bytes the log file is truncated to when it starts over.
 const JOURNAL_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Restart the log between two transactions of the writer's connection (see [`checkpointer`]).
+/// The write before it is committed whatever happens here: a failure is only logged (a log
+/// still too long is flagged again after the next commit). It holds writers back while it waits
+/// for readers of older snapshots, so it waits for them only [`RESTART_WAIT`].
+fn restart_log(conn: &rusqlite::Connection) {
+    let restarted = conn
+        .busy_timeout(RESTART_WAIT)
+        .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())));
+    // The writer's own wait for the write lock, whether the restart worked or not.
+    let reset = conn.busy_timeout(BUSY_TIMEOUT);
+    if let Err(e) = restarted.and(reset) {
+        tracing::debug!(error = %e, "WAL restart failed; tried again later");
+    }
+}
 
 /// The connection's highest log position (0 when none), for [`Numbering::before`]; in the write
 /// transaction, so no other writer is between taking a `seq` and committing.

@@ -67,12 +67,10 @@ impl Worker {
             let Some(done) = in_flight.join_next().await else {
                 // Nothing read any more: windows still parked (none, while every part is read to
                 // its end) are read again from scratch.
-                let parked = splitter.take_parked();
-                if parked.is_empty() || shutdown.is_shutdown() {
-                    pending.extend(parked);
+                pending.extend(splitter.take_parked());
+                if pending.is_empty() || shutdown.is_shutdown() {
                     break;
                 }
-                pending.extend(parked);
                 continue;
             };
             let (w, answer) = done.expect("window reads do not panic");

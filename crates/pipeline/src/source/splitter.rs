@@ -8,8 +8,9 @@
 //! the returned rows, and the rest), so its small parts come back whole even for a table of
 //! millions of rows. Those parts say how many rows stand behind one returned row (the group's
 //! rows per sample point), and with it how many rows every other part of the group holds. A
-//! part that comes back cut is then split into as many parts as it should need; a part whose
-//! group has no whole part yet is laddered again.
+//! part that comes back cut is then split into as many parts as it should need; one that comes
+//! back cut while no part of its group came back whole waits (is parked) until one does, and
+//! if none ever does, every part of the group is laddered again.
 //!
 //! Halving instead (or cutting into a fixed number of parts) reads every level of a binary
 //! tree of cut answers before the first whole one: a million-row load made 103 cut calls and
@@ -164,14 +165,10 @@ impl Splitter {
     /// Give up the parked windows, to be read again from scratch (a reader with nothing
     /// pending or in flight, which cannot happen while every part is read to its end).
     pub fn take_parked(&mut self) -> Vec<Window> {
-        let out = self.parked();
-        for g in &mut self.groups {
-            g.parked.clear();
-        }
-        for w in &out {
-            self.parts.remove(w);
-        }
-        out
+        self.groups
+            .iter_mut()
+            .flat_map(|g| g.parked.drain(..).map(|(w, _, _)| w))
+            .collect()
     }
 
     /// For a reader of one window at a time: the next window of `todo` to read (the last), or

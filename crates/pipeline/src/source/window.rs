@@ -3,8 +3,8 @@
 //! key columns (the company column excluded: the session's company always applies), rendered
 //! as `QERY` comparisons joined by `and`. No `order by`, no company condition, and never "a
 //! short page means the end": a window whose answer may have been cut by the server's row cap
-//! is split into smaller windows (around the median of what it returned) and read again, until
-//! every window comes back below the cap. Rows are ordered in the client.
+//! is split into smaller windows (how many: `splitter.rs`) and read again, until every window
+//! comes back below the cap. Rows are ordered in the client.
 
 use std::cmp::Ordering;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
@@ -201,26 +201,7 @@ impl Dimensions {
                 if cuts.is_empty() {
                     cuts.push(vals[1]);
                 }
-                let edge = |v: &str, inclusive| {
-                    Some(Edge {
-                        value: v.to_string(),
-                        inclusive,
-                    })
-                };
-                let mut kids = Vec::with_capacity(cuts.len() + 1);
-                let mut lo = r.lo.clone();
-                for c in &cuts {
-                    kids.push(w.with(
-                        d,
-                        Range {
-                            lo: lo.clone(),
-                            hi: edge(c, false),
-                        },
-                    ));
-                    lo = edge(c, true);
-                }
-                kids.push(w.with(d, Range { lo, hi: r.hi.clone() }));
-                return Some(kids);
+                return Some(between_cuts(w, d, &cuts));
             }
             // Text may collate differently in M3 than here, so split three ways around one
             // value: `< m`, `= m` (this dimension then fixed) and `> m`. Each child lacks the
@@ -255,8 +236,7 @@ impl Dimensions {
     /// `None` when the timestamp is fixed already, not a number, or the rows returned hold
     /// fewer than two timestamps (then [`Dimensions::split`] applies).
     pub fn split_at_ranks(&self, w: &Window, sample: &[Vec<String>], ranks: &[usize]) -> Option<Vec<(Window, usize)>> {
-        let r = w.range(0);
-        if r.is_point() || self.kinds.first() == Some(&ColumnKind::Alpha) {
+        if w.range(0).is_point() || self.kinds.first() == Some(&ColumnKind::Alpha) {
             return None;
         }
         let mut values: Vec<i64> = sample
@@ -272,33 +252,44 @@ impl Dimensions {
         if cuts.is_empty() {
             return None;
         }
-        let edge = |v: i64, inclusive| {
-            Some(Edge {
-                value: v.to_string(),
-                inclusive,
-            })
-        };
-        let mut kids = Vec::with_capacity(cuts.len() + 1);
-        let mut lo = r.lo.clone();
+        // The returned rows in each part: those below its cut and not below the one before.
+        let mut counts = Vec::with_capacity(cuts.len() + 1);
         let mut below = 0;
         for c in &cuts {
             let upto = values.partition_point(|v| v < c);
-            kids.push((
-                w.with(
-                    0,
-                    Range {
-                        lo: lo.clone(),
-                        hi: edge(*c, false),
-                    },
-                ),
-                upto - below,
-            ));
+            counts.push(upto - below);
             below = upto;
-            lo = edge(*c, true);
         }
-        kids.push((w.with(0, Range { lo, hi: r.hi.clone() }), values.len() - below));
-        Some(kids)
+        counts.push(values.len() - below);
+        let cuts: Vec<String> = cuts.iter().map(i64::to_string).collect();
+        Some(between_cuts(w, 0, &cuts).into_iter().zip(counts).collect())
     }
+}
+
+/// The parts of `w` between increasing `cuts` on dimension `d`: `[lo, c1)`, `[c1, c2)` ...
+/// `[cn, hi)`, where `lo` and `hi` are the window's own ends.
+fn between_cuts(w: &Window, d: usize, cuts: &[impl AsRef<str>]) -> Vec<Window> {
+    let r = w.range(d);
+    let edge = |v: &str, inclusive| {
+        Some(Edge {
+            value: v.to_string(),
+            inclusive,
+        })
+    };
+    let mut kids = Vec::with_capacity(cuts.len() + 1);
+    let mut lo = r.lo.clone();
+    for c in cuts {
+        kids.push(w.with(
+            d,
+            Range {
+                lo: lo.clone(),
+                hi: edge(c.as_ref(), false),
+            },
+        ));
+        lo = edge(c.as_ref(), true);
+    }
+    kids.push(w.with(d, Range { lo, hi: r.hi }));
+    kids
 }
 
 /// What the server's row cap is learned to be: an answer is complete only when it holds fewer
