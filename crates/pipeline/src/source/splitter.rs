@@ -9,8 +9,9 @@
 //! millions of rows. Those parts say how many rows stand behind one returned row (the group's
 //! rows per sample point), and with it how many rows every other part of the group holds. A
 //! part that comes back cut is then split into as many parts as it should need; one that comes
-//! back cut while no part of its group came back whole waits (is parked) until one does, and
-//! if none ever does, every part of the group is laddered again.
+//! back cut before whole parts of its group held [`ESTIMATE_POINTS`] returned rows waits (is
+//! parked) until they do or no part is out any more, and if no part came back whole, every
+//! part of the group is laddered again.
 //!
 //! Halving instead (or cutting into a fixed number of parts) reads every level of a binary
 //! tree of cut answers before the first whole one: a million-row load made 103 cut calls and
@@ -39,6 +40,14 @@ const LADDER: [usize; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// this). Below 32 returned rows it is empty, and cut windows are halved.
 const SHORT_LADDER: [usize; 3] = [4, 16, 64];
 
+/// Returned rows the whole parts of a group must hold before their rows per returned row size
+/// other parts (unless no part of the group is out any more). The rows behind one returned row
+/// vary several-fold, and the first part back whole is the smallest (one returned row): alone,
+/// it sized the rest of a million-row load. Two of about a dozen such loads made 1,085 calls
+/// where the others made 367 to 586, as an estimate three times too high would. With 16, the
+/// estimate errs by about a quarter.
+const ESTIMATE_POINTS: usize = 16;
+
 /// What is known of a window about to be read.
 #[derive(Debug, Clone, Copy)]
 enum Part {
@@ -62,9 +71,11 @@ struct Group {
 }
 
 impl Group {
-    /// Rows per sample point, once a part came back whole.
+    /// Rows per sample point, once whole parts hold enough returned rows to say (or all are
+    /// back and at least one came back whole).
     fn per_point(&self) -> Option<f64> {
-        (self.points > 0).then(|| self.rows as f64 / self.points as f64)
+        let enough = self.points >= ESTIMATE_POINTS || (self.outstanding == 0 && self.points > 0);
+        enough.then(|| self.rows as f64 / self.points as f64)
     }
 }
 
@@ -112,7 +123,13 @@ impl Splitter {
                 let g = &mut self.groups[group];
                 g.outstanding = g.outstanding.saturating_sub(1);
                 if let Some(per_point) = g.per_point() {
-                    return split_expected(&mut self.parts, dims, w, sample, per_point * points as f64);
+                    // One key (`None`): its answer is used as it is; parts parked meanwhile stay
+                    // parked until the reader runs out of windows, then are read from scratch.
+                    let kids = split_expected(&mut self.parts, dims, w, sample, per_point * points as f64)?;
+                    // This part being back may have made the estimate: parked parts go too.
+                    let mut out = self.release(dims, group);
+                    out.extend(kids);
+                    return Some(out);
                 }
                 if g.outstanding > 0 {
                     g.parked.push((w.clone(), points, sample.to_vec()));
@@ -145,7 +162,16 @@ impl Splitter {
         g.outstanding = g.outstanding.saturating_sub(1);
         g.rows += rows;
         g.points += points;
-        let per_point = g.per_point().unwrap_or_default();
+        self.release(dims, group)
+    }
+
+    /// The parts of the windows of `group` parked until now, once its estimate can size them
+    /// (none before).
+    fn release(&mut self, dims: &Dimensions, group: usize) -> Vec<Window> {
+        let g = &mut self.groups[group];
+        let Some(per_point) = g.per_point() else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (pw, pp, ps) in std::mem::take(&mut g.parked) {
             let kids = split_expected(&mut self.parts, dims, &pw, &ps, per_point * pp as f64);
@@ -293,17 +319,40 @@ mod tests {
     }
 
     #[test]
-    fn a_part_cut_before_any_part_came_back_whole_waits_for_one() {
+    fn a_part_cut_waits_until_whole_parts_hold_enough_returned_rows() {
         let d = dims();
         let mut s = Splitter::new();
         let kids = s.cut(&d, &Window::all(), &sample(1000, 0, 10)).unwrap();
         // The rest comes back first: parked, and named for the stored position.
         assert_eq!(s.cut(&d, &kids[0], &sample(1000, 640, 10)), Some(vec![]));
         assert_eq!(s.parked(), vec![kids[0].clone()]);
-        // The smallest part comes back whole (1 returned row stood for 20): the rest (936
-        // returned rows, 18,720 rows) is split into 32 parts.
-        let rest = s.whole(&d, &kids[7], 20);
-        assert_eq!(rest.len(), 32);
+        // The smallest part comes back whole with three times the rows of the others' per
+        // returned row: alone, it would size the rest at 56,160 rows (94 parts).
+        assert!(s.whole(&d, &kids[7], 60).is_empty());
+        assert!(s.whole(&d, &kids[6], 20).is_empty());
+        assert!(s.whole(&d, &kids[5], 40).is_empty());
+        assert!(s.whole(&d, &kids[4], 80).is_empty());
+        assert_eq!(s.parked(), vec![kids[0].clone()], "8 returned rows say too little");
+        // 16 returned rows stood for 360 rows: the rest (936 of them) holds 21,060, 36 parts
+        // at 60 % of the cap.
+        let rest = s.whole(&d, &kids[3], 160);
+        assert_eq!(rest.len(), 36);
+        assert!(s.parked().is_empty());
+    }
+
+    #[test]
+    fn with_a_small_cap_the_parts_size_the_rest_once_all_are_back() {
+        let d = dims();
+        let mut s = Splitter::new();
+        // 100 returned rows: ladder parts of 1, 1, 2 and 4 of them, and the rest.
+        let kids = s.cut(&d, &Window::all(), &sample(100, 0, 10)).unwrap();
+        assert_eq!(kids.len(), 5);
+        assert_eq!(s.cut(&d, &kids[0], &sample(100, 80, 10)), Some(vec![]));
+        assert!(s.whole(&d, &kids[4], 20).is_empty());
+        assert!(s.whole(&d, &kids[3], 20).is_empty());
+        assert!(s.whole(&d, &kids[2], 40).is_empty());
+        // The last part out: 8 returned rows are all there is to go by.
+        assert!(!s.whole(&d, &kids[1], 80).is_empty());
         assert!(s.parked().is_empty());
     }
 
@@ -348,9 +397,11 @@ mod tests {
                 "MMLMTS < 40"
             ]
         );
-        // 4 returned rows stood for 80 rows: the rest (936 of them) holds 18,720.
+        // 4 returned rows say too little: the rest waits for the part of 12.
         assert!(s.whole(&d, &kids[3], 80).is_empty());
-        assert_eq!(s.cut(&d, &kids[0], &sample(1000, 640, 10)).unwrap().len(), 32);
+        assert_eq!(s.cut(&d, &kids[0], &sample(1000, 640, 10)), Some(vec![]));
+        // 16 returned rows stood for 320 rows: the rest (936 of them) holds 18,720.
+        assert_eq!(s.whole(&d, &kids[2], 240).len(), 32);
         // A small cap halves.
         let mut s = Splitter::sequential();
         assert_eq!(s.cut(&d, &Window::all(), &sample(30, 0, 10)).unwrap().len(), 2);
