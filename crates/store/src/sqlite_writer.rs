@@ -67,12 +67,12 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     /// Open the writer on the (migrated) store file at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, RESTART_FRAMES, CHECKPOINT_EVERY)
+        Self::open_with(path, RESTART_FRAMES, CHECKPOINT_EVERY, Gather::default())
     }
 
     /// [`Writer::open`] with the log restarted past `restart_frames` frames and checkpoints at
     /// most every `every`.
-    fn open_with(path: &Path, restart_frames: i64, every: Duration) -> Result<Self, StoreError> {
+    fn open_with(path: &Path, restart_frames: i64, every: Duration, gather: Gather) -> Result<Self, StoreError> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Per connection, like the pool's: WAL with `NORMAL` syncs at checkpoints, not commits.
@@ -89,7 +89,7 @@ impl Writer {
         let (due, written) = (restart.clone(), uncopied.clone());
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, nudges, restart_frames, every, &due, &written))
+            .spawn(move || checkpointer(checkpoints, nudges, restart_frames, every, gather, &due, &written))
             .map_err(|e| StoreError::Corrupt {
                 what: "checkpoint thread",
                 detail: e.to_string(),
@@ -254,14 +254,15 @@ fn checkpointer(
     nudges: std::sync::mpsc::Receiver<()>,
     restart_frames: i64,
     every: Duration,
+    gather: Gather,
     restart: &AtomicBool,
     uncopied: &AtomicUsize,
 ) {
     use std::sync::mpsc::RecvTimeoutError;
     while nudges.recv().is_ok() {
         let first = Instant::now();
-        while uncopied.load(Ordering::Relaxed) < CHECKPOINT_ROWS {
-            let left = CHECKPOINT_LATEST.saturating_sub(first.elapsed());
+        while uncopied.load(Ordering::Relaxed) < gather.rows {
+            let left = gather.latest.saturating_sub(first.elapsed());
             match nudges.recv_timeout(left) {
                 Ok(()) => {}
                 Err(RecvTimeoutError::Timeout) => break,
@@ -285,6 +286,24 @@ const CHECKPOINT_ROWS: usize = 256;
 
 /// The longest a committed change waits for a checkpoint (see [`checkpointer`]).
 const CHECKPOINT_LATEST: Duration = Duration::from_secs(1);
+
+/// How small commits are gathered before a checkpoint (see [`checkpointer`]).
+#[derive(Debug, Clone, Copy)]
+struct Gather {
+    /// Changes committed after which a checkpoint does not wait for more.
+    rows: usize,
+    /// The longest the first of them waits.
+    latest: Duration,
+}
+
+impl Default for Gather {
+    fn default() -> Self {
+        Self {
+            rows: CHECKPOINT_ROWS,
+            latest: CHECKPOINT_LATEST,
+        }
+    }
+}
 
 /// Log frames (pages of about 4 KiB) past which a checkpoint restarts the log (64 MiB).
 const RESTART_FRAMES: i64 = 16_384;
@@ -456,7 +475,7 @@ mod tests {
         drop(crate::Store::open(&path).await.unwrap());
         // Restart past 256 frames (1 MiB), checkpoints every 5 ms: about 100 MiB of log frames
         // follow.
-        let writer = Writer::open_with(&path, 256, Duration::from_millis(5)).unwrap();
+        let writer = Writer::open_with(&path, 256, Duration::from_millis(5), Gather::default()).unwrap();
         let wal = dir.path().join("s.db-wal");
         let mut largest = 0;
         for p in 0..200 {
@@ -464,5 +483,57 @@ mod tests {
             largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
         }
         assert!(largest < 16 * 1024 * 1024, "the log grew to {largest} bytes");
+    }
+
+    /// Small commits wait for one another before a checkpoint copies them into the database
+    /// file (each checkpoint syncs it): until enough changes were committed, or the first of
+    /// them waited long enough.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_checkpoint_waits_for_enough_changes_or_for_the_first_one_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(crate::Store::open(&path).await.unwrap());
+        let db_len = || std::fs::metadata(&path).unwrap().len();
+        let copied_within = |start: u64, wait: Duration| {
+            let deadline = std::time::Instant::now() + wait;
+            while std::time::Instant::now() < deadline {
+                if db_len() > start {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        };
+        // Gathered until 300 changes (pages of 150 rows of 1 kB add pages to the file once
+        // copied), with no time limit to speak of.
+        let gather = Gather {
+            rows: 300,
+            latest: Duration::from_secs(3600),
+        };
+        let writer = Writer::open_with(&path, RESTART_FRAMES, Duration::from_millis(5), gather).unwrap();
+        let start = db_len();
+        writer.apply_batch(page(0, 150)).await.unwrap();
+        assert!(
+            !copied_within(start, Duration::from_millis(300)),
+            "150 changes were copied already"
+        );
+        writer.apply_batch(page(150, 150)).await.unwrap();
+        assert!(
+            copied_within(start, Duration::from_secs(10)),
+            "300 changes were never copied"
+        );
+        drop(writer);
+        // Gathered for at most 50 ms: one page is copied without any other.
+        let gather = Gather {
+            rows: 1_000_000,
+            latest: Duration::from_millis(50),
+        };
+        let writer = Writer::open_with(&path, RESTART_FRAMES, Duration::from_millis(5), gather).unwrap();
+        let start = db_len();
+        writer.apply_batch(page(300, 150)).await.unwrap();
+        assert!(
+            copied_within(start, Duration::from_secs(10)),
+            "a lone page was never copied"
+        );
     }
 }
