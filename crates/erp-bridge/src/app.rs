@@ -63,9 +63,8 @@ impl App {
     pub async fn start(mut cfg: Config) -> anyhow::Result<App> {
         // The HTTP port is taken before anything starts (store, simulator, connectors), so that a
         // port in use stops the start at once, with nothing to undo.
-        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-            .await
-            .with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
+        let listener =
+            listen(cfg.http.listen).with_context(|| format!("http.listen: cannot bind {}", cfg.http.listen))?;
         let api_addr = listener.local_addr()?;
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", cfg.data_dir.display()))?;
@@ -329,4 +328,26 @@ fn tuning(c: &ConnectionConfig) -> channel::Tuning {
         delete_hold_share: c.delete_hold_share,
         full_resync: c.full_resync.clone(),
     }
+}
+
+/// Connections the kernel queues for the API while `http.max_connections` are open (Linux caps
+/// it at `net.core.somaxconn`, 4096 by default).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// The API's listening socket, with a queue of [`LISTEN_BACKLOG`] connections. The server takes
+/// a permit before each accept (`studio::server`), so beyond `http.max_connections` new ones
+/// wait in this queue; tokio's `TcpListener::bind` queues 1,024, and when that queue is full
+/// the kernel drops new handshakes: under a flood of slow clients a health probe then failed
+/// after half a minute of retransmissions instead of waiting its turn.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does on Unix: a restart can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }

@@ -3,7 +3,8 @@
 //!
 //! - **at most `max_connections` connections** at once: a semaphore permit is taken *before*
 //!   each `accept`, so beyond the maximum new connections wait in the kernel's listen queue
-//!   instead of costing a file handle each;
+//!   instead of costing a file handle each (the app's listener queues 4,096: tokio's default
+//!   of 1,024 dropped the handshakes of later ones under a flood);
 //! - **header read timeout** (hyper's `http1::Builder::header_read_timeout`): a connection
 //!   whose request head is not complete in time is closed. Hyper starts that clock whenever
 //!   it waits for a request head, from the connection's opening or from the end of the

@@ -120,6 +120,56 @@ async fn healthz_answers_while_ten_thousand_half_open_connections_are_held() {
     app.shutdown().await;
 }
 
+/// Beyond `http.max_connections`, new connections wait in the kernel's queue (of 4,096) for
+/// their turn instead of having their handshakes dropped: with one connection allowed and held,
+/// 2,000 more all connect at once. Tokio's default queue (1,024) completed about 1,025 of them;
+/// the rest retransmitted, and under a flood a health probe failed after 33 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_maximum_wait_in_a_deep_queue() {
+    const WAITING: usize = 2_000;
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .map(|s| s.trim().parse().unwrap_or(0))
+        .unwrap_or(0);
+    assert!(
+        somaxconn > WAITING,
+        "net.core.somaxconn is {somaxconn}: this test needs a queue of more than {WAITING}"
+    );
+    let budget = (WAITING + 1_000) as u64;
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
+    assert!(
+        hard >= budget,
+        "RLIMIT_NOFILE hard limit {hard} is below the {budget} this test needs"
+    );
+    rlimit::setrlimit(rlimit::Resource::NOFILE, budget, hard).unwrap();
+
+    let env = Env::new(5).await;
+    let mut cfg = env.config();
+    cfg.http.max_connections = 1;
+    cfg.http.header_read_timeout = Duration::from_secs(30);
+    let app = App::start(cfg).await.unwrap();
+    // The one connection allowed, held open without a request.
+    let _held = tokio::net::TcpStream::connect(app.api_addr).await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..WAITING {
+        let addr = app.api_addr;
+        set.spawn(async move {
+            // A handshake the kernel queued completes at once; a dropped one is retransmitted
+            // after a second.
+            tokio::time::timeout(Duration::from_millis(900), tokio::net::TcpStream::connect(addr))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        });
+    }
+    let mut waiting = Vec::new();
+    while let Some(r) = set.join_next().await {
+        waiting.extend(r.unwrap());
+    }
+    assert_eq!(waiting.len(), WAITING, "connections queued for their turn");
+    drop(waiting);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_valid_token_is_never_refused_because_of_others_failures() {
     let env = Env::new(5).await;
