@@ -70,8 +70,8 @@ impl Writer {
         Self::open_with(path, RESTART_FRAMES, CHECKPOINT_EVERY, Gather::default())
     }
 
-    /// [`Writer::open`] with the log restarted past `restart_frames` frames and checkpoints at
-    /// most every `every`.
+    /// [`Writer::open`] with the log restarted past `restart_frames` frames, checkpoints at
+    /// most every `every`, and small commits gathered as `gather` says.
     fn open_with(path: &Path, restart_frames: i64, every: Duration, gather: Gather) -> Result<Self, StoreError> {
         let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -504,13 +504,14 @@ mod tests {
             }
             false
         };
+        // The writer with small commits gathered up to `rows` changes or `latest`.
+        let open = |rows, latest| {
+            let gather = Gather { rows, latest };
+            Writer::open_with(&path, RESTART_FRAMES, Duration::from_millis(5), gather).unwrap()
+        };
         // Gathered until 300 changes (pages of 150 rows of 1 kB add pages to the file once
         // copied), with no time limit to speak of.
-        let gather = Gather {
-            rows: 300,
-            latest: Duration::from_secs(3600),
-        };
-        let writer = Writer::open_with(&path, RESTART_FRAMES, Duration::from_millis(5), gather).unwrap();
+        let writer = open(300, Duration::from_secs(3600));
         let start = db_len();
         writer.apply_batch(page(0, 150)).await.unwrap();
         assert!(
@@ -524,11 +525,7 @@ mod tests {
         );
         drop(writer);
         // Gathered for at most 50 ms: one page is copied without any other.
-        let gather = Gather {
-            rows: 1_000_000,
-            latest: Duration::from_millis(50),
-        };
-        let writer = Writer::open_with(&path, RESTART_FRAMES, Duration::from_millis(5), gather).unwrap();
+        let writer = open(1_000_000, Duration::from_millis(50));
         let start = db_len();
         writer.apply_batch(page(300, 150)).await.unwrap();
         assert!(

@@ -67,24 +67,35 @@ fn hold_half_open(
     set
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn healthz_answers_while_ten_thousand_half_open_connections_are_held() {
-    // The file budget of this process (server and clients alike): the 10,000 client ends plus
-    // 2,000. A server that kept every half-open connection would need 10,000 more.
-    const HELD: usize = 10_000;
-    let budget = (HELD + 2_000) as u64;
+/// Raise this process's file budget (server and clients alike) to `budget`, failing the test if
+/// the hard limit does not allow it.
+fn raise_open_files(budget: u64) {
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
     assert!(
         hard >= budget,
         "RLIMIT_NOFILE hard limit {hard} is below the {budget} this test needs"
     );
     rlimit::setrlimit(rlimit::Resource::NOFILE, budget, hard).unwrap();
+}
 
+/// The app with `http.max_connections` and `http.header_read_timeout` set (the environment
+/// must outlive it).
+async fn start_with_limits(max_connections: usize, header_read_timeout: Duration) -> (Env, App) {
     let env = Env::new(5).await;
     let mut cfg = env.config();
-    cfg.http.max_connections = 1000;
-    cfg.http.header_read_timeout = Duration::from_secs(1);
+    cfg.http.max_connections = max_connections;
+    cfg.http.header_read_timeout = header_read_timeout;
     let app = App::start(cfg).await.unwrap();
+    (env, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_while_ten_thousand_half_open_connections_are_held() {
+    // The file budget of this process (server and clients alike): the 10,000 client ends plus
+    // 2,000. A server that kept every half-open connection would need 10,000 more.
+    const HELD: usize = 10_000;
+    raise_open_files((HELD + 2_000) as u64);
+    let (_env, app) = start_with_limits(1000, Duration::from_secs(1)).await;
     let connected = Arc::new(AtomicUsize::new(0));
     let (release, released) = tokio::sync::watch::channel(false);
     let mut held = hold_half_open(app.api_addr, HELD, connected.clone(), released);
@@ -134,19 +145,8 @@ async fn connections_beyond_the_maximum_wait_in_a_deep_queue() {
         somaxconn > WAITING,
         "net.core.somaxconn is {somaxconn}: this test needs a queue of more than {WAITING}"
     );
-    let budget = (WAITING + 1_000) as u64;
-    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
-    assert!(
-        hard >= budget,
-        "RLIMIT_NOFILE hard limit {hard} is below the {budget} this test needs"
-    );
-    rlimit::setrlimit(rlimit::Resource::NOFILE, budget, hard).unwrap();
-
-    let env = Env::new(5).await;
-    let mut cfg = env.config();
-    cfg.http.max_connections = 1;
-    cfg.http.header_read_timeout = Duration::from_secs(30);
-    let app = App::start(cfg).await.unwrap();
+    raise_open_files((WAITING + 1_000) as u64);
+    let (_env, app) = start_with_limits(1, Duration::from_secs(30)).await;
     // The one connection allowed, held open without a request.
     let _held = tokio::net::TcpStream::connect(app.api_addr).await.unwrap();
     let mut set = tokio::task::JoinSet::new();
