@@ -203,7 +203,7 @@ impl PruneDialect for sqlx::Postgres {
 /// The stored bytes of a row's columns (the size estimate's numerator).
 const ROW_BYTES: &str = "octet_length(connection) * 2 + octet_length(mapping) + octet_length(id) + octet_length(type)
      + octet_length(source) + octet_length(subject) + octet_length(time) + octet_length(dataschema)
-     + octet_length(payload) + COALESCE(octet_length(published_at), 0)";
+     + octet_length(payload)";
 
 /// `age` before `now` (the earliest time when `age` is too long to subtract).
 fn before(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
@@ -344,7 +344,8 @@ where
         let rows = sqlx::query(
             "DELETE FROM outbox WHERE seq > $1 AND seq <= $2
                AND seq < (SELECT MAX(seq) FROM outbox newest WHERE newest.connection = outbox.connection)
-               AND (NOT $3 OR published_at IS NOT NULL)
+               AND (NOT $3 OR seq <= COALESCE((SELECT p.seq FROM outbox_published p
+                                               WHERE p.connection = outbox.connection), 0))
                AND (NOT $4 OR NOT EXISTS (SELECT 1 FROM entities e WHERE e.connection = outbox.connection
                      AND e.mapping = outbox.mapping AND e.key = outbox.subject AND e.seq = outbox.seq))
              RETURNING connection, seq",

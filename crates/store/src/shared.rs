@@ -341,36 +341,65 @@ where
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM outbox WHERE connection = $1 AND published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $3"
-        );
+        // The larger bound is computed here, not in SQL: with two lower bounds on `seq` the
+        // index walk could start at the smaller one and filter every published row.
+        let from = after_seq.max(self.published_through(connection).await?);
+        let sql =
+            format!("SELECT {MESSAGE_COLUMNS} FROM outbox WHERE connection = $1 AND seq > $2 ORDER BY seq LIMIT $3");
         let rows = sqlx::query(&sql)
             .bind(connection)
-            .bind(after_seq)
+            .bind(from)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(message_from_row).collect())
     }
 
-    /// Mark every message of a connection up to `seq` as acknowledged by the broker.
-    pub async fn mark_published(&self, connection: &str, up_to_seq: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET published_at = $1 WHERE connection = $2 AND seq <= $3 AND published_at IS NULL",
+    /// The connection's messages the broker acknowledged: every one with `seq` up to this
+    /// (0: none yet).
+    async fn published_through(&self, connection: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT seq FROM outbox_published WHERE connection = $1")
+                .bind(connection)
+                .fetch_optional(&self.pool)
+                .await?
+                .unwrap_or(0),
         )
-        .bind(now())
+    }
+
+    /// Mark every message of a connection up to `seq` as acknowledged by the broker; returns
+    /// how many were not marked before. One row per connection records the acknowledged
+    /// prefix (`outbox_published`), so a mark writes one row however many messages it covers.
+    /// It only ever moves forward.
+    pub async fn mark_published(&self, connection: &str, up_to_seq: i64) -> Result<u64, StoreError> {
+        // Counted before the mark (a concurrent mark of the same connection, which the relay's
+        // lease rules out, could only make this count too high).
+        let newly: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE connection = $1 AND seq <= $2
+               AND seq > COALESCE((SELECT p.seq FROM outbox_published p WHERE p.connection = $1), 0)",
+        )
+        .bind(connection)
+        .bind(up_to_seq)
+        .fetch_one(&self.pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO outbox_published (connection, seq) VALUES ($1, $2)
+             ON CONFLICT (connection) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > outbox_published.seq",
+        )
         .bind(connection)
         .bind(up_to_seq)
         .execute(&self.pool)
         .await?;
-        Ok(DB::rows_affected(&r))
+        Ok(u64::try_from(newly).unwrap_or(0))
     }
 
     /// Number of messages of a connection waiting for the broker.
     pub async fn unpublished_count(&self, connection: &str) -> Result<i64, StoreError> {
+        let from = self.published_through(connection).await?;
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE connection = $1 AND published_at IS NULL")
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE connection = $1 AND seq > $2")
                 .bind(connection)
+                .bind(from)
                 .fetch_one(&self.pool)
                 .await?,
         )

@@ -1436,3 +1436,85 @@ async fn a_small_sqlite_write_waits_for_a_lock_held_by_a_task_of_the_same_thread
     release.await.unwrap();
     assert!(store.entity("demo", "Item", "100|A").await.unwrap().is_some());
 }
+
+/// A store made by the migrations up to 0021 (relay progress in `outbox.published_at`) in
+/// `folder` (`migrations` or `migrations-postgres`), through `pool`.
+async fn migrate_to_0021<DB>(folder: &str, pool: &sqlx::Pool<DB>)
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+{
+    let old = tempfile::tempdir().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0022" {
+            std::fs::copy(&path, old.path().join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .unwrap()
+        .run(pool)
+        .await
+        .unwrap();
+}
+
+/// Messages of three connections as a store before 0022 held them: `a` published up to its
+/// third message, `b` all, `c` none (one row each, `seq` 1 to 8).
+const OLD_OUTBOX: &str =
+    "INSERT INTO outbox (connection, mapping, id, type, source, subject, time, dataschema, payload, published_at)
+     SELECT c, 'Item', 'id-' || n, 'ItemUpdated', 's', 'k', 't', 'd', '{}', p FROM (
+       SELECT 1 AS n, 'a' AS c, 'x' AS p UNION ALL SELECT 2, 'a', 'x' UNION ALL SELECT 3, 'a', 'x'
+       UNION ALL SELECT 4, 'a', NULL UNION ALL SELECT 5, 'a', NULL UNION ALL SELECT 6, 'b', 'x'
+       UNION ALL SELECT 7, 'b', 'x' UNION ALL SELECT 8, 'c', NULL) m ORDER BY n";
+
+/// After the migration to relay progress per connection, exactly the messages that were not
+/// published before are left to publish, and marking goes on from there.
+async fn old_relay_progress_survives_the_migration(store: Store) {
+    let seqs = |v: Vec<store::StoredMessage>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.unpublished("a", 10).await.unwrap()), vec![4, 5]);
+    assert_eq!(store.unpublished_count("a").await.unwrap(), 2);
+    assert_eq!(store.unpublished_count("b").await.unwrap(), 0);
+    assert_eq!(seqs(store.unpublished("c", 10).await.unwrap()), vec![8]);
+    assert_eq!(seqs(store.unpublished_after("a", 4, 10).await.unwrap()), vec![5]);
+    assert_eq!(store.mark_published("a", 4).await.unwrap(), 1);
+    // A mark never moves back, and a repeated one marks nothing new.
+    assert_eq!(store.mark_published("a", 2).await.unwrap(), 0);
+    assert_eq!(seqs(store.unpublished("a", 10).await.unwrap()), vec![5]);
+    assert_eq!(store.mark_published("c", 8).await.unwrap(), 1);
+    assert_eq!(store.unpublished_count("c").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn old_relay_progress_survives_the_migration_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    migrate_to_0021("migrations", &pool).await;
+    sqlx::query(OLD_OUTBOX).execute(&pool).await.unwrap();
+    pool.close().await;
+    old_relay_progress_survives_the_migration(Store::open(&path).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn old_relay_progress_survives_the_migration_on_postgres() {
+    let admin_url = std::env::var(PG_URL_VAR).unwrap_or_else(|_| panic!("{PG_URL_VAR} is not set"));
+    let db = TestDatabase::create(&admin_url).await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    migrate_to_0021("migrations-postgres", &pool).await;
+    sqlx::query(OLD_OUTBOX).execute(&pool).await.unwrap();
+    pool.close().await;
+    let url = db.url.clone();
+    let outcome =
+        tokio::spawn(
+            async move { old_relay_progress_survives_the_migration(Store::connect(&url).await.unwrap()).await },
+        )
+        .await;
+    db.remove().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -1,0 +1,75 @@
+//! Time of the relay's side of the store on a fresh SQLite file: a log of `ROWS` messages
+//! (default 200,000) read in batches of 500 (`unpublished`) and each batch marked as
+//! acknowledged (`mark_published`), as the relay does once the broker acknowledged a batch;
+//! prints the time per message of the reads and of the marks:
+//!
+//! ```sh
+//! cargo run --release -p store --example mark_timing
+//! ```
+
+use std::time::{Duration, Instant};
+
+use store::{Batch, Change, ChangeOp, NewMessage, Store};
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+    let rows: u64 = std::env::var("ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let payload = r#"{"itemNumber":"A0000001","name":"Some item name here","description":"longer description text","status":"20","company":100}"#;
+    let mut written = 0;
+    while written < rows {
+        let n = 10_000.min(rows - written);
+        let changes: Vec<Change> = (written..written + n)
+            .map(|i| {
+                let key = format!("100|A{i:010}");
+                Change {
+                    key: key.clone(),
+                    op: ChangeOp::Upsert {
+                        hash: i,
+                        state: payload.to_string(),
+                    },
+                    position: Some(i as i64),
+                    message: NewMessage {
+                        id: format!("id-{i}"),
+                        ty: "ItemUpdated".into(),
+                        source: "erp-bridge/demo/MITMAS".into(),
+                        subject: key,
+                        time: "2026-11-25T00:00:00.000Z".into(),
+                        dataschema: "/schemas/ItemUpdated".into(),
+                        payload: payload.to_string(),
+                    },
+                }
+            })
+            .collect();
+        let batch = Batch {
+            connection: "demo".into(),
+            mapping: "Item".into(),
+            changes,
+            cursor: None,
+        };
+        store.apply_owned(batch).await.unwrap();
+        written += n;
+    }
+    let (mut reads, mut marks, mut marked, mut batches) = (Duration::ZERO, Duration::ZERO, 0, 0);
+    loop {
+        let t = Instant::now();
+        let batch = store.unpublished("demo", 500).await.unwrap();
+        reads += t.elapsed();
+        let Some(last) = batch.last() else { break };
+        let t = Instant::now();
+        marked += store.mark_published("demo", last.seq).await.unwrap();
+        marks += t.elapsed();
+        batches += 1;
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / rows as f64;
+    println!(
+        "{} store: {marked} of {rows} messages marked in {batches} batches of 500: reads {:.1} us, marks {:.1} us per message",
+        store.backend(),
+        per(reads),
+        per(marks)
+    );
+}
