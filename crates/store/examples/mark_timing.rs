@@ -1,10 +1,12 @@
-//! Time of the relay's side of the store on a fresh SQLite file: a log of `ROWS` messages
+//! Time of the relay's side of the store on a fresh SQLite file (or on PostgreSQL when `PGURL`
+//! names an empty database): a log of `ROWS` messages
 //! (default 200,000) read in batches of 500 (`unpublished`) and each batch marked as
 //! acknowledged (`mark_published`), as the relay does once the broker acknowledged a batch;
 //! prints the time per message of the reads and of the marks:
 //!
 //! ```sh
 //! cargo run --release -p store --example mark_timing
+//! PGURL=postgres://postgres@127.0.0.1:15432/timing cargo run --release -p store --example mark_timing
 //! ```
 
 use std::time::{Duration, Instant};
@@ -14,7 +16,10 @@ use store::{Batch, Change, ChangeOp, NewMessage, Store};
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+    let store = match std::env::var("PGURL") {
+        Ok(u) => Store::connect(&u).await.unwrap(),
+        Err(_) => Store::open(&dir.path().join("s.db")).await.unwrap(),
+    };
     let rows: u64 = std::env::var("ROWS")
         .ok()
         .and_then(|v| v.parse().ok())

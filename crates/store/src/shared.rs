@@ -346,11 +346,15 @@ where
         let from = after_seq.max(self.published_through(connection).await?);
         let sql =
             format!("SELECT {MESSAGE_COLUMNS} FROM outbox WHERE connection = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+        // PostgreSQL: through the read models' pool, whose sessions walk the index in order (see
+        // `postgres.rs`). Planned from the statistics of a table still filling (a load beside the
+        // relay, before autovacuum analyses it), the statement fetched every message after `$2`
+        // and sorted them: 40-70 ms per batch of 500 at 200,000 messages.
         let rows = sqlx::query(&sql)
             .bind(connection)
             .bind(from)
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.read_pool.as_ref().unwrap_or(&self.pool))
             .await?;
         Ok(rows.into_iter().map(message_from_row).collect())
     }
