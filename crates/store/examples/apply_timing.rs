@@ -12,23 +12,17 @@
 
 use std::time::Instant;
 
-use store::{Batch, Change, ChangeOp, Cursor, NewMessage, Store};
+use store::{Batch, Change, Cursor};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+mod common;
 
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = match std::env::var("PGURL") {
-        Ok(u) => Store::connect(&u).await.unwrap(),
-        Err(_) => Store::open(&dir.path().join("s.db")).await.unwrap(),
-    };
-    let rows = env("ROWS", 50_000);
-    let page = env("PAGE", 1_000).max(1);
-    let scatter = env("SCATTER", 0) == 1;
-    let payload = r#"{"itemNumber":"A0000001","name":"Some item name here","description":"longer description text","status":"20","company":100}"#;
+    let store = common::open_store(dir.path()).await;
+    let rows = common::env("ROWS", 50_000);
+    let page = common::env("PAGE", 1_000).max(1);
+    let scatter = common::env("SCATTER", 0) == 1;
     let started = Instant::now();
     let mut written = 0;
     let mut p = 0;
@@ -43,24 +37,7 @@ async fn main() {
                 } else {
                     i
                 };
-                let key = format!("100|A{k:010}");
-                Change {
-                    key: key.clone(),
-                    op: ChangeOp::Upsert {
-                        hash: i,
-                        state: payload.to_string(),
-                    },
-                    position: Some(1_700_000_000_000 + i as i64),
-                    message: NewMessage {
-                        id: format!("id-{i}"),
-                        ty: "ItemUpdated".into(),
-                        source: "erp-bridge/demo/MITMAS".into(),
-                        subject: key,
-                        time: "2026-11-25T00:00:00.000Z".into(),
-                        dataschema: "/schemas/ItemUpdated".into(),
-                        payload: payload.to_string(),
-                    },
-                }
+                common::item_change(i, k)
             })
             .collect();
         let batch = Batch {

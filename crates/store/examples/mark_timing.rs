@@ -11,45 +11,19 @@
 
 use std::time::{Duration, Instant};
 
-use store::{Batch, Change, ChangeOp, NewMessage, Store};
+use store::{Batch, Change};
+
+mod common;
 
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = match std::env::var("PGURL") {
-        Ok(u) => Store::connect(&u).await.unwrap(),
-        Err(_) => Store::open(&dir.path().join("s.db")).await.unwrap(),
-    };
-    let rows: u64 = std::env::var("ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
-    let payload = r#"{"itemNumber":"A0000001","name":"Some item name here","description":"longer description text","status":"20","company":100}"#;
+    let store = common::open_store(dir.path()).await;
+    let rows = common::env("ROWS", 200_000);
     let mut written = 0;
     while written < rows {
         let n = 10_000.min(rows - written);
-        let changes: Vec<Change> = (written..written + n)
-            .map(|i| {
-                let key = format!("100|A{i:010}");
-                Change {
-                    key: key.clone(),
-                    op: ChangeOp::Upsert {
-                        hash: i,
-                        state: payload.to_string(),
-                    },
-                    position: Some(i as i64),
-                    message: NewMessage {
-                        id: format!("id-{i}"),
-                        ty: "ItemUpdated".into(),
-                        source: "erp-bridge/demo/MITMAS".into(),
-                        subject: key,
-                        time: "2026-11-25T00:00:00.000Z".into(),
-                        dataschema: "/schemas/ItemUpdated".into(),
-                        payload: payload.to_string(),
-                    },
-                }
-            })
-            .collect();
+        let changes: Vec<Change> = (written..written + n).map(|i| common::item_change(i, i)).collect();
         let batch = Batch {
             connection: "demo".into(),
             mapping: "Item".into(),

@@ -37,21 +37,21 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let db = TestDatabase::create(&pg_admin_url()).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(store.backend(), "postgres");
+    db.remove_after(test(store)).await;
+}
+
+/// The PostgreSQL server for the tests (see the module documentation); they fail without one.
+fn pg_admin_url() -> String {
     let Some(admin_url) = std::env::var(PG_URL_VAR).ok().filter(|u| !u.is_empty()) else {
         panic!(
             "{PG_URL_VAR} is not set: the PostgreSQL back end would go untested. Run ./scripts/test \
              (it starts a throwaway server), or start one first: eval \"$(scripts/pg-up.sh)\""
         );
     };
-    let db = TestDatabase::create(&admin_url).await;
-    let store = Store::connect(&db.url).await.unwrap();
-    assert_eq!(store.backend(), "postgres");
-    // Run the test as a task, so that the database is dropped even when it panics.
-    let outcome = tokio::spawn(test(store)).await;
-    db.remove().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    admin_url
 }
 
 /// A database of its own for one test.
@@ -88,6 +88,16 @@ impl TestDatabase {
             admin_url: admin_url.to_string(),
             name,
             url: url.to_string(),
+        }
+    }
+
+    /// Run `test` as a task, then drop the database, even when the test panics (its panic is
+    /// passed on afterwards).
+    async fn remove_after(self, test: impl Future<Output = ()> + Send + 'static) {
+        let outcome = tokio::spawn(test).await;
+        self.remove().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
         }
     }
 
@@ -1501,20 +1511,11 @@ async fn old_relay_progress_survives_the_migration_on_sqlite() {
 
 #[tokio::test]
 async fn old_relay_progress_survives_the_migration_on_postgres() {
-    let admin_url = std::env::var(PG_URL_VAR).unwrap_or_else(|_| panic!("{PG_URL_VAR} is not set"));
-    let db = TestDatabase::create(&admin_url).await;
+    let db = TestDatabase::create(&pg_admin_url()).await;
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     migrate_to_0021("migrations-postgres", &pool).await;
     sqlx::query(OLD_OUTBOX).execute(&pool).await.unwrap();
     pool.close().await;
-    let url = db.url.clone();
-    let outcome =
-        tokio::spawn(
-            async move { old_relay_progress_survives_the_migration(Store::connect(&url).await.unwrap()).await },
-        )
-        .await;
-    db.remove().await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    let store = Store::connect(&db.url).await.unwrap();
+    db.remove_after(old_relay_progress_survives_the_migration(store)).await;
 }
